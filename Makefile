@@ -1,0 +1,85 @@
+# opsgate — two commands on a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+TOOLS := .tools/bin
+STAMP := $(VENV)/.installed
+POLICY_COVERAGE_MIN ?= 95
+BUILD := build
+
+# Same lookup as the runner: $$OPSGATE_OPA_BIN, then PATH, then .tools/bin.
+OPA = $(shell $(PY) -m engine.toolchain opa)
+REGAL = $(shell $(PY) -m engine.toolchain regal)
+
+.PHONY: help install tools demo test policy-check python-check bench clean
+
+help:
+	@echo "make install  create .venv, install opsgate with its dev tools, get opa and regal"
+	@echo "make demo     install if needed, then run the main job on the embedded defaults"
+	@echo "make test     install if needed, then every check (CI runs this)"
+	@echo "make bench    benchmarks that print figures (not part of make test)"
+
+install: $(STAMP) tools
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+# Build pinned opa/regal only when no new-enough one is found outside .tools.
+tools: $(STAMP)
+	@$(PY) -m engine.toolchain --no-local opa >/dev/null 2>&1 || $(MAKE) --no-print-directory $(TOOLS)/opa
+	@$(PY) -m engine.toolchain --no-local regal >/dev/null 2>&1 || $(MAKE) --no-print-directory $(TOOLS)/regal
+	@echo "opa:   $$($(PY) -m engine.toolchain opa)"
+	@echo "regal: $$($(PY) -m engine.toolchain regal)"
+
+$(TOOLS)/opa: tools/opa/go.mod tools/opa/go.sum
+	@mkdir -p $(TOOLS)
+	@echo "building opa from the pinned Go module in tools/opa (first time: a few minutes)"
+	cd tools/opa && go build -trimpath -o $(CURDIR)/$@ github.com/open-policy-agent/opa
+
+$(TOOLS)/regal: tools/regal/go.mod tools/regal/go.sum
+	@mkdir -p $(TOOLS)
+	@echo "building regal from the pinned Go module in tools/regal"
+	cd tools/regal && go build -trimpath \
+	  -ldflags "-X github.com/open-policy-agent/regal/pkg/version.Version=$$(go list -m -f '{{.Version}}' github.com/open-policy-agent/regal)" \
+	  -o $(CURDIR)/$@ github.com/open-policy-agent/regal
+
+demo: install
+	$(BIN)/opsgate validate blueprints
+	$(BIN)/opsgate compile blueprints -o $(BUILD)
+	@echo
+	@echo "Compiled decision data, read back from the bundle by OPA itself:"
+	$(OPA) eval --format pretty -b $(BUILD)/bundle.tar.gz \
+	  '{name: {"version": bp.metadata.version, "replicas": [bp.spec.scaling.min_replicas, bp.spec.scaling.max_replicas], "scale_up_at": bp.spec.scaling.scale_up_threshold_percent, "cpu_request_m": bp.spec.resources.cpu.millicores.request, "memory_request_bytes": bp.spec.resources.memory.bytes.request, "approvers": bp.governance.approval_workflow.approvers} | some name, bp in data.opsgate.blueprints}'
+	@echo "Bundle revision: $$($(OPA) eval -f raw -b $(BUILD)/bundle.tar.gz data.opsgate.bundle.revision)"
+
+test: install policy-check python-check
+
+policy-check:
+	$(OPA) fmt --list --fail policies policy-tests
+	$(OPA) check --strict policies policy-tests
+	$(REGAL) lint --format compact policies policy-tests
+	@mkdir -p .cache
+	@$(OPA) test policies policy-tests --coverage --threshold $(POLICY_COVERAGE_MIN) > .cache/policy-coverage.json \
+	  || { $(PY) scripts/coverage_report.py .cache/policy-coverage.json; echo "policy tests failed or coverage below $(POLICY_COVERAGE_MIN)%"; exit 1; }
+	@$(PY) scripts/coverage_report.py .cache/policy-coverage.json
+	$(OPA) test policies policy-tests
+
+python-check:
+	$(BIN)/ruff check engine tests scripts
+	$(BIN)/ruff format --check engine tests scripts
+	$(BIN)/mypy engine
+	$(BIN)/lint-imports
+	$(BIN)/pytest -q
+
+bench: install
+	$(PY) scripts/bench_compile.py
+
+clean:
+	rm -rf $(BUILD) .cache .pytest_cache .mypy_cache .ruff_cache

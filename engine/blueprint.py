@@ -1,0 +1,586 @@
+"""Parse and validate blueprints and the shared governance defaults.
+
+Validation has two layers: the JSON Schema shipped in ``blueprints/schema``
+(draft 2020-12, checked with the ``jsonschema`` library) and the semantic
+checks a schema can't express (ordering of thresholds and quantities,
+uniqueness across files, operation names). Every finding is a ``Problem``
+that names the file, the line where it can be known, the JSON path and why.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from jsonschema import Draft202012Validator, ValidationError
+from referencing import Registry, Resource
+
+from engine import resources
+from engine.errors import BlueprintError
+from engine.quantity import QuantityError, cpu_millicores, memory_bytes
+from engine.yamldoc import Document, JsonPath, SourceError, load_document
+
+GOVERNANCE_FILE_NAMES = ("governance.yaml", "governance.yml")
+BLUEPRINT_SUFFIXES = (".yaml", ".yml")
+
+Severity = Literal["error", "warning"]
+_NO_VALUE: Any = object()
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding about one file: where, what, and the offending value."""
+
+    file: str
+    line: int | None
+    path: str
+    message: str
+    got: Any = _NO_VALUE
+    severity: Severity = "error"
+
+    def format(self) -> str:
+        """Render as ``FILE:LINE: json.path: message (got VALUE)``."""
+        where = f"{self.file}:{self.line}" if self.line is not None else self.file
+        text = f"{where}: {self.path}: {self.message}"
+        if self.got is not _NO_VALUE:
+            text += f" (got {_show(self.got)})"
+        if self.severity == "warning":
+            text += " [warning]"
+        return text
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the finding as a JSON-ready mapping (for ``--json``)."""
+        out: dict[str, Any] = {
+            "file": self.file,
+            "line": self.line,
+            "path": self.path,
+            "message": self.message,
+            "severity": self.severity,
+        }
+        if self.got is not _NO_VALUE:
+            out["got"] = self.got
+        return out
+
+
+@dataclass
+class Blueprint:
+    """A valid blueprint: its source and its effective content (defaults filled)."""
+
+    name: str
+    version: str
+    file: str
+    path: Path
+    effective: dict[str, Any]
+
+
+@dataclass
+class BlueprintSet:
+    """Everything read from the paths given: blueprints, defaults, problems."""
+
+    blueprints: list[Blueprint] = field(default_factory=list)
+    governance_files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    files_read: int = 0
+
+    @property
+    def errors(self) -> list[Problem]:
+        """Return only the problems that make the set invalid."""
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        """Return the problems that are reported but don't fail validation."""
+        return [p for p in self.problems if p.severity == "warning"]
+
+
+# --- discovery -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Source:
+    path: Path
+    display: str
+    root: Path  # governance.yaml is looked up from the file's folder up to here
+
+
+def _discover(paths: Sequence[Path]) -> list[_Source]:
+    sources: list[_Source] = []
+    seen: set[Path] = set()
+    for given in paths:
+        if given.is_dir():
+            found = sorted(
+                p
+                for p in given.rglob("*")
+                if p.suffix in BLUEPRINT_SUFFIXES
+                and p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(given).parts)
+            )
+            if not found:
+                raise BlueprintError(f"{given}: no .yaml or .yml files in this directory")
+            items = [(p, given) for p in found]
+        elif given.exists():
+            parent = given.parent
+            items = [(given, parent.parent if parent.parent != parent else parent)]
+        else:
+            raise BlueprintError(f"{given}: no such file or directory")
+        for path, root in items:
+            key = path.resolve()
+            if key not in seen:
+                seen.add(key)
+                sources.append(_Source(path, str(path), root))
+    return sources
+
+
+def _is_governance_file(path: Path) -> bool:
+    return path.name in GOVERNANCE_FILE_NAMES
+
+
+def _governance_for(source: _Source) -> Path | None:
+    folder = source.path.parent
+    root = source.root.resolve()
+    while True:
+        for name in GOVERNANCE_FILE_NAMES:
+            candidate = folder / name
+            if candidate.is_file():
+                return candidate
+        if folder.resolve() == root or folder.parent == folder:
+            return None
+        folder = folder.parent
+
+
+# --- schema validation ------------------------------------------------------
+
+
+def _validators() -> tuple[Draft202012Validator, Draft202012Validator]:
+    blueprint_schema = resources.load_schema("blueprint.schema.json")
+    governance_schema = resources.load_schema("governance.schema.json")
+    registry: Registry[Any] = Registry().with_resources(
+        [
+            (blueprint_schema["$id"], Resource.from_contents(blueprint_schema)),
+            (governance_schema["$id"], Resource.from_contents(governance_schema)),
+        ]
+    )
+    return (
+        Draft202012Validator(blueprint_schema, registry=registry),
+        Draft202012Validator(governance_schema, registry=registry),
+    )
+
+
+_TYPE_WORDS = {
+    "integer": "a whole number",
+    "number": "a number",
+    "string": "a string",
+    "object": "a mapping",
+    "array": "a list",
+    "boolean": "true or false",
+    "null": "empty",
+}
+
+
+def _type_words(expected: Any) -> str:
+    if isinstance(expected, list):
+        return " or ".join(_TYPE_WORDS.get(t, t) for t in expected)
+    return _TYPE_WORDS.get(str(expected), str(expected))
+
+
+def _dotted(path: Iterable[str | int]) -> str:
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else part
+    return text or "$"
+
+
+def _schema_problems(
+    document: Document, validator: Draft202012Validator
+) -> Iterator[Problem]:
+    for error in validator.iter_errors(document.data):
+        yield from _translate(document, error)
+
+
+def _translate(document: Document, error: ValidationError) -> Iterator[Problem]:
+    path: JsonPath = tuple(error.absolute_path)
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    kind = error.validator
+    if kind == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else str(error.message)
+        yield Problem(
+            document.file,
+            document.line_of(path),
+            _dotted((*path, missing)),
+            "required field is missing",
+        )
+        return
+    if kind == "additionalProperties":
+        known = sorted(schema.get("properties", {}))
+        assert isinstance(error.instance, dict)
+        for key in sorted(set(error.instance) - set(known)):
+            hint = difflib.get_close_matches(key, known, n=1)
+            message = f"unknown field {key!r}"
+            message += f": did you mean {hint[0]!r}?" if hint else f" (known: {', '.join(known)})"
+            yield Problem(document.file, document.line_of((*path, key)), _dotted((*path, key)), message)
+        return
+    line = document.line_of(path)
+    dotted = _dotted(path)
+    got = _summarise(error.instance)
+    if "x-message" in schema and kind in {"pattern", "oneOf", "anyOf"}:
+        yield Problem(document.file, line, dotted, str(schema["x-message"]), got)
+        return
+    if kind == "type":
+        message = f"must be {_type_words(error.validator_value)}"
+        if error.validator_value == "string" and isinstance(error.instance, int | float):
+            message += ": quote it in YAML"
+        yield Problem(document.file, line, dotted, message, got)
+    elif kind == "const":
+        yield Problem(document.file, line, dotted, f"must be {error.validator_value!r}", got)
+    elif kind == "enum":
+        choices = ", ".join(str(c) for c in error.validator_value)
+        yield Problem(document.file, line, dotted, f"must be one of: {choices}", got)
+    elif kind in _BOUNDS:
+        yield Problem(
+            document.file, line, dotted, f"must be {_BOUNDS[kind]} {error.validator_value}", got
+        )
+    elif kind == "minLength":
+        yield Problem(document.file, line, dotted, "must not be empty", got)
+    elif kind == "uniqueItems":
+        yield Problem(document.file, line, dotted, "has duplicate entries", got)
+    else:
+        yield Problem(document.file, line, dotted, error.message)
+
+
+_BOUNDS = {
+    "minimum": ">=",
+    "maximum": "<=",
+    "exclusiveMinimum": ">",
+    "exclusiveMaximum": "<",
+}
+
+
+def _summarise(value: Any) -> Any:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return value
+
+
+def _show(value: Any) -> str:
+    if value == "a mapping" or value == "a list":
+        return str(value)
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# --- defaults and merging ----------------------------------------------------
+
+
+def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    ref = schema.get("$ref")
+    if not isinstance(ref, str) or not ref.startswith("#/"):
+        return schema
+    target: Any = root
+    for part in ref[2:].split("/"):
+        target = target[part]
+    merged = dict(target)
+    merged.update({k: v for k, v in schema.items() if k != "$ref"})
+    return merged
+
+
+def fill_defaults(value: Any, schema: dict[str, Any], root: dict[str, Any]) -> Any:
+    """Return ``value`` with every schema ``default`` filled in where absent."""
+    schema = _resolve(schema, root)
+    properties = schema.get("properties")
+    if not isinstance(value, dict) or not isinstance(properties, dict):
+        return value
+    out = dict(value)
+    for key, sub in properties.items():
+        resolved = _resolve(sub, root)
+        if key not in out and "default" in resolved:
+            out[key] = copy.deepcopy(resolved["default"])
+        if key in out:
+            out[key] = fill_defaults(out[key], resolved, root)
+    return out
+
+
+def merge(base: Any, override: Any) -> Any:
+    """Deep-merge mappings; anything else in ``override`` replaces ``base``."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        out = dict(base)
+        for key, value in override.items():
+            out[key] = merge(base[key], value) if key in base else copy.deepcopy(value)
+        return out
+    return copy.deepcopy(override)
+
+
+def builtin_governance() -> dict[str, Any]:
+    """Return the built-in governance defaults (from the schema's defaults)."""
+    root = resources.load_schema("blueprint.schema.json")
+    filled = fill_defaults({}, root["$defs"]["governance"], root)
+    assert isinstance(filled, dict)
+    return filled
+
+
+# --- semantic checks -----------------------------------------------------------
+
+
+def _locate(
+    path: JsonPath, document: Document, governance: Document | None
+) -> tuple[str, int | None]:
+    """Find where a value of the effective blueprint was written."""
+    if path in document.lines or governance is None:
+        return document.file, document.line_of(path)
+    if path[:1] == ("governance",) and path[1:] in governance.lines:
+        return governance.file, governance.lines[path[1:]]
+    return document.file, document.line_of(path)
+
+
+def _operation_problems(
+    authority: dict[str, list[str]],
+    where: JsonPath,
+    file_of: Any,
+) -> Iterator[Problem]:
+    catalog = resources.operation_catalog()
+    known = sorted(catalog)
+    listed_in: dict[str, str] = {}
+    for tier in ("allowed", "requires_approval", "forbidden"):
+        for index, operation in enumerate(authority.get(tier, [])):
+            path = (*where, "agent_authority", tier, index)
+            file, line = file_of(path)
+            if operation not in catalog:
+                hint = difflib.get_close_matches(operation, known, n=1)
+                message = "unknown operation type"
+                message += f": did you mean {hint[0]!r}?" if hint else f" (known: {', '.join(known)})"
+                yield Problem(file, line, _dotted(path), message, operation)
+                continue
+            if operation in listed_in:
+                yield Problem(
+                    file,
+                    line,
+                    _dotted(path),
+                    f"operation is also listed in agent_authority.{listed_in[operation]}",
+                    operation,
+                )
+            listed_in.setdefault(operation, tier)
+            if tier == "allowed" and catalog[operation]["floor"] == "forbid":
+                yield Problem(
+                    file,
+                    line,
+                    _dotted(path),
+                    "listed as allowed but the built-in tiers forbid it: forbid still wins",
+                    operation,
+                    severity="warning",
+                )
+
+
+def _semantic_problems(
+    effective: dict[str, Any], document: Document, governance: Document | None
+) -> Iterator[Problem]:
+    def at(*path: str | int) -> tuple[str, int | None, str]:
+        file, line = _locate(path, document, governance)
+        return file, line, _dotted(path)
+
+    scaling = effective["spec"]["scaling"]
+    if scaling["min_replicas"] > scaling["max_replicas"]:
+        yield Problem(
+            *at("spec", "scaling", "min_replicas"),
+            f"must be <= max_replicas {scaling['max_replicas']}",
+            scaling["min_replicas"],
+        )
+    if scaling["scale_down_threshold_percent"] >= scaling["scale_up_threshold_percent"]:
+        yield Problem(
+            *at("spec", "scaling", "scale_down_threshold_percent"),
+            "must be below scale_up_threshold_percent "
+            f"{scaling['scale_up_threshold_percent']}",
+            scaling["scale_down_threshold_percent"],
+        )
+
+    for resource, convert, unit in (("cpu", cpu_millicores, "m"), ("memory", memory_bytes, "B")):
+        amounts = effective["spec"]["resources"][resource]
+        parsed: dict[str, int] = {}
+        for key in ("minimum", "request", "limit"):
+            try:
+                parsed[key] = convert(amounts[key])
+            except QuantityError as e:
+                yield Problem(*at("spec", "resources", resource, key), str(e), amounts[key])
+        if len(parsed) == 3:
+            if parsed["minimum"] > parsed["request"]:
+                yield Problem(
+                    *at("spec", "resources", resource, "minimum"),
+                    f"must be <= request {amounts['request']}",
+                    amounts["minimum"],
+                )
+            if parsed["request"] > parsed["limit"]:
+                yield Problem(
+                    *at("spec", "resources", resource, "request"),
+                    f"must be <= limit {amounts['limit']}",
+                    amounts["request"],
+                )
+            if parsed["request"] == 0:
+                yield Problem(
+                    *at("spec", "resources", resource, "request"),
+                    f"must be above 0{unit}",
+                    amounts["request"],
+                )
+
+    gov = effective["governance"]
+    yield from _operation_problems(
+        gov["agent_authority"], ("governance",), lambda p: _locate(p, document, governance)
+    )
+    if gov["agent_authority"]["requires_approval"] and not gov["approval_workflow"]["approvers"]:
+        yield Problem(
+            *at("governance", "approval_workflow", "approvers"),
+            "must name at least one approver when agent_authority.requires_approval is not empty",
+            [],
+        )
+
+
+# --- the public entry points ---------------------------------------------------
+
+
+def load_blueprints(paths: Sequence[Path]) -> BlueprintSet:
+    """Read, validate and complete every blueprint under ``paths``.
+
+    Raises ``BlueprintError`` only when a path doesn't exist; every problem
+    with a file's content is collected in the returned set instead.
+    """
+    result = BlueprintSet()
+    blueprint_validator, governance_validator = _validators()
+    schema_root = resources.load_schema("blueprint.schema.json")
+    sources = _discover(paths)
+    governance_docs: dict[Path, Document | None] = {}
+
+    def governance_document(path: Path) -> Document | None:
+        key = path.resolve()
+        if key not in governance_docs:
+            governance_docs[key] = None
+            try:
+                document = load_document(path)
+            except SourceError as e:
+                result.problems.append(_source_problem(e))
+                return None
+            problems = list(_schema_problems(document, governance_validator))
+            if not problems:
+                problems = list(
+                    _operation_problems(
+                        document.data["governance"].get("agent_authority", {}),
+                        (),
+                        lambda p: (document.file, document.line_of(("governance", *p))),
+                    )
+                )
+                problems = [
+                    Problem(p.file, p.line, "governance." + p.path, p.message, p.got, p.severity)
+                    for p in problems
+                ]
+            result.problems.extend(problems)
+            result.files_read += 1
+            if any(p.severity == "error" for p in problems):
+                return None
+            governance_docs[key] = document
+            result.governance_files[document.file] = document.data["governance"]
+        return governance_docs[key]
+
+    names: dict[str, str] = {}
+    targets: dict[tuple[str, str], str] = {}
+    for source in sources:
+        if _is_governance_file(source.path):
+            governance_document(source.path)
+            continue
+        result.files_read += 1
+        try:
+            document = load_document(source.path, source.display)
+        except SourceError as e:
+            result.problems.append(_source_problem(e))
+            continue
+        if document.data.get("kind") == "Governance":
+            result.problems.append(
+                Problem(
+                    document.file,
+                    document.line_of(("kind",)),
+                    "kind",
+                    "governance defaults must be in a file named governance.yaml",
+                    "Governance",
+                )
+            )
+            continue
+        problems = list(_schema_problems(document, blueprint_validator))
+        if problems:
+            result.problems.extend(problems)
+            continue
+        governance_path = _governance_for(source)
+        governance = governance_document(governance_path) if governance_path else None
+        if governance_path is not None and governance is None:
+            result.problems.append(
+                Problem(
+                    document.file,
+                    None,
+                    "governance",
+                    f"not checked: the shared defaults in {governance_path} are invalid",
+                )
+            )
+            continue
+        shared = governance.data["governance"] if governance is not None else {}
+        data = copy.deepcopy(document.data)
+        data["governance"] = merge(shared, data.get("governance", {}))
+        effective = fill_defaults(data, schema_root, schema_root)
+        semantic = list(_semantic_problems(effective, document, governance))
+        result.problems.extend(semantic)
+
+        name = effective["metadata"]["name"]
+        target = (effective["target"]["namespace"], effective["target"]["deployment"])
+        if name in names:
+            result.problems.append(
+                Problem(
+                    document.file,
+                    document.line_of(("metadata", "name")),
+                    "metadata.name",
+                    f"blueprint name is already used by {names[name]}",
+                    name,
+                )
+            )
+        elif target in targets:
+            result.problems.append(
+                Problem(
+                    document.file,
+                    document.line_of(("target",)),
+                    "target",
+                    f"{target[0]}/{target[1]} is already governed by {targets[target]}",
+                    f"{target[0]}/{target[1]}",
+                )
+            )
+        if any(p.severity == "error" for p in semantic) or name in names or target in targets:
+            names.setdefault(name, document.file)
+            continue
+        names[name] = document.file
+        targets[target] = document.file
+        result.blueprints.append(
+            Blueprint(
+                name=name,
+                version=effective["metadata"]["version"],
+                file=document.file,
+                path=source.path,
+                effective=effective,
+            )
+        )
+    result.problems.sort(key=lambda p: (p.file, p.line or 0, p.path, p.message))
+    return result
+
+
+def _source_problem(error: SourceError) -> Problem:
+    return Problem(error.file, error.line, _dotted(error.path), error.message)
+
+
+def normalise_resources(effective: dict[str, Any]) -> dict[str, Any]:
+    """Add integer millicores and bytes beside the quantities as written."""
+    out = copy.deepcopy(effective)
+    cpu = out["spec"]["resources"]["cpu"]
+    memory = out["spec"]["resources"]["memory"]
+    cpu["millicores"] = {k: cpu_millicores(cpu[k]) for k in ("request", "limit", "minimum")}
+    memory["bytes"] = {k: memory_bytes(memory[k]) for k in ("request", "limit", "minimum")}
+    return out

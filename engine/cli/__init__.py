@@ -1,0 +1,80 @@
+"""The ``opsgate`` command line: a root click group and one module per command."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import click
+
+from engine import __version__
+from engine.cli import compile as compile_command
+from engine.cli import validate as validate_command
+from engine.cli.terminal import console, escape
+from engine.errors import OpsgateError
+
+
+class _OpsgateFailure(click.ClickException):
+    """Carries an OpsgateError to click's error printing with its exit code."""
+
+    def __init__(self, error: OpsgateError) -> None:
+        super().__init__(str(error))
+        self.exit_code = error.exit_code
+
+    def show(self, file: Any = None) -> None:
+        console.print(f"[bold red]opsgate: error:[/] {escape(self.message)}")
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OpsgateError as e:
+            raise _OpsgateFailure(e) from e
+
+
+@click.group(
+    cls=_Group,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog="Example:  opsgate validate blueprints/ && opsgate compile blueprints -o build",
+)
+@click.version_option(__version__, "--version", prog_name="opsgate")
+@click.option(
+    "-v", "--verbose", count=True, envvar="OPSGATE_VERBOSE", show_envvar=True,
+    help="Say more (repeat for debug output).",
+)
+@click.option(
+    "-q", "--quiet", is_flag=True, envvar="OPSGATE_QUIET", show_envvar=True,
+    help="Only print results and errors.",
+)
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
+    """Blueprint-driven, Rego-governed infrastructure operations.
+
+    Platform teams declare each service in a YAML blueprint; the blueprints
+    compile into OPA data; Rego policies decide what each service needs and
+    classify every operation as allow, approve or forbid.
+    """
+    level = logging.WARNING
+    if verbose == 1:
+        level = logging.INFO
+    elif verbose > 1:
+        level = logging.DEBUG
+    if quiet:
+        level = logging.ERROR
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    ctx.obj = {"quiet": quiet}
+
+
+cli.add_command(validate_command.validate)
+cli.add_command(compile_command.compile_)
+
+
+def main() -> None:
+    """Run the ``opsgate`` command (the console-script entry point)."""
+    try:
+        cli.main(prog_name="opsgate")
+    except KeyboardInterrupt:
+        console.print("opsgate: interrupted")
+        sys.exit(130)
