@@ -15,7 +15,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from jsonschema import Draft202012Validator, ValidationError
 from referencing import Registry, Resource
@@ -117,7 +117,7 @@ def _discover(paths: Sequence[Path]) -> list[_Source]:
                 p
                 for p in given.rglob("*")
                 if p.suffix in BLUEPRINT_SUFFIXES
-                and p.is_file()
+                and (p.is_file() or p.is_symlink())
                 and not any(part.startswith(".") for part in p.relative_to(given).parts)
             )
             if not found:
@@ -184,7 +184,7 @@ _TYPE_WORDS = {
 
 def _type_words(expected: Any) -> str:
     if isinstance(expected, list):
-        return " or ".join(_TYPE_WORDS.get(t, t) for t in expected)
+        return " or ".join(_TYPE_WORDS.get(str(t), str(t)) for t in expected)
     return _TYPE_WORDS.get(str(expected), str(expected))
 
 
@@ -198,9 +198,7 @@ def _dotted(path: Iterable[str | int]) -> str:
     return text or "$"
 
 
-def _schema_problems(
-    document: Document, validator: Draft202012Validator
-) -> Iterator[Problem]:
+def _schema_problems(document: Document, validator: Draft202012Validator) -> Iterator[Problem]:
     for error in validator.iter_errors(document.data):
         yield from _translate(document, error)
 
@@ -225,7 +223,9 @@ def _translate(document: Document, error: ValidationError) -> Iterator[Problem]:
             hint = difflib.get_close_matches(key, known, n=1)
             message = f"unknown field {key!r}"
             message += f": did you mean {hint[0]!r}?" if hint else f" (known: {', '.join(known)})"
-            yield Problem(document.file, document.line_of((*path, key)), _dotted((*path, key)), message)
+            yield Problem(
+                document.file, document.line_of((*path, key)), _dotted((*path, key)), message
+            )
         return
     line = document.line_of(path)
     dotted = _dotted(path)
@@ -241,7 +241,7 @@ def _translate(document: Document, error: ValidationError) -> Iterator[Problem]:
     elif kind == "const":
         yield Problem(document.file, line, dotted, f"must be {error.validator_value!r}", got)
     elif kind == "enum":
-        choices = ", ".join(str(c) for c in error.validator_value)
+        choices = ", ".join(str(c) for c in cast(list[Any], error.validator_value))
         yield Problem(document.file, line, dotted, f"must be one of: {choices}", got)
     elif kind in _BOUNDS:
         yield Problem(
@@ -333,11 +333,22 @@ def builtin_governance() -> dict[str, Any]:
 def _locate(
     path: JsonPath, document: Document, governance: Document | None
 ) -> tuple[str, int | None]:
-    """Find where a value of the effective blueprint was written."""
+    """Find where a value of the effective blueprint was written.
+
+    The blueprint wins when it sets the value; then the shared governance
+    file; when neither does, the deepest enclosing mapping that one of them
+    writes (that is where the missing value belongs).
+    """
     if path in document.lines or governance is None:
         return document.file, document.line_of(path)
-    if path[:1] == ("governance",) and path[1:] in governance.lines:
-        return governance.file, governance.lines[path[1:]]
+    if path in governance.lines:
+        return governance.file, governance.lines[path]
+
+    def depth(doc: Document) -> int:
+        return max((n for n in range(len(path) + 1) if path[:n] in doc.lines), default=0)
+
+    if depth(governance) > depth(document):
+        return governance.file, governance.line_of(path)
     return document.file, document.line_of(path)
 
 
@@ -356,7 +367,9 @@ def _operation_problems(
             if operation not in catalog:
                 hint = difflib.get_close_matches(operation, known, n=1)
                 message = "unknown operation type"
-                message += f": did you mean {hint[0]!r}?" if hint else f" (known: {', '.join(known)})"
+                message += (
+                    f": did you mean {hint[0]!r}?" if hint else f" (known: {', '.join(known)})"
+                )
                 yield Problem(file, line, _dotted(path), message, operation)
                 continue
             if operation in listed_in:
@@ -396,8 +409,7 @@ def _semantic_problems(
     if scaling["scale_down_threshold_percent"] >= scaling["scale_up_threshold_percent"]:
         yield Problem(
             *at("spec", "scaling", "scale_down_threshold_percent"),
-            "must be below scale_up_threshold_percent "
-            f"{scaling['scale_up_threshold_percent']}",
+            f"must be below scale_up_threshold_percent {scaling['scale_up_threshold_percent']}",
             scaling["scale_down_threshold_percent"],
         )
 

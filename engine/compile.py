@@ -122,17 +122,21 @@ def revision_of(document: dict[str, Any], policies: Path, files: list[Path]) -> 
 
 
 def _write_atomically(target: Path, text: str) -> None:
-    handle = tempfile.NamedTemporaryFile(
+    with tempfile.NamedTemporaryFile(
         "w", encoding="utf-8", dir=target.parent, prefix=f".{target.name}.", delete=False
-    )
-    try:
-        with handle:
+    ) as handle:
+        partial = Path(handle.name)
+        try:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(handle.name, target)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+    try:
+        os.replace(partial, target)
     except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
+        partial.unlink(missing_ok=True)
         raise
 
 

@@ -41,9 +41,7 @@ def parse_quantity(text: str | int | float) -> Decimal:
         return Decimal(str(text))
     match = _QUANTITY.match(text.strip()) if isinstance(text, str) else None
     if match is None:
-        raise QuantityError(
-            "not a Kubernetes quantity (examples: 100m, 0.5, 128Mi, 1Gi, 2G)"
-        )
+        raise QuantityError("not a Kubernetes quantity (examples: 100m, 0.5, 128Mi, 1Gi, 2G)")
     try:
         number = Decimal(match["number"])
     except InvalidOperation as e:  # pragma: no cover - the regex admits only decimals

@@ -127,7 +127,8 @@ def _describe_syntax_error(error: yaml.MarkedYAMLError) -> tuple[int | None, str
 
 def _loader_class() -> type[yaml.SafeLoader]:
     # The C composer is much faster and yields the same node tree with marks.
-    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # type: ignore[no-any-return]
+    loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return loader
 
 
 def _node_kind(node: yaml.Node) -> str:

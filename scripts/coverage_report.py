@@ -19,7 +19,9 @@ def main(path: str) -> int:
         missing = entry.get("not_covered") or []
         if missing:
             spans = ", ".join(
-                f"{r['start']['row']}-{r['end']['row']}" if r["start"] != r["end"] else str(r["start"]["row"])
+                f"{r['start']['row']}-{r['end']['row']}"
+                if r["start"] != r["end"]
+                else str(r["start"]["row"])
                 for r in missing
             )
             print(f"  {name}: not covered: lines {spans}")

@@ -16,14 +16,16 @@ from engine.errors import OpsgateError
 
 
 class _OpsgateFailure(click.ClickException):
-    """Carries an OpsgateError to click's error printing with its exit code."""
-
-    def __init__(self, error: OpsgateError) -> None:
-        super().__init__(str(error))
-        self.exit_code = error.exit_code
+    """Carries an OpsgateError to click's error printing (exit code 1)."""
 
     def show(self, file: Any = None) -> None:
         console.print(f"[bold red]opsgate: error:[/] {escape(self.message)}")
+
+
+class _OpsgateUsageFailure(_OpsgateFailure):
+    """An OpsgateError that is the caller's usage mistake (exit code 2)."""
+
+    exit_code = 2
 
 
 class _Group(click.Group):
@@ -31,7 +33,8 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except OpsgateError as e:
-            raise _OpsgateFailure(e) from e
+            failure = _OpsgateUsageFailure if e.exit_code == 2 else _OpsgateFailure
+            raise failure(str(e)) from e
 
 
 @click.group(
@@ -41,11 +44,19 @@ class _Group(click.Group):
 )
 @click.version_option(__version__, "--version", prog_name="opsgate")
 @click.option(
-    "-v", "--verbose", count=True, envvar="OPSGATE_VERBOSE", show_envvar=True,
+    "-v",
+    "--verbose",
+    count=True,
+    envvar="OPSGATE_VERBOSE",
+    show_envvar=True,
     help="Say more (repeat for debug output).",
 )
 @click.option(
-    "-q", "--quiet", is_flag=True, envvar="OPSGATE_QUIET", show_envvar=True,
+    "-q",
+    "--quiet",
+    is_flag=True,
+    envvar="OPSGATE_QUIET",
+    show_envvar=True,
     help="Only print results and errors.",
 )
 @click.pass_context
@@ -63,7 +74,9 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
         level = logging.DEBUG
     if quiet:
         level = logging.ERROR
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     ctx.obj = {"quiet": quiet}
 
 

@@ -19,9 +19,7 @@ Examples:
   opsgate compile blueprints -o build
   opa eval -b build/bundle.tar.gz 'data.opsgate.blueprints.frontend.spec.scaling.max_replicas'""",
 )
-@click.argument(
-    "blueprint_dir", type=click.Path(exists=True, file_okay=False, path_type=Path)
-)
+@click.argument("blueprint_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option(
     "-o",
     "--output",

@@ -1,0 +1,52 @@
+"""Shared fixtures: paths to the repo's blueprints and a CLI runner."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from engine.cli import cli
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture
+def repo_blueprints() -> Path:
+    """The example blueprint directory shipped in the repo."""
+    return REPO / "blueprints"
+
+
+@pytest.fixture
+def minimal_blueprint_text() -> str:
+    """Text of a small valid blueprint that tests mutate."""
+    return (FIXTURES / "good" / "minimal.yaml").read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def blueprint_copy(tmp_path: Path, repo_blueprints: Path) -> Path:
+    """A private copy of the repo's blueprints that a test may change."""
+    target = tmp_path / "blueprints"
+    shutil.copytree(repo_blueprints, target, ignore=shutil.ignore_patterns("schema"))
+    return target
+
+
+RunCli = Callable[..., Result]
+
+
+@pytest.fixture
+def run_cli() -> RunCli:
+    """Invoke ``opsgate`` in-process; fail the test on any uncaught exception."""
+
+    def invoke(*args: str) -> Result:
+        result = CliRunner().invoke(cli, list(args), prog_name="opsgate")
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise AssertionError(f"opsgate {' '.join(args)} raised") from result.exception
+        assert "Traceback" not in result.output
+        return result
+
+    return invoke
