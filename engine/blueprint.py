@@ -274,8 +274,9 @@ def _summarise(value: Any) -> Any:
 def _show(value: Any) -> str:
     if value == "a mapping" or value == "a list":
         return str(value)
-    text = json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= 60 else text[:57] + "..."
+    if isinstance(value, str) and len(value) > 60:
+        value = value[:57] + "..."
+    return json.dumps(value, ensure_ascii=False)
 
 
 # --- defaults and merging ----------------------------------------------------

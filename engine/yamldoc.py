@@ -91,7 +91,7 @@ def load_document(path: Path, display: str | None = None) -> Document:
     try:
         nodes = list(yaml.compose_all(text, Loader=_loader_class()))
     except yaml.MarkedYAMLError as e:
-        raise SourceError(name, *_describe_syntax_error(e)) from e
+        raise SourceError(name, *_describe_syntax_error(e, text)) from e
     except yaml.YAMLError as e:
         raise SourceError(name, None, f"YAML syntax error: {e}") from e
     if not nodes:
@@ -113,12 +113,15 @@ def load_document(path: Path, display: str | None = None) -> Document:
     return Document(file=name, data=data, lines=builder.lines)
 
 
-def _describe_syntax_error(error: yaml.MarkedYAMLError) -> tuple[int | None, str]:
+def _describe_syntax_error(error: yaml.MarkedYAMLError, text: str) -> tuple[int | None, str]:
     mark = error.problem_mark or error.context_mark
     line = mark.line + 1 if mark is not None else None
     message = f"YAML syntax error: {error.problem or error.context}"
     if mark is not None:
         message += f" (column {mark.column + 1})"
+        lines = text.splitlines()
+        if mark.line < len(lines) and lines[mark.line][mark.column : mark.column + 1] == "\t":
+            message += ": YAML does not allow tabs for indentation, use spaces"
     started = error.context_mark
     if error.context and started is not None and mark is not None and started.line != mark.line:
         message += f", {error.context} that started on line {started.line + 1}"

@@ -179,6 +179,18 @@ EXPECTED = [
         "yaml-unclosed-quote.yaml:"
         + "23: $: YAML syntax error: found unexpected end of stream (column 1), while scanning a quoted scalar that started on line 5",
     ),
+    (
+        "tab-indentation.yaml",
+        "tab-indentation.yaml:12: $: YAML syntax error: found character that cannot start any token (column 1): YAML does not allow tabs for indentation, use spaces",
+    ),
+    (
+        "replicas-huge.yaml",
+        "replicas-huge.yaml:22: spec.scaling.max_replicas: must be <= 10000 (got 100000000000000000000000000)",
+    ),
+    (
+        "name-too-long.yaml",
+        "name-too-long.yaml:4: metadata.name: must be a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters (got \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...\")",
+    ),
 ]
 
 
