@@ -261,3 +261,26 @@ def test_anchors_within_limits_are_accepted(tmp_path: Path, minimal_blueprint_te
     )
     write(tmp_path, "shop.yaml", text)
     assert load_blueprints([tmp_path]).errors == []
+
+
+def _properties(schema: object, path: str = "") -> list[tuple[str, dict[str, object]]]:
+    found: list[tuple[str, dict[str, object]]] = []
+    if isinstance(schema, dict):
+        for name, sub in schema.get("properties", {}).items():
+            found.append((f"{path}.{name}", sub))
+            found.extend(_properties(sub, f"{path}.{name}"))
+        for name, sub in schema.get("$defs", {}).items():
+            found.extend(_properties(sub, f"$defs.{name}"))
+    return found
+
+
+@pytest.mark.parametrize("name", ["blueprint.schema.json", "governance.schema.json"])
+def test_every_schema_field_has_a_description(name: str) -> None:
+    from engine.resources import load_schema
+
+    schema = load_schema(name)
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    fields = _properties(schema)
+    assert fields
+    missing = [path for path, sub in fields if not sub.get("description")]
+    assert missing == []
