@@ -21,11 +21,17 @@ BUILD_TIMEOUT_SECONDS = 120
 def build_bundle(source_dir: Path, output: Path, opa_binary: Path | None = None) -> None:
     """Run ``opa build -b`` on ``source_dir`` (policies, data, .manifest) into ``output``."""
     binary = opa_binary or find_tool("opa")
-    command = [str(binary), "build", "-b", str(source_dir), "-o", str(output)]
-    log.debug("running %s", command)
+    # Run inside the source so the bundle records relative file names.
+    command = [str(binary), "build", "-b", ".", "-o", str(output.resolve())]
+    log.debug("running %s in %s", command, source_dir)
     try:
         completed = subprocess.run(
-            command, capture_output=True, text=True, timeout=BUILD_TIMEOUT_SECONDS, check=False
+            command,
+            capture_output=True,
+            text=True,
+            timeout=BUILD_TIMEOUT_SECONDS,
+            check=False,
+            cwd=source_dir,
         )
     except subprocess.TimeoutExpired as e:
         raise CompileError(f"opa build did not finish in {BUILD_TIMEOUT_SECONDS}s") from e

@@ -1,29 +1,199 @@
 # METADATA
 # title: opsgate entrypoints
 # description: |
-#   The entrypoints the runner queries. This first version only checks that
-#   the service is known and reports the blueprint and bundle it answers for;
-#   the decision rules arrive with the policy library.
+#   The three questions the runner, people and AI agents ask. Each checks its
+#   input first, builds one context per service, and routes to the concerns:
+#   decide.* computes operations, govern.* classifies them, lib.verdict
+#   shapes the answer. Input that breaks the contract gets no decision or a
+#   forbid, with a reason; never an allow, never an evaluation error.
 # custom:
 #   id: opsgate.main
 package opsgate.main
 
+import data.opsgate.decide.quiet
+import data.opsgate.decide.recovery
+import data.opsgate.decide.resources
+import data.opsgate.decide.scaling
+import data.opsgate.govern.classify
+import data.opsgate.govern.resources as govern_resources
+import data.opsgate.govern.safety
+import data.opsgate.lib.observation
+import data.opsgate.lib.quantity
+import data.opsgate.lib.verdict
+
 # METADATA
 # title: decide
-# description: The decision document for one observed service.
+# description: The decision document for one observed service (input is an Observation).
 # entrypoint: true
 # custom:
 #   id: opsgate.main.decide
-decide := _decision_document(input)
+decide := decision_document(input, _blueprints_for(input), _static)
 
-_decision_document(observation) := {
-	"service": observation.service,
-	"blueprint": {
-		"name": blueprint.metadata.name,
-		"version": blueprint.metadata.version,
-	},
-	"bundle_revision": data.opsgate.bundle.revision,
-	"decisions": [],
+# METADATA
+# title: decide_all
+# description: >-
+#   Decision documents for many services in one evaluation (input is {"services": [Observation, ...]}).
+# entrypoint: true
+# custom:
+#   id: opsgate.main.decide_all
+decide_all := {
+	"bundle_revision": _static.revision,
+	"services": [decision_document(item, _blueprints_for(item), _static) | some item in input.services],
+	"notes": [],
 } if {
-	blueprint := data.opsgate.blueprints[observation.service]
+	is_array(input.services)
+} else := {
+	"bundle_revision": _static.revision,
+	"services": [],
+	"notes": ["input.services must be a list of observations"],
 }
+
+# METADATA
+# title: enforce
+# description: |
+#   One verdict for one operation proposed by a person or an agent
+#   (input: service, operation, state, now, and replicas or resources when known).
+# entrypoint: true
+# custom:
+#   id: opsgate.main.enforce
+enforce := enforcement(input, _blueprints_for(input), _static)
+
+# The compiled data the entrypoints read besides the blueprint. Blueprints
+# are looked up one at a time (_blueprints_for): materialising all of
+# data.opsgate.blueprints costs as much as the decisions themselves.
+_static := {
+	"catalog": data.opsgate.catalog.operations,
+	"revision": data.opsgate.bundle.revision,
+}
+
+# the blueprint of the item's service, as a set of zero or one
+_blueprints_for(item) := {blueprint | blueprint := data.opsgate.blueprints[item.service]}
+
+# METADATA
+# title: Decision document
+# description: Every operation one service needs now, each with its verdict; notes say what could not be decided.
+# custom:
+#   id: opsgate.main.decision_document
+decision_document(item, blueprints, static) := _quiet_document(item, blueprint, static) if {
+	some blueprint in blueprints
+	quiet.quiet(item, blueprint)
+} else := full_decision_document(item, blueprints, static)
+
+# METADATA
+# title: Full decision document
+# description: |
+#   The decision document computed by every rule, without the quiet shortcut
+#   (the policy tests compare the two).
+# custom:
+#   id: opsgate.main.full_decision_document
+full_decision_document(item, blueprints, static) := {
+	"service": item.service,
+	"blueprint": _blueprint_name(ctx.blueprint),
+	"bundle_revision": static.revision,
+	"dry_run": safety.dry_run(ctx),
+	"decisions": [object.union(decision, {"dry_run": safety.dry_run(ctx)}) |
+		some proposals in [recovery.proposals(ctx), scaling.proposals(ctx), resources.proposals(ctx)]
+		some proposal in proposals
+		decision := _decision(ctx, [proposal], proposal.operation)
+	],
+	"notes": array.concat(observation.notes(item), sort(scaling.notes(ctx))),
+} if {
+	ctx := _context(item, blueprints, static)
+} else := _unknown_service(item, static)
+
+_quiet_document(item, blueprint, static) := {
+	"service": item.service,
+	"blueprint": _blueprint_name(blueprint),
+	"bundle_revision": static.revision,
+	"dry_run": blueprint.governance.safety.dry_run == true,
+	"decisions": [],
+	"notes": [],
+}
+
+_blueprint_name(blueprint) := {"name": blueprint.metadata.name, "version": blueprint.metadata.version}
+
+# METADATA
+# title: Enforcement
+# description: The verdict on one proposed operation; forbid with a reason when the request can't be understood.
+# custom:
+#   id: opsgate.main.enforcement
+enforcement(request, blueprints, static) := object.union(
+	_decision(ctx, [], _with_from(request.operation, ctx)),
+	{
+		"service": request.service,
+		"blueprint": _blueprint_name(ctx.blueprint),
+		"bundle_revision": static.revision,
+		"dry_run": safety.dry_run(ctx),
+	},
+) if {
+	ctx := _context(request, blueprints, static)
+} else := _refusal(request, static)
+
+_decision(ctx, leading, operation) := verdict.verdict(
+	verdict.decision_id(ctx.service, ctx.now, operation),
+	operation,
+	leading,
+	findings,
+	_postponements(ctx, findings),
+) if {
+	findings := classify.findings(operation, ctx)
+}
+
+_postponements(ctx, findings) := safety.postponements(ctx) if {
+	verdict.strictest(findings) == "allow"
+} else := set()
+
+_context(item, blueprints, static) := {
+	"service": item.service,
+	"blueprint": blueprint,
+	"catalog": static.catalog,
+	"metrics": observation.metrics(item),
+	"replicas": observation.replicas(observation.as_object(object.get(item, "replicas", {}))),
+	"pods": observation.pods(item),
+	"resources": observation.amounts(observation.as_object(object.get(item, "resources", {}))),
+	"state": observation.state(object.get(item, "state", {})),
+	"now": object.get(item, "now", null),
+	"now_ns": observation.time_ns(object.get(item, "now", null)),
+} if {
+	is_object(item)
+	is_string(item.service)
+	some blueprint in blueprints
+}
+
+# scale and adjust_resources report where they start from
+_with_from(operation, ctx) := object.union(operation, {"from": ctx.replicas.desired}) if {
+	operation.type == "scale"
+	ctx.replicas != null
+} else := object.union(operation, {"from": quantity.format(operation.resource, amount)}) if {
+	operation.type == "adjust_resources"
+	amount := govern_resources.current(ctx, operation.resource, object.get(operation, "field", "request"))
+} else := operation
+
+_unknown_service(item, static) := {
+	"service": object.get(observation.as_object(item), "service", null),
+	"blueprint": null,
+	"bundle_revision": static.revision,
+	"dry_run": false,
+	"decisions": [],
+	"notes": [_service_problem(item)],
+}
+
+_refusal(request, static) := {
+	"id": verdict.decision_id(object.get(observation.as_object(request), "service", null), null, object.get(observation.as_object(request), "operation", null)),
+	"operation": object.get(observation.as_object(request), "operation", null),
+	"tier": "forbid",
+	"reasons": [_service_problem(request)],
+	"rules": ["opsgate.main.enforcement"],
+	"blueprint_refs": [],
+	"suggestion": null,
+	"service": object.get(observation.as_object(request), "service", null),
+	"blueprint": null,
+	"bundle_revision": static.revision,
+	"dry_run": false,
+}
+
+_service_problem(item) := "input is not an object" if {
+	not is_object(item)
+} else := "service is missing or not a string" if {
+	not is_string(item.service)
+} else := sprintf("unknown service %q: no blueprint has that name", [item.service])

@@ -1,22 +1,68 @@
 package opsgate.main_test
 
 import data.opsgate.main
+import data.opsgate.testdata
 
-_blueprints := {"frontend": {"metadata": {"name": "frontend", "version": "1.0.0"}}}
+# --- the document itself -------------------------------------------------------
 
-test_decide_known_service if {
-	main.decide == {
+test_decide_stable_service_has_no_decisions if {
+	testdata.decide([]) == {
 		"service": "frontend",
 		"blueprint": {"name": "frontend", "version": "1.0.0"},
-		"bundle_revision": "rev-1",
+		"bundle_revision": "test-revision",
+		"dry_run": false,
 		"decisions": [],
-	} with input as {"service": "frontend"}
-		with data.opsgate.blueprints as _blueprints
-		with data.opsgate.bundle.revision as "rev-1"
+		"notes": [],
+	}
 }
 
-test_decide_unknown_service_is_undefined if {
-	not main.decide with input as {"service": "nope"}
-		with data.opsgate.blueprints as _blueprints
-		with data.opsgate.bundle.revision as "rev-1"
+test_decide_is_deterministic if {
+	changes := [testdata.set("/metrics/cpu_percent", 85), testdata.set("/resources/cpu/usage", "50m")]
+	first := testdata.decide(changes)
+	first == testdata.decide(changes)
+	count(first.decisions) == 3
+	count({d.id | some d in first.decisions}) == 3
+}
+
+test_decide_all_answers_every_service_in_order if {
+	result := main.decide_all with input as {"services": [
+		json.patch(testdata.observation, [testdata.set("/metrics/cpu_percent", 85)]),
+		json.patch(testdata.observation, [testdata.set("/service", "backend")]),
+		{"service": "nope"},
+	]}
+		with data.opsgate.blueprints as testdata.blueprints
+		with data.opsgate.bundle as testdata.bundle
+	result.bundle_revision == "test-revision"
+	[s.service | some s in result.services] == ["frontend", "backend", "nope"]
+	testdata.operations(result.services[0]) == [{"type": "scale", "from": 2, "to": 3}]
+	result.services[1].decisions == []
+	result.services[2].notes == [`unknown service "nope": no blueprint has that name`]
+	result.notes == []
+}
+
+test_decide_all_needs_a_list if {
+	result := main.decide_all with input as {"services": "frontend"}
+		with data.opsgate.blueprints as testdata.blueprints
+		with data.opsgate.bundle as testdata.bundle
+	result == {
+		"bundle_revision": "test-revision",
+		"services": [],
+		"notes": ["input.services must be a list of observations"],
+	}
+}
+
+test_every_decision_names_reasons_rules_and_refs if {
+	document := testdata.decide([
+		testdata.set("/metrics/cpu_percent", 85),
+		testdata.set("/resources/cpu/usage", "50m"),
+		testdata.set("/pods/0/reason", "CrashLoopBackOff"),
+		testdata.set("/pods/0/restart_count", 1),
+	])
+	count(document.decisions) == 4
+	every decision in document.decisions {
+		count(decision.reasons) > 1
+		count(decision.rules) == count(decision.reasons)
+		count(decision.blueprint_refs) > 0
+		decision.tier in {"allow", "approve", "forbid", "defer"}
+	}
 }

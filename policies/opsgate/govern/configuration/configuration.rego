@@ -1,0 +1,98 @@
+# METADATA
+# title: Configuration governance
+# description: |
+#   Configmap changes to ordinary keys are allowed; keys that look like
+#   credentials are forbidden. Deployment strategy and health-check changes
+#   ask for approval.
+# custom:
+#   id: opsgate.govern.configuration
+package opsgate.govern.configuration
+
+import data.opsgate.lib.verdict
+
+# METADATA
+# title: Sensitive key words
+# description: A configmap key containing one of these words (any case) is treated as a credential.
+# custom:
+#   id: opsgate.govern.configuration.sensitive_words
+sensitive_words := {"password", "passwd", "token", "secret", "key", "credential", "cert"}
+
+# METADATA
+# title: Configuration findings
+# description: The findings for one update_configmap, update_strategy or update_health_checks operation.
+# custom:
+#   id: opsgate.govern.configuration.findings
+findings(operation) := {f |
+	some found in [
+		{g | g := plain_keys(operation)},
+		{g | g := sensitive_keys(operation)},
+		{g | g := strategy(operation)},
+		{g | g := health_checks(operation)},
+	]
+	some f in found
+}
+
+# METADATA
+# title: Ordinary configmap keys
+# description: A configmap change that touches no sensitive key is allowed.
+# custom:
+#   id: opsgate.govern.configuration.plain_keys
+plain_keys(operation) := verdict.finding(
+	rego.metadata.rule(),
+	"allow",
+	sprintf("configmap %s: keys %s are not sensitive", [operation.name, concat(", ", sort(object.keys(operation.changes)))]),
+	[],
+) if {
+	operation.type == "update_configmap"
+	count(_sensitive(operation.changes)) == 0
+}
+
+# METADATA
+# title: Sensitive configmap keys
+# description: A configmap change to a key that looks like a credential is forbidden.
+# custom:
+#   id: opsgate.govern.configuration.sensitive_keys
+sensitive_keys(operation) := verdict.finding_with_suggestion(
+	rego.metadata.rule(),
+	"forbid",
+	sprintf("configmap %s: keys %s look sensitive", [operation.name, concat(", ", sort(_sensitive(operation.changes)))]),
+	[],
+	verdict.suggestion("keep credentials in Secrets, changed by a person through the secret store", null),
+) if {
+	operation.type == "update_configmap"
+	count(_sensitive(operation.changes)) > 0
+}
+
+# METADATA
+# title: Deployment strategy
+# description: Changing the rollout strategy (for example maxUnavailable) asks for approval.
+# custom:
+#   id: opsgate.govern.configuration.strategy
+strategy(operation) := verdict.finding(
+	rego.metadata.rule(),
+	"approve",
+	sprintf("changing the deployment strategy (%s) changes how every rollout behaves: approval needed", [concat(", ", sort(object.keys(operation.changes)))]),
+	["spec.deployment.strategy", "spec.deployment.max_surge", "spec.deployment.max_unavailable"],
+) if {
+	operation.type == "update_strategy"
+}
+
+# METADATA
+# title: Health checks
+# description: Changing a liveness, readiness or startup probe asks for approval.
+# custom:
+#   id: opsgate.govern.configuration.health_checks
+health_checks(operation) := verdict.finding(
+	rego.metadata.rule(),
+	"approve",
+	sprintf("changing the %s probe (%s) decides when pods count as healthy: approval needed", [operation.probe, concat(", ", sort(object.keys(operation.changes)))]),
+	[],
+) if {
+	operation.type == "update_health_checks"
+}
+
+_sensitive(changes) := {key |
+	some key, _ in changes
+	some word in sensitive_words
+	contains(lower(key), word)
+}

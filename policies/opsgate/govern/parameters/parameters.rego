@@ -1,0 +1,153 @@
+# METADATA
+# title: Operation parameters
+# description: |
+#   An operation must be an object with a known type and exactly the
+#   parameters the catalog (data.opsgate.catalog) lists for that type, each
+#   of the right kind. Anything else is forbidden: the policies can't judge
+#   what they don't understand.
+# custom:
+#   id: opsgate.govern.parameters
+package opsgate.govern.parameters
+
+import data.opsgate.lib.quantity
+import data.opsgate.lib.verdict
+
+# METADATA
+# title: Parameter findings
+# description: Forbid findings for an operation that is not understood; empty when it fits its type.
+# custom:
+#   id: opsgate.govern.parameters.findings
+findings(operation, catalog) := {f | f := unknown_type(operation, catalog)} | {f | f := invalid(operation, catalog)}
+
+# METADATA
+# title: Fits its type
+# description: True when the operation has a known type and fitting parameters.
+# custom:
+#   id: opsgate.govern.parameters.fits
+fits(operation, catalog) if {
+	catalog[operation.type]
+	count(problems(operation, catalog)) == 0
+}
+
+# METADATA
+# title: Unknown operation type
+# description: An operation whose type the catalog doesn't list, or that isn't an object with a type, is forbidden.
+# custom:
+#   id: opsgate.govern.parameters.unknown_type
+unknown_type(operation, catalog) := verdict.finding_with_suggestion(
+	rego.metadata.rule(),
+	"forbid",
+	_unknown_reason(operation),
+	[],
+	verdict.suggestion(sprintf("use one of the known operation types: %s", [concat(", ", sort(object.keys(catalog)))]), null),
+) if {
+	not _known_type(operation, catalog)
+}
+
+# METADATA
+# title: Parameters that don't fit
+# description: Missing, unexpected or malformed parameters make an operation forbidden.
+# custom:
+#   id: opsgate.govern.parameters.invalid
+invalid(operation, catalog) := verdict.finding(
+	rego.metadata.rule(),
+	"forbid",
+	sprintf("%s does not fit its type: %s", [operation.type, concat("; ", problems(operation, catalog))]),
+	[],
+) if {
+	_known_type(operation, catalog)
+	count(problems(operation, catalog)) > 0
+}
+
+# METADATA
+# title: Parameter problems
+# description: Every way the operation's parameters break the catalog, one line each.
+# custom:
+#   id: opsgate.govern.parameters.problems
+problems(operation, catalog) := (_missing(operation, catalog) | _unexpected(operation, catalog)) | _malformed(operation)
+
+_known_type(operation, catalog) if {
+	is_object(operation)
+	is_string(operation.type)
+	catalog[operation.type]
+}
+
+_unknown_reason(operation) := sprintf("unknown operation type %q", [operation.type]) if {
+	is_object(operation)
+	is_string(operation.type)
+} else := "operation is not an object with a type"
+
+_missing(operation, catalog) := {sprintf("missing parameter %q", [name]) |
+	some name, parameter in catalog[operation.type].parameters
+	parameter.required
+	not _has(operation, name)
+}
+
+# `from` is reported by decisions and tolerated (ignored) in proposals
+_unexpected(operation, catalog) := {sprintf("unexpected parameter %q", [name]) |
+	some name, _ in operation
+	not name in {"type", "from"}
+	not catalog[operation.type].parameters[name]
+}
+
+_malformed(operation) := {sprintf("%s %s (got %v)", [name, rule.expected, operation[name]]) |
+	some rule in _value_rules[operation.type]
+	name := rule.parameter
+	_has(operation, name)
+	not _valid(rule.kind, operation, operation[name])
+}
+
+_value_rules := {
+	"scale": [{"parameter": "to", "kind": "count", "expected": "must be a whole number >= 0"}],
+	"adjust_resources": [
+		{"parameter": "resource", "kind": "resource", "expected": "must be cpu or memory"},
+		{"parameter": "field", "kind": "field", "expected": "must be request or limit"},
+		{"parameter": "to", "kind": "quantity", "expected": "must be a quantity of the resource, such as 90m or 256Mi"},
+	],
+	"restart_pod": [{"parameter": "pod", "kind": "name", "expected": "must be a non-empty name"}],
+	"rollback": [{"parameter": "to_revision", "kind": "revision", "expected": "must be a whole number >= 1"}],
+	"update_configmap": [
+		{"parameter": "name", "kind": "name", "expected": "must be a non-empty name"},
+		{"parameter": "changes", "kind": "changes", "expected": "must be a non-empty object"},
+	],
+	"update_strategy": [{"parameter": "changes", "kind": "changes", "expected": "must be a non-empty object"}],
+	"update_health_checks": [
+		{"parameter": "probe", "kind": "probe", "expected": "must be liveness, readiness or startup"},
+		{"parameter": "changes", "kind": "changes", "expected": "must be a non-empty object"},
+	],
+}
+
+_valid("count", _, value) if {
+	is_number(value)
+	value >= 0
+	value == floor(value)
+}
+
+_valid("revision", _, value) if {
+	is_number(value)
+	value >= 1
+	value == floor(value)
+}
+
+_valid("resource", _, value) if value in {"cpu", "memory"}
+
+_valid("field", _, value) if value in {"request", "limit"}
+
+_valid("quantity", operation, value) if {
+	amount := quantity.amount(operation.resource, value)
+	amount > 0
+}
+
+_valid("name", _, value) if {
+	is_string(value)
+	value != ""
+}
+
+_valid("changes", _, value) if {
+	is_object(value)
+	count(value) > 0
+}
+
+_valid("probe", _, value) if value in {"liveness", "readiness", "startup"}
+
+_has(operation, name) if _ = operation[name]

@@ -1,0 +1,156 @@
+# METADATA
+# title: Observation checks
+# description: |
+#   Read an observation (or the context of an enforce request) defensively.
+#   Only values that fit the contract come through; everything else is left
+#   out and described in a note, so a missing or broken value means
+#   "unknown" and no decision can rest on it.
+# custom:
+#   id: opsgate.lib.observation
+package opsgate.lib.observation
+
+import data.opsgate.lib.quantity
+
+# METADATA
+# title: Known metrics
+# description: The metric names of the observation contract.
+# custom:
+#   id: opsgate.lib.observation.known_metrics
+known_metrics := {"cpu_percent", "memory_percent", "latency_p95_ms", "error_rate_percent", "throughput_rps"}
+
+_resources := ["cpu", "memory"]
+
+_resource_fields := ["request", "usage", "limit"]
+
+# METADATA
+# title: Metrics
+# description: The metrics that are non-negative numbers; the rest are unknown.
+# custom:
+#   id: opsgate.lib.observation.metrics
+metrics(observation) := {name: value |
+	some name in known_metrics
+	value := observation.metrics[name]
+	_non_negative(value)
+}
+
+# METADATA
+# title: Replicas
+# description: Desired and ready replica counts, when both are whole non-negative numbers.
+# custom:
+#   id: opsgate.lib.observation.replicas
+replicas(replica_counts) := {"desired": replica_counts.desired, "ready": replica_counts.ready} if {
+	_count(replica_counts.desired)
+	_count(replica_counts.ready)
+} else := null
+
+# METADATA
+# title: Pods
+# description: The pods that have a name and a whole restart count.
+# custom:
+#   id: opsgate.lib.observation.pods
+pods(observation) := [pod |
+	some pod in observation.pods
+	is_string(pod.name)
+	_count(pod.restart_count)
+]
+
+# METADATA
+# title: Resource amounts
+# description: Requests, usage and limits as millicores (cpu) and bytes (memory), where they parse.
+# custom:
+#   id: opsgate.lib.observation.amounts
+amounts(observed_resources) := {resource: fields |
+	some resource in _resources
+	fields := {field: amount |
+		some field in _resource_fields
+		amount := quantity.amount(resource, observed_resources[resource][field])
+	}
+}
+
+# METADATA
+# title: State
+# description: |
+#   The runner's state for the service. A breaker flag that is not exactly
+#   true or false counts as open (fail closed); a missing state is a service
+#   with no history.
+# custom:
+#   id: opsgate.lib.observation.state
+state(raw) := _state(as_object(raw))
+
+_state(raw) := {
+	"breaker_open": _breaker_open(raw),
+	"last_operation_at": object.get(raw, "last_operation_at", null),
+	"last_operation_ns": _time_ns(object.get(raw, "last_operation_at", null)),
+}
+
+# METADATA
+# title: As object
+# description: The value itself when it is an object, else an empty object, so lookups can't fail.
+# custom:
+#   id: opsgate.lib.observation.as_object
+as_object(value) := value if is_object(value)
+
+else := {}
+
+_breaker_open(raw) := false if {
+	not _has_key(raw, "breaker_open")
+} else := false if {
+	raw.breaker_open == false
+} else := true
+
+# METADATA
+# title: Time in nanoseconds
+# description: An RFC 3339 time in nanoseconds since the epoch; null when absent or not a time.
+# custom:
+#   id: opsgate.lib.observation.time_ns
+time_ns(value) := _time_ns(value)
+
+_time_ns(value) := time.parse_rfc3339_ns(value) if {
+	is_string(value)
+} else := null
+
+# METADATA
+# title: Notes
+# description: One line for every value of the observation that breaks the contract and was left out.
+# custom:
+#   id: opsgate.lib.observation.notes
+notes(observation) := sort(array.concat(_metric_notes(observation), _other_notes(observation)))
+
+_metric_notes(observation) := [sprintf("metrics.%s is not a non-negative number (got %v): treated as unknown", [name, value]) |
+	some name in known_metrics
+	value := observation.metrics[name]
+	not _non_negative(value)
+]
+
+_other_notes(observation) := [note |
+	some check in [
+		{"bad": _bad_replicas(observation), "note": "replicas.desired and replicas.ready must be whole non-negative numbers: replicas unknown"},
+		{"bad": _bad_pods(observation), "note": "pods without a name or a whole restart_count were left out"},
+		{"bad": _bad_breaker(observation), "note": "state.breaker_open is not true or false: treated as open"},
+		{"bad": _bad_time(observation, "now"), "note": "now is not an RFC 3339 time: cooldowns can't be measured"},
+	]
+	check.bad
+	note := check.note
+]
+
+_bad_replicas(observation) := replicas(as_object(object.get(observation, "replicas", {}))) == null
+
+_bad_pods(observation) := count(pods(observation)) != count(object.get(observation, "pods", []))
+
+_bad_breaker(observation) := _breaker_open(as_object(object.get(observation, "state", {}))) if {
+	object.get(observation, ["state", "breaker_open"], false) != true
+} else := false
+
+_bad_time(observation, key) := _time_ns(object.get(observation, key, null)) == null
+
+_non_negative(value) if {
+	is_number(value)
+	value >= 0
+}
+
+_count(value) if {
+	_non_negative(value)
+	value == floor(value)
+}
+
+_has_key(obj, key) if _ = obj[key]

@@ -1,0 +1,132 @@
+# METADATA
+# title: Verdict building
+# description: |
+#   Builds every finding, proposal and verdict object, so their shape changes
+#   in one place (like Regal's result.rego). A finding is one rule's opinion
+#   of one operation; a verdict combines the findings: the strictest tier wins.
+# custom:
+#   id: opsgate.lib.verdict
+package opsgate.lib.verdict
+
+# METADATA
+# title: Tier order
+# description: Tiers from least to most strict; forbid always wins.
+# custom:
+#   id: opsgate.lib.verdict.rank
+rank := {"allow": 0, "approve": 1, "forbid": 2}
+
+# METADATA
+# title: Finding
+# description: One rule's tier for one operation, with why and which blueprint fields it read.
+# custom:
+#   id: opsgate.lib.verdict.finding
+finding(metadata, tier, reason, refs) := {
+	"tier": tier,
+	"reason": reason,
+	"rule": metadata.custom.id,
+	"refs": refs,
+	"suggestion": null,
+}
+
+# METADATA
+# title: Finding with a suggestion
+# description: A finding that also says what to do instead.
+# custom:
+#   id: opsgate.lib.verdict.finding_with_suggestion
+finding_with_suggestion(metadata, tier, reason, refs, suggestion) := object.union(
+	finding(metadata, tier, reason, refs),
+	{"suggestion": suggestion},
+)
+
+# METADATA
+# title: Suggestion
+# description: What to do instead of a refused operation, in words and, where one exists, as an operation.
+# custom:
+#   id: opsgate.lib.verdict.suggestion
+suggestion(text, operation) := {"text": text, "operation": operation}
+
+# METADATA
+# title: Proposal
+# description: An operation a decide rule computed, with why and which blueprint fields it read.
+# custom:
+#   id: opsgate.lib.verdict.proposal
+proposal(metadata, operation, reason, refs) := {
+	"operation": operation,
+	"reason": reason,
+	"rule": metadata.custom.id,
+	"refs": refs,
+}
+
+# METADATA
+# title: Strictest tier
+# description: The strictest tier among a set of findings; forbid when the set is empty (fail closed).
+# custom:
+#   id: opsgate.lib.verdict.strictest
+strictest(findings) := tier if {
+	highest := max({rank[f.tier] | some f in findings})
+	some tier, value in rank
+	value == highest
+} else := "forbid"
+
+# METADATA
+# title: Decision id
+# description: A stable id for one operation of one service at one moment.
+# custom:
+#   id: opsgate.lib.verdict.decision_id
+decision_id(service, now, operation) := substring(
+	crypto.sha256(json.marshal({"service": service, "now": now, "operation": operation})),
+	0, 16,
+)
+
+# METADATA
+# title: Verdict
+# description: |
+#   Combine the findings of one operation into the verdict of the contract:
+#   the strictest tier (or defer when a safety rule postpones an allowed
+#   operation), every reason and rule in order, the blueprint fields read,
+#   and the suggestion of the strictest finding that has one.
+# custom:
+#   id: opsgate.lib.verdict.verdict
+verdict(id, operation, leading, findings, postponements) := {
+	"id": id,
+	"operation": operation,
+	"tier": _final_tier(strictest(findings), postponements),
+	"reasons": array.concat(
+		[p.reason | some p in leading],
+		array.concat([f.reason | some f in ordered], [p.reason | some p in postponements]),
+	),
+	"rules": array.concat(
+		[p.rule | some p in leading],
+		array.concat([f.rule | some f in ordered], [p.rule | some p in postponements]),
+	),
+	"blueprint_refs": sort({ref |
+		some source in [leading, findings, postponements]
+		some item in source
+		some ref in item.refs
+	}),
+	"suggestion": _suggestion(ordered),
+} if {
+	ordered := _ordered(findings)
+}
+
+_final_tier(tier, postponements) := "defer" if {
+	tier == "allow"
+	count(postponements) > 0
+} else := tier
+
+# strictest findings first; within a tier the built-in rules before the
+# blueprint's agent_authority and the safety rules; then by rule id
+_ordered(findings) := [pair[3] |
+	some pair in sort([[0 - rank[f.tier], _category(f.rule), f.rule, f] | some f in findings])
+]
+
+_category(rule) := 1 if {
+	startswith(rule, "opsgate.govern.authority.")
+} else := 2 if {
+	startswith(rule, "opsgate.govern.safety.")
+} else := 0
+
+_suggestion(ordered) := [f.suggestion | some f in ordered; f.suggestion != null][0] if {
+	some f in ordered
+	f.suggestion != null
+} else := null
