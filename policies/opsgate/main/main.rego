@@ -74,9 +74,16 @@ _blueprints_for(item) := {blueprint | blueprint := data.opsgate.blueprints[item.
 # description: Every operation one service needs now, each with its verdict; notes say what could not be decided.
 # custom:
 #   id: opsgate.main.decision_document
-decision_document(item, blueprints, static) := _quiet_document(item, blueprint, static) if {
+decision_document(item, blueprints, static) := {
+	"service": item.service,
+	"blueprint": {"name": blueprint.metadata.name, "version": blueprint.metadata.version},
+	"bundle_revision": static.revision,
+	"dry_run": blueprint.governance.safety.dry_run,
+	"decisions": [],
+	"notes": [],
+} if {
 	some blueprint in blueprints
-	quiet.quiet(item, blueprint)
+	quiet.holds(item, blueprint)
 } else := full_decision_document(item, blueprints, static)
 
 # METADATA
@@ -101,15 +108,6 @@ full_decision_document(item, blueprints, static) := {
 	ctx := _context(item, blueprints, static)
 } else := _unknown_service(item, static)
 
-_quiet_document(item, blueprint, static) := {
-	"service": item.service,
-	"blueprint": _blueprint_name(blueprint),
-	"bundle_revision": static.revision,
-	"dry_run": blueprint.governance.safety.dry_run == true,
-	"decisions": [],
-	"notes": [],
-}
-
 _blueprint_name(blueprint) := {"name": blueprint.metadata.name, "version": blueprint.metadata.version}
 
 # METADATA
@@ -129,7 +127,7 @@ enforcement(request, blueprints, static) := object.union(
 	ctx := _context(request, blueprints, static)
 } else := _refusal(request, static)
 
-_decision(ctx, leading, operation) := verdict.verdict(
+_decision(ctx, leading, operation) := verdict.combined(
 	verdict.decision_id(ctx.service, ctx.now, operation),
 	operation,
 	leading,
@@ -179,7 +177,11 @@ _unknown_service(item, static) := {
 }
 
 _refusal(request, static) := {
-	"id": verdict.decision_id(object.get(observation.as_object(request), "service", null), null, object.get(observation.as_object(request), "operation", null)),
+	"id": verdict.decision_id(
+		object.get(observation.as_object(request), "service", null),
+		null,
+		object.get(observation.as_object(request), "operation", null),
+	),
 	"operation": object.get(observation.as_object(request), "operation", null),
 	"tier": "forbid",
 	"reasons": [_service_problem(request)],
@@ -195,5 +197,5 @@ _refusal(request, static) := {
 _service_problem(item) := "input is not an object" if {
 	not is_object(item)
 } else := "service is missing or not a string" if {
-	not is_string(item.service)
+	not is_string(object.get(item, "service", null))
 } else := sprintf("unknown service %q: no blueprint has that name", [item.service])

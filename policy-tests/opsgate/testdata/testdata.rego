@@ -60,6 +60,35 @@ enforce(request) := verdict if {
 }
 
 # METADATA
+# title: Enforce with blueprints
+# description: main.enforce on a request, with the given compiled blueprints.
+# custom:
+#   id: opsgate.testdata.enforce_with
+enforce_with(request, compiled) := verdict if {
+	verdict := main.enforce with input as request
+		with data.opsgate.blueprints as compiled
+		with data.opsgate.bundle as bundle
+}
+
+# METADATA
+# title: Decide with blueprints
+# description: main.decide on the stable observation changed by JSON patch operations, with the given blueprints.
+# custom:
+#   id: opsgate.testdata.decide_with
+decide_with(changes, compiled) := document if {
+	document := main.decide with input as json.patch(observation, changes)
+		with data.opsgate.blueprints as compiled
+		with data.opsgate.bundle as bundle
+}
+
+# METADATA
+# title: Frontend changed
+# description: The test blueprints with the frontend blueprint changed by JSON patch operations.
+# custom:
+#   id: opsgate.testdata.frontend_with
+frontend_with(changes) := object.union(blueprints, {"frontend": json.patch(blueprints.frontend, changes)})
+
+# METADATA
 # title: Request
 # description: An enforce request for the frontend, 2 replicas, no history.
 # custom:

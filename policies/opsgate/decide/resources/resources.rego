@@ -13,8 +13,6 @@ package opsgate.decide.resources
 import data.opsgate.lib.quantity
 import data.opsgate.lib.verdict
 
-_resources := ["cpu", "memory"]
-
 _unit := {"cpu": "millicores", "memory": "bytes"}
 
 # METADATA
@@ -23,8 +21,9 @@ _unit := {"cpu": "millicores", "memory": "bytes"}
 # custom:
 #   id: opsgate.decide.resources.proposals
 proposals(ctx) := [p |
-	some resource in _resources
-	some found in [{q | q := in_band_step(ctx, resource)}, {q | q := full_step(ctx, resource)}]
+	some resource in ["cpu", "memory"]
+	plan := _plan(ctx, resource)
+	some found in [{q | q := in_band_step(plan)}, {q | q := full_step(plan)}]
 	some p in found
 ]
 
@@ -33,19 +32,16 @@ proposals(ctx) := [p |
 # description: Move the request toward usage by at most resource_band_percent, not past the minimum or limit.
 # custom:
 #   id: opsgate.decide.resources.in_band_step
-in_band_step(ctx, resource) := verdict.proposal(
+in_band_step(plan) := verdict.proposal(
 	rego.metadata.rule(),
-	_operation(resource, amounts.request, target),
+	_operation(plan, plan.in_band),
 	sprintf(
 		"%s usage %s is %v%% of request %s, outside resource_band_percent %v%%: a step within the band",
-		[resource, quantity.format(resource, amounts.usage), _percent(amounts.usage, amounts.request), quantity.format(resource, amounts.request), band],
+		[plan.resource, plan.usage_text, plan.percent, plan.request_text, plan.band],
 	),
-	_refs(resource),
+	_refs(plan.resource),
 ) if {
-	amounts := _drifted(ctx, resource)
-	band := ctx.blueprint.governance.resource_band_percent
-	target := _in_band_target(ctx, resource, amounts, band)
-	target != amounts.request
+	plan.in_band != plan.request
 }
 
 # METADATA
@@ -53,28 +49,46 @@ in_band_step(ctx, resource) := verdict.proposal(
 # description: Move the request all the way to usage (within minimum and limit), offered beside the in-band step.
 # custom:
 #   id: opsgate.decide.resources.full_step
-full_step(ctx, resource) := verdict.proposal(
+full_step(plan) := verdict.proposal(
 	rego.metadata.rule(),
-	_operation(resource, amounts.request, target),
+	_operation(plan, plan.full),
 	sprintf(
 		"%s usage %s is %v%% of request %s: the full step to usage",
-		[resource, quantity.format(resource, amounts.usage), _percent(amounts.usage, amounts.request), quantity.format(resource, amounts.request)],
+		[plan.resource, plan.usage_text, plan.percent, plan.request_text],
 	),
-	_refs(resource),
+	_refs(plan.resource),
 ) if {
-	amounts := _drifted(ctx, resource)
-	band := ctx.blueprint.governance.resource_band_percent
-	target := _clamp(ctx, resource, _round_away(resource, amounts.usage, amounts.request))
-	target != amounts.request
-	target != _in_band_target(ctx, resource, amounts, band)
+	plan.full != plan.request
+	plan.full != plan.in_band
 }
 
-_operation(resource, from, to) := {
-	"type": "adjust_resources",
+# Everything both steps need, computed once, for a resource whose usage is
+# outside the band around its request.
+_plan(ctx, resource) := {
 	"resource": resource,
+	"request": amounts.request,
+	"request_text": quantity.format(resource, amounts.request),
+	"usage_text": quantity.format(resource, amounts.usage),
+	"percent": round((amounts.usage * 1000) / amounts.request) / 10,
+	"band": band,
+	"in_band": _clamp(_in_band_target(resource, amounts, band), minimum, limit),
+	"full": _clamp(_round_away(resource, amounts.usage, amounts.request), minimum, limit),
+} if {
+	amounts := ctx.resources[resource]
+	amounts.request > 0
+	band := ctx.blueprint.governance.resource_band_percent
+	abs(amounts.usage - amounts.request) * 100 > band * amounts.request
+	blueprint_amounts := ctx.blueprint.spec.resources[resource][_unit[resource]]
+	minimum := blueprint_amounts.minimum
+	limit := object.get(amounts, "limit", blueprint_amounts.limit)
+}
+
+_operation(plan, to) := {
+	"type": "adjust_resources",
+	"resource": plan.resource,
 	"field": "request",
-	"from": quantity.format(resource, from),
-	"to": quantity.format(resource, to),
+	"from": plan.request_text,
+	"to": quantity.format(plan.resource, to),
 }
 
 _refs(resource) := [
@@ -84,28 +98,11 @@ _refs(resource) := [
 	"governance.resource_band_percent",
 ]
 
-# request and usage when usage is outside the band around the request
-_drifted(ctx, resource) := amounts if {
-	amounts := ctx.resources[resource]
-	amounts.request > 0
-	band := ctx.blueprint.governance.resource_band_percent
-	abs(amounts.usage - amounts.request) * 100 > band * amounts.request
-}
-
-_in_band_target(ctx, resource, amounts, band) := _clamp(ctx, resource, target) if {
+_in_band_target(resource, amounts, band) := _round_up(resource, (amounts.request * (100 - band)) / 100) if {
 	amounts.usage < amounts.request
-	target := _round_up(resource, (amounts.request * (100 - band)) / 100)
-} else := _clamp(ctx, resource, target) if {
-	target := _round_down(resource, (amounts.request * (100 + band)) / 100)
-}
+} else := _round_down(resource, (amounts.request * (100 + band)) / 100)
 
-_clamp(ctx, resource, amount) := min({max({amount, _blueprint_amount(ctx, resource, "minimum")}), _limit(ctx, resource)})
-
-_limit(ctx, resource) := limit if {
-	limit := ctx.resources[resource].limit
-} else := _blueprint_amount(ctx, resource, "limit")
-
-_blueprint_amount(ctx, resource, field) := ctx.blueprint.spec.resources[resource][_unit[resource]][field]
+_clamp(amount, minimum, limit) := min({max({amount, minimum}), limit})
 
 _round_up(resource, amount) := ceil(amount / quantity.step(resource)) * quantity.step(resource)
 
@@ -115,5 +112,3 @@ _round_down(resource, amount) := floor(amount / quantity.step(resource)) * quant
 _round_away(resource, usage, request) := _round_down(resource, usage) if usage < request
 
 else := _round_up(resource, usage)
-
-_percent(part, whole) := round((part * 1000) / whole) / 10

@@ -43,7 +43,10 @@ proposals(ctx) := [p |
 scale_up(ctx) := verdict.proposal(
 	rego.metadata.rule(),
 	{"type": "scale", "from": desired, "to": desired + 1},
-	sprintf("%s %v%% > scale_up_threshold_percent %v%%", [scaling.metric, utilization, scaling.scale_up_threshold_percent]),
+	sprintf(
+		"%s %v%% > scale_up_threshold_percent %v%%",
+		[scaling.metric, utilization, scaling.scale_up_threshold_percent],
+	),
 	["spec.scaling.metric", "spec.scaling.scale_up_threshold_percent"],
 ) if {
 	scaling := ctx.blueprint.spec.scaling
@@ -64,7 +67,10 @@ scale_up(ctx) := verdict.proposal(
 scale_down(ctx) := verdict.proposal(
 	rego.metadata.rule(),
 	{"type": "scale", "from": desired, "to": desired - 1},
-	sprintf("%s %v%% < scale_down_threshold_percent %v%%", [scaling.metric, utilization, scaling.scale_down_threshold_percent]),
+	sprintf(
+		"%s %v%% < scale_down_threshold_percent %v%%",
+		[scaling.metric, utilization, scaling.scale_down_threshold_percent],
+	),
 	["spec.scaling.metric", "spec.scaling.scale_down_threshold_percent", "spec.scaling.min_replicas"],
 ) if {
 	scaling := ctx.blueprint.spec.scaling
@@ -100,10 +106,11 @@ restore_minimum(ctx) := verdict.proposal(
 #   id: opsgate.decide.scaling.notes
 notes(ctx) := (_unknown_metric_notes(ctx) | _replica_notes(ctx)) | _withheld_notes(ctx)
 
-_unknown_metric_notes(ctx) := {sprintf("%s utilization unknown (metrics.%s missing): no scaling decision", [metric, key]) |
+_unknown_metric_notes(ctx) := {note |
 	metric := ctx.blueprint.spec.scaling.metric
 	key := _metric_of[metric]
 	not ctx.metrics[key]
+	note := sprintf("%s utilization unknown (metrics.%s missing or invalid): no scaling decision", [metric, key])
 }
 
 _replica_notes(ctx) := {"replica counts unknown: no scaling decision" | ctx.replicas == null}
@@ -115,9 +122,17 @@ _withheld_notes(ctx) := {note |
 	some note in _withheld_reasons(ctx)
 }
 
-_withheld_reasons(ctx) := {sprintf("not scaling down: metrics.%s unknown", [key]) | some key in _unknown_metrics(ctx)} | {sprintf("not scaling down: %s %v misses spec.performance.%s %v", [key, ctx.metrics[key], target, ctx.blueprint.spec.performance[target]]) |
+_withheld_reasons(ctx) := _unknown_reasons(ctx) | _missed_reasons(ctx)
+
+_unknown_reasons(ctx) := {sprintf("not scaling down: metrics.%s unknown", [key]) | some key in _unknown_metrics(ctx)}
+
+_missed_reasons(ctx) := {reason |
 	some target in _missed_targets(ctx)
 	key := _target_metrics[target]
+	reason := sprintf(
+		"not scaling down: %s %v misses spec.performance.%s %v",
+		[key, ctx.metrics[key], target, ctx.blueprint.spec.performance[target]],
+	)
 }
 
 # the scaling metrics and every metric the blueprint sets a target for
@@ -128,10 +143,8 @@ _relied_on(ctx) := {"cpu_percent", "memory_percent"} | {metric |
 
 _unknown_metrics(ctx) := {key |
 	some key in _relied_on(ctx)
-	not _known(ctx.metrics, key)
+	not key in object.keys(ctx.metrics)
 }
-
-_known(metrics, key) if _ = metrics[key]
 
 _missed_targets(ctx) := {target |
 	some target in ["latency_p95_ms", "error_rate_percent"]

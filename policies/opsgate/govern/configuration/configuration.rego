@@ -40,7 +40,7 @@ findings(operation) := {f |
 plain_keys(operation) := verdict.finding(
 	rego.metadata.rule(),
 	"allow",
-	sprintf("configmap %s: keys %s are not sensitive", [operation.name, concat(", ", sort(object.keys(operation.changes)))]),
+	sprintf("configmap %s: keys %s are not sensitive", [operation.name, _keys(operation.changes)]),
 	[],
 ) if {
 	operation.type == "update_configmap"
@@ -71,7 +71,10 @@ sensitive_keys(operation) := verdict.finding_with_suggestion(
 strategy(operation) := verdict.finding(
 	rego.metadata.rule(),
 	"approve",
-	sprintf("changing the deployment strategy (%s) changes how every rollout behaves: approval needed", [concat(", ", sort(object.keys(operation.changes)))]),
+	sprintf(
+		"changing the deployment strategy (%s) changes how every rollout behaves: approval needed",
+		[_keys(operation.changes)],
+	),
 	["spec.deployment.strategy", "spec.deployment.max_surge", "spec.deployment.max_unavailable"],
 ) if {
 	operation.type == "update_strategy"
@@ -85,11 +88,16 @@ strategy(operation) := verdict.finding(
 health_checks(operation) := verdict.finding(
 	rego.metadata.rule(),
 	"approve",
-	sprintf("changing the %s probe (%s) decides when pods count as healthy: approval needed", [operation.probe, concat(", ", sort(object.keys(operation.changes)))]),
+	sprintf(
+		"changing the %s probe (%s) decides when pods count as healthy: approval needed",
+		[operation.probe, _keys(operation.changes)],
+	),
 	[],
 ) if {
 	operation.type == "update_health_checks"
 }
+
+_keys(changes) := concat(", ", sort(object.keys(changes)))
 
 _sensitive(changes) := {key |
 	some key, _ in changes

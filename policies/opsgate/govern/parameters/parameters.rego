@@ -39,7 +39,10 @@ unknown_type(operation, catalog) := verdict.finding_with_suggestion(
 	"forbid",
 	_unknown_reason(operation),
 	[],
-	verdict.suggestion(sprintf("use one of the known operation types: %s", [concat(", ", sort(object.keys(catalog)))]), null),
+	verdict.suggestion(
+		sprintf("use one of the known operation types: %s", [concat(", ", sort(object.keys(catalog)))]),
+		null,
+	),
 ) if {
 	not _known_type(operation, catalog)
 }
@@ -52,7 +55,7 @@ unknown_type(operation, catalog) := verdict.finding_with_suggestion(
 invalid(operation, catalog) := verdict.finding(
 	rego.metadata.rule(),
 	"forbid",
-	sprintf("%s does not fit its type: %s", [operation.type, concat("; ", problems(operation, catalog))]),
+	sprintf("%s does not fit its type: %s", [operation.type, concat("; ", sort(problems(operation, catalog)))]),
 	[],
 ) if {
 	_known_type(operation, catalog)
@@ -90,7 +93,7 @@ _unexpected(operation, catalog) := {sprintf("unexpected parameter %q", [name]) |
 	not catalog[operation.type].parameters[name]
 }
 
-_malformed(operation) := {sprintf("%s %s (got %v)", [name, rule.expected, operation[name]]) |
+_malformed(operation) := {sprintf("%s %s (got %s)", [name, rule.expected, json.marshal(operation[name])]) |
 	some rule in _value_rules[operation.type]
 	name := rule.parameter
 	_has(operation, name)
@@ -150,4 +153,4 @@ _valid("changes", _, value) if {
 
 _valid("probe", _, value) if value in {"liveness", "readiness", "startup"}
 
-_has(operation, name) if _ = operation[name]
+_has(operation, name) if name in object.keys(operation)

@@ -22,12 +22,13 @@ _unit := {"cpu": "millicores", "memory": "bytes"}
 # custom:
 #   id: opsgate.govern.resources.findings
 findings(operation, ctx) := {f |
+	change := _change(operation, ctx)
 	some found in [
-		{g | g := within_band(operation, ctx)},
-		{g | g := beyond_band(operation, ctx)},
-		{g | g := below_minimum(operation, ctx)},
-		{g | g := above_limit(operation, ctx)},
-		{g | g := limit_below_request(operation, ctx)},
+		{g | g := within_band(change)},
+		{g | g := beyond_band(change)},
+		{g | g := below_minimum(change)},
+		{g | g := above_limit(change)},
+		{g | g := limit_below_request(change)},
 	]
 	some f in found
 }
@@ -37,13 +38,12 @@ findings(operation, ctx) := {f |
 # description: A change of at most resource_band_percent of the current value is allowed.
 # custom:
 #   id: opsgate.govern.resources.within_band
-within_band(operation, ctx) := verdict.finding(
+within_band(change) := verdict.finding(
 	rego.metadata.rule(),
 	"allow",
-	sprintf("%s %s %s → %s is a %v%% change, within resource_band_percent %v%%", _band_words(operation, ctx)),
-	_refs(operation),
+	sprintf("%s %s %s → %s is a %v%% change, within resource_band_percent %v%%", _band_words(change)),
+	_band_refs(change),
 ) if {
-	change := _change(operation, ctx)
 	change.percent_x100 <= change.band * 100
 }
 
@@ -52,13 +52,12 @@ within_band(operation, ctx) := verdict.finding(
 # description: A change of more than resource_band_percent of the current value asks for approval.
 # custom:
 #   id: opsgate.govern.resources.beyond_band
-beyond_band(operation, ctx) := verdict.finding(
+beyond_band(change) := verdict.finding(
 	rego.metadata.rule(),
 	"approve",
-	sprintf("%s %s %s → %s is a %v%% change, beyond resource_band_percent %v%%", _band_words(operation, ctx)),
-	_refs(operation),
+	sprintf("%s %s %s → %s is a %v%% change, beyond resource_band_percent %v%%", _band_words(change)),
+	_band_refs(change),
 ) if {
-	change := _change(operation, ctx)
 	change.percent_x100 > change.band * 100
 }
 
@@ -67,20 +66,21 @@ beyond_band(operation, ctx) := verdict.finding(
 # description: A request below spec.resources.<r>.minimum is forbidden; the suggestion names the minimum.
 # custom:
 #   id: opsgate.govern.resources.below_minimum
-below_minimum(operation, ctx) := verdict.finding_with_suggestion(
+below_minimum(change) := verdict.finding_with_suggestion(
 	rego.metadata.rule(),
 	"forbid",
-	sprintf("%s request %s is below spec.resources.%s.minimum %s", [resource, operation.to, resource, minimum]),
-	[sprintf("spec.resources.%s.minimum", [resource])],
+	sprintf(
+		"%s request %s is below spec.resources.%s.minimum %s",
+		[change.resource, change.to_text, change.resource, change.minimum_text],
+	),
+	[sprintf("spec.resources.%s.minimum", [change.resource])],
 	verdict.suggestion(
-		sprintf("keep the %s request at or above %s", [resource, minimum]),
-		{"type": "adjust_resources", "resource": resource, "field": "request", "to": minimum},
+		sprintf("keep the %s request at or above %s", [change.resource, change.minimum_text]),
+		{"type": "adjust_resources", "resource": change.resource, "field": "request", "to": change.minimum_text},
 	),
 ) if {
-	resource := operation.resource
-	_field(operation) == "request"
-	minimum := ctx.blueprint.spec.resources[resource].minimum
-	quantity.amount(resource, operation.to) < _blueprint_amount(ctx, resource, "minimum")
+	change.field == "request"
+	change.to < change.minimum
 }
 
 # METADATA
@@ -88,20 +88,21 @@ below_minimum(operation, ctx) := verdict.finding_with_suggestion(
 # description: Kubernetes rejects a request above the limit; raise the limit first.
 # custom:
 #   id: opsgate.govern.resources.above_limit
-above_limit(operation, ctx) := verdict.finding_with_suggestion(
+above_limit(change) := verdict.finding_with_suggestion(
 	rego.metadata.rule(),
 	"forbid",
-	sprintf("%s request %s is above the limit %s", [resource, operation.to, quantity.format(resource, limit)]),
-	[sprintf("spec.resources.%s.limit", [resource])],
+	sprintf(
+		"%s request %s is above the limit %s",
+		[change.resource, change.to_text, quantity.format(change.resource, change.limit)],
+	),
+	[sprintf("spec.resources.%s.limit", [change.resource])],
 	verdict.suggestion(
-		sprintf("raise the %s limit to at least %s first", [resource, operation.to]),
-		{"type": "adjust_resources", "resource": resource, "field": "limit", "to": operation.to},
+		sprintf("raise the %s limit to at least %s first", [change.resource, change.to_text]),
+		{"type": "adjust_resources", "resource": change.resource, "field": "limit", "to": change.to_text},
 	),
 ) if {
-	resource := operation.resource
-	_field(operation) == "request"
-	limit := _current(ctx, resource, "limit")
-	quantity.amount(resource, operation.to) > limit
+	change.field == "request"
+	change.to > change.limit
 }
 
 # METADATA
@@ -109,41 +110,17 @@ above_limit(operation, ctx) := verdict.finding_with_suggestion(
 # description: A limit below the current request is forbidden; lower the request first.
 # custom:
 #   id: opsgate.govern.resources.limit_below_request
-limit_below_request(operation, ctx) := verdict.finding(
+limit_below_request(change) := verdict.finding(
 	rego.metadata.rule(),
 	"forbid",
-	sprintf("%s limit %s is below the request %s", [resource, operation.to, quantity.format(resource, request)]),
-	[sprintf("spec.resources.%s.request", [resource])],
+	sprintf(
+		"%s limit %s is below the request %s",
+		[change.resource, change.to_text, quantity.format(change.resource, change.request)],
+	),
+	[sprintf("spec.resources.%s.request", [change.resource])],
 ) if {
-	resource := operation.resource
-	_field(operation) == "limit"
-	request := _current(ctx, resource, "request")
-	quantity.amount(resource, operation.to) < request
-}
-
-_field(operation) := object.get(operation, "field", "request")
-
-_refs(operation) := [
-	sprintf("spec.resources.%s.%s", [operation.resource, _field(operation)]),
-	"governance.resource_band_percent",
-]
-
-_change(operation, ctx) := {"from": from, "to": to, "band": band, "percent_x100": (abs(to - from) * 10000) / from} if {
-	from := _current(ctx, operation.resource, _field(operation))
-	from > 0
-	to := quantity.amount(operation.resource, operation.to)
-	band := ctx.blueprint.governance.resource_band_percent
-}
-
-_band_words(operation, ctx) := [
-	operation.resource,
-	_field(operation),
-	quantity.format(operation.resource, change.from),
-	operation.to,
-	round(change.percent_x100) / 100,
-	change.band,
-] if {
-	change := _change(operation, ctx)
+	change.field == "limit"
+	change.to < change.request
 }
 
 # METADATA
@@ -151,10 +128,40 @@ _band_words(operation, ctx) := [
 # description: The current request or limit, observed when given, else from the blueprint.
 # custom:
 #   id: opsgate.govern.resources.current
-current(ctx, resource, field) := _current(ctx, resource, field)
-
-_current(ctx, resource, field) := amount if {
+current(ctx, resource, field) := amount if {
 	amount := ctx.resources[resource][field]
-} else := _blueprint_amount(ctx, resource, field)
+} else := ctx.blueprint.spec.resources[resource][_unit[resource]][field]
 
-_blueprint_amount(ctx, resource, field) := ctx.blueprint.spec.resources[resource][_unit[resource]][field]
+# Everything the rules need about one change, computed once.
+_change(operation, ctx) := {
+	"resource": operation.resource,
+	"field": field,
+	"to": to,
+	"to_text": operation.to,
+	"from": from,
+	"request": current(ctx, operation.resource, "request"),
+	"limit": current(ctx, operation.resource, "limit"),
+	"minimum": ctx.blueprint.spec.resources[operation.resource][_unit[operation.resource]].minimum,
+	"minimum_text": ctx.blueprint.spec.resources[operation.resource].minimum,
+	"band": ctx.blueprint.governance.resource_band_percent,
+	"percent_x100": (abs(to - from) * 10000) / from,
+} if {
+	field := object.get(operation, "field", "request")
+	from := current(ctx, operation.resource, field)
+	from > 0
+	to := quantity.amount(operation.resource, operation.to)
+}
+
+_band_words(change) := [
+	change.resource,
+	change.field,
+	quantity.format(change.resource, change.from),
+	change.to_text,
+	round(change.percent_x100) / 100,
+	change.band,
+]
+
+_band_refs(change) := [
+	sprintf("spec.resources.%s.%s", [change.resource, change.field]),
+	"governance.resource_band_percent",
+]

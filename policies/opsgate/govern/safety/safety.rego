@@ -28,7 +28,10 @@ breaker_open(ctx) := verdict.finding_with_suggestion(
 	"forbid",
 	"circuit breaker open: human reset required",
 	["governance.safety.circuit_breaker_threshold"],
-	verdict.suggestion(sprintf("investigate, then run: opsgate breaker reset %s --by NAME", [ctx.service]), null),
+	verdict.suggestion(
+		sprintf("investigate, then run: opsgate breaker reset %s --by NAME", [ctx.service]),
+		null,
+	),
 ) if {
 	ctx.state.breaker_open == true
 }
@@ -45,22 +48,29 @@ postponements(ctx) := {p |
 
 # METADATA
 # title: Cooldown
-# description: An allowed operation less than cooldown_seconds after the last one is deferred; at exactly cooldown_seconds it is not.
+# description: |
+#   An allowed operation less than cooldown_seconds after the last one is
+#   deferred; at exactly cooldown_seconds it is not.
 # custom:
 #   id: opsgate.govern.safety.cooldown
 cooldown(ctx) := verdict.finding(
 	rego.metadata.rule(),
 	"allow",
-	sprintf("last operation %ds ago, within cooldown_seconds %d", [elapsed, ctx.blueprint.spec.scaling.cooldown_seconds]),
+	sprintf(
+		"last operation %ds ago, within cooldown_seconds %d",
+		[floor(elapsed / 1000000000), ctx.blueprint.spec.scaling.cooldown_seconds],
+	),
 	["spec.scaling.cooldown_seconds"],
 ) if {
-	elapsed := floor((ctx.now_ns - ctx.state.last_operation_ns) / 1000000000)
-	ctx.now_ns - ctx.state.last_operation_ns < ctx.blueprint.spec.scaling.cooldown_seconds * 1000000000
+	elapsed := ctx.now_ns - ctx.state.last_operation_ns
+	elapsed < ctx.blueprint.spec.scaling.cooldown_seconds * 1000000000
 }
 
 # METADATA
 # title: Time unknown
-# description: With a last operation on record but no readable time for it or for now, the cooldown can't be measured, so allowed operations wait.
+# description: |
+#   With a last operation on record but no readable time for it or for now,
+#   the cooldown can't be measured, so allowed operations wait.
 # custom:
 #   id: opsgate.govern.safety.unknown_time
 unknown_time(ctx) := verdict.finding(
@@ -82,4 +92,4 @@ _unmeasurable(ctx) if ctx.state.last_operation_ns == null
 # description: governance.safety.dry_run marks every decision dry_run; tiers are unchanged and nothing is executed.
 # custom:
 #   id: opsgate.govern.safety.dry_run
-dry_run(ctx) := ctx.blueprint.governance.safety.dry_run == true
+dry_run(ctx) := ctx.blueprint.governance.safety.dry_run

@@ -33,7 +33,10 @@ findings(operation, ctx) := {f |
 within_limits(operation, ctx) := verdict.finding(
 	rego.metadata.rule(),
 	"allow",
-	sprintf("%d replicas is within min_replicas %d and max_replicas %d", [operation.to, scaling.min_replicas, scaling.max_replicas]),
+	sprintf(
+		"%d replicas is within min_replicas %d and max_replicas %d",
+		[operation.to, scaling.min_replicas, scaling.max_replicas],
+	),
 	["spec.scaling.min_replicas", "spec.scaling.max_replicas"],
 ) if {
 	operation.type == "scale"

@@ -93,7 +93,7 @@ as_object(value) := value if is_object(value)
 else := {}
 
 _breaker_open(raw) := false if {
-	not _has_key(raw, "breaker_open")
+	not "breaker_open" in object.keys(raw)
 } else := false if {
 	raw.breaker_open == false
 } else := true
@@ -114,34 +114,41 @@ _time_ns(value) := time.parse_rfc3339_ns(value) if {
 # description: One line for every value of the observation that breaks the contract and was left out.
 # custom:
 #   id: opsgate.lib.observation.notes
-notes(observation) := sort(array.concat(_metric_notes(observation), _other_notes(observation)))
+notes(observation) := sort(array.concat(_metric_notes(observation), [note |
+	some found in [
+		{n | n := _replica_note(observation)},
+		{n | n := _pod_note(observation)},
+		{n | n := _breaker_note(observation)},
+		{n | n := _time_note(observation)},
+	]
+	some note in found
+]))
 
-_metric_notes(observation) := [sprintf("metrics.%s is not a non-negative number (got %v): treated as unknown", [name, value]) |
+_metric_notes(observation) := [note |
 	some name in known_metrics
 	value := observation.metrics[name]
 	not _non_negative(value)
+	note := sprintf("metrics.%s is not a non-negative number (got %s): treated as unknown", [name, json.marshal(value)])
 ]
 
-_other_notes(observation) := [note |
-	some check in [
-		{"bad": _bad_replicas(observation), "note": "replicas.desired and replicas.ready must be whole non-negative numbers: replicas unknown"},
-		{"bad": _bad_pods(observation), "note": "pods without a name or a whole restart_count were left out"},
-		{"bad": _bad_breaker(observation), "note": "state.breaker_open is not true or false: treated as open"},
-		{"bad": _bad_time(observation, "now"), "note": "now is not an RFC 3339 time: cooldowns can't be measured"},
-	]
-	check.bad
-	note := check.note
-]
+_replica_note(observation) := concat("", [
+	"replicas.desired and replicas.ready must be whole non-negative numbers: ",
+	"replicas unknown",
+]) if {
+	replicas(as_object(object.get(observation, "replicas", {}))) == null
+}
 
-_bad_replicas(observation) := replicas(as_object(object.get(observation, "replicas", {}))) == null
+_pod_note(observation) := "pods without a name or a whole restart_count were left out" if {
+	count(pods(observation)) != count(object.get(observation, "pods", []))
+}
 
-_bad_pods(observation) := count(pods(observation)) != count(object.get(observation, "pods", []))
+_breaker_note(observation) := "state.breaker_open is not true or false: treated as open" if {
+	not is_boolean(object.get(observation, ["state", "breaker_open"], false))
+}
 
-_bad_breaker(observation) := _breaker_open(as_object(object.get(observation, "state", {}))) if {
-	object.get(observation, ["state", "breaker_open"], false) != true
-} else := false
-
-_bad_time(observation, key) := _time_ns(object.get(observation, key, null)) == null
+_time_note(observation) := "now is not an RFC 3339 time: cooldowns can't be measured" if {
+	_time_ns(object.get(observation, "now", null)) == null
+}
 
 _non_negative(value) if {
 	is_number(value)
@@ -152,5 +159,3 @@ _count(value) if {
 	_non_negative(value)
 	value == floor(value)
 }
-
-_has_key(obj, key) if _ = obj[key]

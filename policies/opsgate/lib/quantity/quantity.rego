@@ -3,7 +3,7 @@
 # description: |
 #   Parse CPU quantities to millicores and memory quantities to bytes, and
 #   write them back in the units people read. Anything that isn't a quantity
-#   is undefined, so a rule resting on it can't fire.
+#   of that resource is undefined, so a rule resting on it can't fire.
 # custom:
 #   id: opsgate.lib.quantity
 package opsgate.lib.quantity
@@ -13,33 +13,30 @@ _mebibyte := 1048576
 _kibibyte := 1024
 
 # METADATA
-# title: Millicores
-# description: A CPU quantity (100m, 0.5, 2) in whole millicores.
+# title: Amount
+# description: |
+#   A quantity of the named resource in its base unit: whole millicores for
+#   cpu (100m, 0.5, 2; no binary suffix), whole bytes for memory (128Mi,
+#   1Gi, 2G, 512; no milli suffix). Rounded up, like Kubernetes.
+# scope: document
 # custom:
-#   id: opsgate.lib.quantity.millicores
-millicores(q) := n if {
+#   id: opsgate.lib.quantity.amount
+amount("cpu", q) := n if {
 	# the common case (100m) without decimal arithmetic, which is slow in OPA
-	is_string(q)
 	endswith(q, "m")
 	n := ceil(to_number(trim_suffix(q, "m")))
 	n >= 0
 } else := n if {
 	is_string(q)
-	not endswith(q, "m")
 	not endswith(q, "i")
-	n := round(units.parse(q) * 1000)
+	n := ceil(units.parse(q) * 1000)
 	n >= 0
-} else := round(q * 1000) if {
+} else := ceil(q * 1000) if {
 	is_number(q)
 	q >= 0
 }
 
-# METADATA
-# title: Bytes
-# description: A memory quantity (128Mi, 1Gi, 2G, 512) in whole bytes.
-# custom:
-#   id: opsgate.lib.quantity.bytes
-bytes(q) := n if {
+amount("memory", q) := n if {
 	is_string(q)
 	not endswith(q, "m")
 	n := ceil(units.parse_bytes(q))
@@ -50,17 +47,9 @@ bytes(q) := n if {
 }
 
 # METADATA
-# title: Amount
-# description: A quantity of the named resource in its base unit (millicores for cpu, bytes for memory).
-# custom:
-#   id: opsgate.lib.quantity.amount
-amount("cpu", q) := millicores(q)
-
-amount("memory", q) := bytes(q)
-
-# METADATA
 # title: Format
 # description: An amount of the named resource written as a quantity (90m, 116Mi, 1536Ki).
+# scope: document
 # custom:
 #   id: opsgate.lib.quantity.format
 format("cpu", n) := sprintf("%dm", [n])
@@ -74,6 +63,7 @@ format("memory", n) := sprintf("%dMi", [n / _mebibyte]) if {
 # METADATA
 # title: Step unit
 # description: The granularity in which computed amounts are rounded (1m of CPU, 1Mi of memory).
+# scope: document
 # custom:
 #   id: opsgate.lib.quantity.step
 step("cpu") := 1

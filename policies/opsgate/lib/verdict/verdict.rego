@@ -21,6 +21,9 @@ rank := {"allow": 0, "approve": 1, "forbid": 2}
 # custom:
 #   id: opsgate.lib.verdict.finding
 finding(metadata, tier, reason, refs) := {
+	# "order" is the first key, so sorted findings come strictest first,
+	# then built-in rules before agent_authority and safety, then by reason
+	"order": [2 - rank[tier], _category(metadata.custom.id)],
 	"tier": tier,
 	"reason": reason,
 	"rule": metadata.custom.id,
@@ -62,11 +65,9 @@ proposal(metadata, operation, reason, refs) := {
 # description: The strictest tier among a set of findings; forbid when the set is empty (fail closed).
 # custom:
 #   id: opsgate.lib.verdict.strictest
-strictest(findings) := tier if {
-	highest := max({rank[f.tier] | some f in findings})
-	some tier, value in rank
-	value == highest
-} else := "forbid"
+strictest(findings) := sort([f | some f in findings])[0].tier if count(findings) > 0
+
+else := "forbid"
 
 # METADATA
 # title: Decision id
@@ -86,19 +87,21 @@ decision_id(service, now, operation) := substring(
 #   operation), every reason and rule in order, the blueprint fields read,
 #   and the suggestion of the strictest finding that has one.
 # custom:
-#   id: opsgate.lib.verdict.verdict
-verdict(id, operation, leading, findings, postponements) := {
+#   id: opsgate.lib.verdict.combined
+combined(id, operation, leading, findings, postponements) := {
 	"id": id,
 	"operation": operation,
-	"tier": _final_tier(strictest(findings), postponements),
-	"reasons": array.concat(
+	"tier": _final_tier(_strictest_of_sorted(ordered), postponements),
+	"reasons": array.flatten([
 		[p.reason | some p in leading],
-		array.concat([f.reason | some f in ordered], [p.reason | some p in postponements]),
-	),
-	"rules": array.concat(
+		[f.reason | some f in ordered],
+		[p.reason | some p in postponements],
+	]),
+	"rules": array.flatten([
 		[p.rule | some p in leading],
-		array.concat([f.rule | some f in ordered], [p.rule | some p in postponements]),
-	),
+		[f.rule | some f in ordered],
+		[p.rule | some p in postponements],
+	]),
 	"blueprint_refs": sort({ref |
 		some source in [leading, findings, postponements]
 		some item in source
@@ -106,19 +109,17 @@ verdict(id, operation, leading, findings, postponements) := {
 	}),
 	"suggestion": _suggestion(ordered),
 } if {
-	ordered := _ordered(findings)
+	ordered := sort([f | some f in findings])
 }
+
+_strictest_of_sorted(ordered) := ordered[0].tier if count(ordered) > 0
+
+else := "forbid"
 
 _final_tier(tier, postponements) := "defer" if {
 	tier == "allow"
 	count(postponements) > 0
 } else := tier
-
-# strictest findings first; within a tier the built-in rules before the
-# blueprint's agent_authority and the safety rules; then by rule id
-_ordered(findings) := [pair[3] |
-	some pair in sort([[0 - rank[f.tier], _category(f.rule), f.rule, f] | some f in findings])
-]
 
 _category(rule) := 1 if {
 	startswith(rule, "opsgate.govern.authority.")
@@ -126,6 +127,7 @@ _category(rule) := 1 if {
 	startswith(rule, "opsgate.govern.safety.")
 } else := 0
 
+# the suggestion of the strictest finding that has one
 _suggestion(ordered) := [f.suggestion | some f in ordered; f.suggestion != null][0] if {
 	some f in ordered
 	f.suggestion != null

@@ -1,0 +1,93 @@
+package opsgate.govern.safety_test
+
+import data.opsgate.testdata
+
+_request(operation, state, now) := object.union(testdata.request(operation), {"state": state, "now": now})
+
+_scale := {"type": "scale", "to": 3}
+
+_state(last) := {"last_operation_at": last, "consecutive_failures": 0, "breaker_open": false}
+
+test_breaker_open_forbids_every_operation if {
+	every operation in [
+		_scale,
+		{"type": "restart_pod", "pod": "frontend-1"},
+		{"type": "update_configmap", "name": "cfg", "changes": {"LOG_LEVEL": "INFO"}},
+		{"type": "rollback"},
+	] {
+		verdict := testdata.enforce(_request(operation, {"breaker_open": true}, "2026-02-10T12:00:00Z"))
+		verdict.tier == "forbid"
+		"circuit breaker open: human reset required" in verdict.reasons
+		"opsgate.govern.safety.breaker_open" in verdict.rules
+		verdict.suggestion.text == "investigate, then run: opsgate breaker reset frontend --by NAME"
+	}
+}
+
+test_breaker_flag_that_is_not_a_boolean_counts_as_open if {
+	verdict := testdata.enforce(_request(_scale, {"breaker_open": "no"}, "2026-02-10T12:00:00Z"))
+	verdict.tier == "forbid"
+}
+
+test_breaker_open_in_decide_forbids_computed_operations if {
+	document := testdata.decide([
+		testdata.set("/metrics/cpu_percent", 90),
+		testdata.set("/state/breaker_open", true),
+	])
+	[decision] := document.decisions
+	decision.tier == "forbid"
+	decision.reasons[0] == "cpu 90% > scale_up_threshold_percent 80%"
+}
+
+test_cooldown_defers_allowed_operations if {
+	verdict := testdata.enforce(_request(_scale, _state("2026-02-10T11:58:00Z"), "2026-02-10T12:00:00Z"))
+	verdict.tier == "defer"
+	verdict.reasons[count(verdict.reasons) - 1] == "last operation 120s ago, within cooldown_seconds 300"
+	verdict.rules[count(verdict.rules) - 1] == "opsgate.govern.safety.cooldown"
+	"spec.scaling.cooldown_seconds" in verdict.blueprint_refs
+}
+
+test_cooldown_ends_exactly_at_cooldown_seconds if {
+	testdata.enforce(_request(_scale, _state("2026-02-10T11:55:00Z"), "2026-02-10T12:00:00Z")).tier == "allow"
+	testdata.enforce(_request(_scale, _state("2026-02-10T11:55:01Z"), "2026-02-10T12:00:00Z")).tier == "defer"
+}
+
+test_cooldown_leaves_approve_and_forbid_alone if {
+	recent := _state("2026-02-10T11:59:00Z")
+	approve := testdata.enforce(_request({"type": "scale", "to": 9}, recent, "2026-02-10T12:00:00Z"))
+	approve.tier == "approve"
+	not "opsgate.govern.safety.cooldown" in approve.rules
+	testdata.enforce(_request({"type": "scale", "to": 0}, recent, "2026-02-10T12:00:00Z")).tier == "forbid"
+}
+
+test_unknown_times_defer_when_there_was_a_last_operation if {
+	every case in [
+		{"last": "2026-02-10T11:00:00Z", "now": "yesterday"},
+		{"last": "an hour ago", "now": "2026-02-10T12:00:00Z"},
+		{"last": "2026-02-10T11:00:00Z", "now": null},
+	] {
+		verdict := testdata.enforce(_request(_scale, _state(case.last), case.now))
+		verdict.tier == "defer"
+		"opsgate.govern.safety.unknown_time" in verdict.rules
+	}
+}
+
+test_no_last_operation_means_no_cooldown if {
+	testdata.enforce(_request(_scale, _state(null), "not a time")).tier == "allow"
+}
+
+test_dry_run_marks_decisions_and_keeps_tiers if {
+	compiled := testdata.frontend_with([{"op": "replace", "path": "/governance/safety/dry_run", "value": true}])
+	document := testdata.decide_with([testdata.set("/metrics/cpu_percent", 90)], compiled)
+	document.dry_run == true
+	[decision] := document.decisions
+	decision.dry_run == true
+	decision.tier == "allow"
+	verdict := testdata.enforce_with(testdata.request({"type": "scale", "to": 0}), compiled)
+	verdict.dry_run == true
+	verdict.tier == "forbid"
+}
+
+test_dry_run_on_a_quiet_service if {
+	compiled := testdata.frontend_with([{"op": "replace", "path": "/governance/safety/dry_run", "value": true}])
+	testdata.decide_with([], compiled).dry_run == true
+}
