@@ -18,9 +18,9 @@ import data.opsgate.lib.verdict
 #   id: opsgate.govern.authority.findings
 findings(operation, ctx) := {f |
 	some found in [
-		{g | g := listed_forbidden(operation, ctx)},
-		{g | g := listed_requires_approval(operation, ctx)},
-		{g | g := listed_allowed(operation, ctx)},
+		{g | g := forbidden(operation, ctx)},
+		{g | g := requires_approval(operation, ctx)},
+		{g | g := allowed(operation, ctx)},
 	]
 	some f in found
 }
@@ -30,7 +30,7 @@ findings(operation, ctx) := {f |
 # description: An operation type in governance.agent_authority.forbidden is forbidden.
 # custom:
 #   id: opsgate.govern.authority.forbidden
-listed_forbidden(operation, ctx) := verdict.finding(
+forbidden(operation, ctx) := verdict.finding(
 	rego.metadata.rule(),
 	"forbid",
 	sprintf("governance.agent_authority.forbidden lists %s", [operation.type]),
@@ -44,7 +44,7 @@ listed_forbidden(operation, ctx) := verdict.finding(
 # description: An operation type in governance.agent_authority.requires_approval needs approval (or stricter).
 # custom:
 #   id: opsgate.govern.authority.requires_approval
-listed_requires_approval(operation, ctx) := verdict.finding(
+requires_approval(operation, ctx) := verdict.finding(
 	rego.metadata.rule(),
 	"approve",
 	sprintf("governance.agent_authority.requires_approval lists %s", [operation.type]),
@@ -58,7 +58,7 @@ listed_requires_approval(operation, ctx) := verdict.finding(
 # description: An operation type in governance.agent_authority.allowed keeps its built-in tier; it is never loosened.
 # custom:
 #   id: opsgate.govern.authority.allowed
-listed_allowed(operation, ctx) := verdict.finding(
+allowed(operation, ctx) := verdict.finding(
 	rego.metadata.rule(),
 	"allow",
 	sprintf("governance.agent_authority.allowed lists %s", [operation.type]),

@@ -18,7 +18,7 @@ import data.opsgate.lib.verdict
 findings(operation, ctx) := {f |
 	some found in [
 		{g | g := delete_deployment(operation, ctx)},
-		{g | g := other_protected(operation)},
+		{g | g := other_objects(operation)},
 	]
 	some f in found
 }
@@ -46,8 +46,8 @@ delete_deployment(operation, ctx) := verdict.finding_with_suggestion(
 # title: Other protected objects
 # description: Services, volume claims, secrets, network policies and RBAC are never changed by automation.
 # custom:
-#   id: opsgate.govern.protected.other
-other_protected(operation) := verdict.finding_with_suggestion(
+#   id: opsgate.govern.protected.other_objects
+other_objects(operation) := verdict.finding_with_suggestion(
 	rego.metadata.rule(),
 	"forbid",
 	sprintf("%s %s is forbidden", [_what[operation.type], operation.name]),
