@@ -72,15 +72,15 @@ test_decide_broken_values_are_unknown_and_noted if {
 		},
 		{
 			"changes": [testdata.set("/metrics/cpu_percent", "NaN")],
-			"note": `metrics.cpu_percent is not a non-negative number (got "NaN"): treated as unknown`,
+			"note": `metrics.cpu_percent is not a plausible measurement (got "NaN"): treated as unknown`,
 		},
 		{
 			"changes": [testdata.set("/metrics/cpu_percent", -5)],
-			"note": "metrics.cpu_percent is not a non-negative number (got -5): treated as unknown",
+			"note": "metrics.cpu_percent is not a plausible measurement (got -5): treated as unknown",
 		},
 		{
 			"changes": [testdata.set("/metrics/cpu_percent", null)],
-			"note": "metrics.cpu_percent is not a non-negative number (got null): treated as unknown",
+			"note": "metrics.cpu_percent is not a plausible measurement (got null): treated as unknown",
 		},
 		{
 			"changes": [testdata.set("/pods/0/restart_count", "many"), testdata.set("/pods/0/reason", "Error")],
@@ -113,4 +113,10 @@ test_decide_state_not_an_object_is_no_history if {
 	document := testdata.decide([testdata.set("/state", "fine"), testdata.set("/metrics/cpu_percent", 95)])
 	[decision] := document.decisions
 	decision.tier == "allow"
+}
+
+test_decide_overflowing_metric_is_unknown if {
+	document := testdata.decide([testdata.set("/metrics/cpu_percent", 1e400)])
+	document.decisions == []
+	"metrics.cpu_percent is not a plausible measurement (got 1e400): treated as unknown" in document.notes
 }

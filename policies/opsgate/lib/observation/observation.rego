@@ -30,7 +30,7 @@ _resource_fields := ["request", "usage", "limit"]
 metrics(observation) := {name: value |
 	some name in known_metrics
 	value := observation.metrics[name]
-	_non_negative(value)
+	_measurement(value)
 }
 
 # METADATA
@@ -127,8 +127,8 @@ notes(observation) := sort(array.concat(_metric_notes(observation), [note |
 _metric_notes(observation) := [note |
 	some name in known_metrics
 	value := observation.metrics[name]
-	not _non_negative(value)
-	note := sprintf("metrics.%s is not a non-negative number (got %s): treated as unknown", [name, json.marshal(value)])
+	not _measurement(value)
+	note := sprintf("metrics.%s is not a plausible measurement (got %s): treated as unknown", [name, json.marshal(value)])
 ]
 
 _replica_note(observation) := concat("", [
@@ -153,6 +153,18 @@ _time_note(observation) := "now is not an RFC 3339 time: cooldowns can't be meas
 _non_negative(value) if {
 	is_number(value)
 	value >= 0
+}
+
+# METADATA
+# title: Largest plausible measurement
+# description: Metric values at or above this (overflowed or garbage numbers) are treated as unknown.
+# custom:
+#   id: opsgate.lib.observation.measurement_limit
+measurement_limit := 1000000000
+
+_measurement(value) if {
+	_non_negative(value)
+	value < measurement_limit
 }
 
 _count(value) if {

@@ -81,3 +81,7 @@ _agrees(true, document) if {
 	document.decisions == []
 	document.notes == []
 }
+
+test_overflowing_metric_is_not_quiet if {
+	not quiet.holds(json.patch(testdata.observation, [testdata.set("/metrics/throughput_rps", 1e400)]), testdata.blueprints.frontend)
+}

@@ -112,7 +112,7 @@ test_scaling_metric_not_a_number_is_unknown if {
 	document := testdata.decide([testdata.set("/metrics/cpu_percent", "85")])
 	document.decisions == []
 	document.notes == [
-		`metrics.cpu_percent is not a non-negative number (got "85"): treated as unknown`,
+		`metrics.cpu_percent is not a plausible measurement (got "85"): treated as unknown`,
 		`cpu utilization unknown (metrics.cpu_percent missing or invalid): no scaling decision`,
 	]
 }
