@@ -10,6 +10,8 @@ import click
 
 from engine import __version__
 from engine.cli import compile as compile_command
+from engine.cli import decide as decide_command
+from engine.cli import enforce as enforce_command
 from engine.cli import validate as validate_command
 from engine.cli.terminal import console, escape
 from engine.errors import OpsgateError
@@ -82,6 +84,8 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
 
 cli.add_command(validate_command.validate)
 cli.add_command(compile_command.compile_)
+cli.add_command(decide_command.decide)
+cli.add_command(enforce_command.enforce)
 
 
 def main() -> None:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+
+from engine.opa import DEFAULT_QUERY_TIMEOUT
+from engine.policy import RemoteOpa
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -20,9 +24,77 @@ json_option = click.option(
 
 policies_option = click.option(
     "--policies",
-    type=click.Path(exists=True, file_okay=False, path_type=__import__("pathlib").Path),
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
     envvar="OPSGATE_POLICIES",
     show_envvar=True,
     default=None,
     help="Policy library to use instead of the embedded one.",
 )
+
+blueprints_option = click.option(
+    "--blueprints",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    envvar="OPSGATE_BLUEPRINTS",
+    show_envvar=True,
+    default="blueprints",
+    show_default=True,
+    help="Directory of blueprints (with its governance.yaml).",
+)
+
+
+def opa_options(function: F) -> F:
+    """Add --opa-url, --opa-token-file, --opa-ca and --opa-timeout to a command."""
+    options = [
+        click.option(
+            "--opa-url",
+            envvar="OPSGATE_OPA_URL",
+            show_envvar=True,
+            default=None,
+            help="Use this OPA server instead of starting one (it must serve the compiled bundle).",
+        ),
+        click.option(
+            "--opa-token-file",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            envvar="OPSGATE_OPA_TOKEN_FILE",
+            show_envvar=True,
+            default=None,
+            help="File holding the bearer token for --opa-url (or set OPSGATE_OPA_TOKEN).",
+        ),
+        click.option(
+            "--opa-ca",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            envvar="OPSGATE_OPA_CA",
+            show_envvar=True,
+            default=None,
+            help="CA bundle to verify an https --opa-url (default: the system store).",
+        ),
+        click.option(
+            "--opa-timeout",
+            type=click.FloatRange(min=0.05, max=120),
+            envvar="OPSGATE_OPA_TIMEOUT",
+            show_envvar=True,
+            default=DEFAULT_QUERY_TIMEOUT,
+            show_default=True,
+            help="Seconds to wait for each OPA answer; no answer means nothing is executed.",
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def remote_opa(
+    url: str | None, token_file: Path | None, ca: Path | None, token_env: str | None
+) -> RemoteOpa | None:
+    """Build the RemoteOpa settings from the shared options (None: start a local OPA)."""
+    if url is None:
+        if token_file is not None or ca is not None:
+            raise click.UsageError("--opa-token-file and --opa-ca need --opa-url")
+        return None
+    token = token_env
+    if token_file is not None:
+        try:
+            token = token_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as e:
+            raise click.UsageError(f"can't read --opa-token-file {token_file}: {e}") from e
+    return RemoteOpa(url=url, token=token or None, ca=str(ca) if ca else True)

@@ -1,0 +1,66 @@
+"""``opsgate decide``: the decision document for one observation."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from engine.cli.inputs import read_json
+from engine.cli.options import blueprints_option, opa_options, policies_option, remote_opa
+from engine.cli.terminal import emit_json, escape, note
+from engine.policy import PolicySession
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  opsgate decide --observation blueprints/examples/observations/frontend-busy.json
+  kubectl-ai-observer | opsgate decide --observation - --opa-url https://opa:8181
+
+The decision document (DESIGN.md) is printed on stdout as JSON; a summary
+goes to stderr. Exit codes: 0 answered, 1 error (OPA down, bad input), 2 usage.""",
+)
+@blueprints_option
+@click.option(
+    "--observation",
+    "observation_source",
+    required=True,
+    help="Observation JSON file, or - for stdin.",
+)
+@policies_option
+@opa_options
+@click.pass_context
+def decide(
+    ctx: click.Context,
+    blueprints: Path,
+    observation_source: str,
+    policies: Path | None,
+    opa_url: str | None,
+    opa_token_file: Path | None,
+    opa_ca: Path | None,
+    opa_timeout: float,
+) -> None:
+    """Ask the policies what one observed service needs now.
+
+    Compiles the blueprints, starts OPA on them (or uses --opa-url), and asks
+    data.opsgate.main.decide. Nothing is executed.
+    """
+    observation = read_json(observation_source, "observation")
+    remote = remote_opa(opa_url, opa_token_file, opa_ca, os.environ.get("OPSGATE_OPA_TOKEN"))
+    with PolicySession(
+        blueprints, policies=policies, remote=remote, timeout=opa_timeout
+    ) as session:
+        document = session.decide(observation)
+    emit_json(document)
+    if not ctx.obj["quiet"]:
+        for decision in document["decisions"]:
+            note(
+                f"{decision['tier']:<8} {escape(str(decision['operation']))}  "
+                f"[dim]{escape(decision['reasons'][0])}[/]"
+            )
+        for line in document["notes"]:
+            note(f"[yellow]note:[/] {escape(line)}")
+        if not document["decisions"]:
+            note(f"{escape(str(document['service']))}: nothing to do")

@@ -1,0 +1,97 @@
+"""``opsgate enforce``: one verdict for one proposed operation; the exit code is the tier."""
+
+from __future__ import annotations
+
+import datetime
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from engine import contracts
+from engine.cli.inputs import read_json
+from engine.cli.options import blueprints_option, opa_options, policies_option, remote_opa
+from engine.cli.terminal import emit_json, escape, note
+from engine.policy import PolicySession
+
+_COLOURS = {"allow": "green", "approve": "yellow", "forbid": "red", "defer": "blue"}
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  opsgate enforce --service frontend --operation '{"type": "scale", "to": 3}'
+  opsgate enforce --service frontend --operation op.json --state state.json --replicas 2
+
+The verdict is printed on stdout as JSON; a summary goes to stderr.
+Exit codes: 0 allow, 3 approve, 4 forbid, 5 defer, 1 error, 2 usage.""",
+)
+@blueprints_option
+@click.option("--service", required=True, help="Service (blueprint name) the operation is for.")
+@click.option(
+    "--operation",
+    "operation_source",
+    required=True,
+    help="The operation as inline JSON, a JSON file, or - for stdin.",
+)
+@click.option(
+    "--state",
+    "state_source",
+    default=None,
+    help="The runner's state for the service as JSON file (last_operation_at, breaker_open).",
+)
+@click.option(
+    "--replicas",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Current replica count, when known (scale verdicts then report 'from').",
+)
+@click.option(
+    "--now",
+    default=None,
+    help="Time of the request, RFC 3339 (default: the current time, UTC).",
+)
+@policies_option
+@opa_options
+@click.pass_context
+def enforce(
+    ctx: click.Context,
+    blueprints: Path,
+    service: str,
+    operation_source: str,
+    state_source: str | None,
+    replicas: int | None,
+    now: str | None,
+    policies: Path | None,
+    opa_url: str | None,
+    opa_token_file: Path | None,
+    opa_ca: Path | None,
+    opa_timeout: float,
+) -> None:
+    """Gate one operation proposed by a person or an AI agent.
+
+    Asks data.opsgate.main.enforce and exits with the tier, so scripts and
+    agents can branch on it. Nothing is executed.
+    """
+    request: dict[str, Any] = {
+        "service": service,
+        "operation": read_json(operation_source, "operation", inline=True),
+        "state": read_json(state_source, "state") if state_source else {},
+        "now": now or datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    if replicas is not None:
+        request["replicas"] = {"desired": replicas, "ready": replicas}
+    remote = remote_opa(opa_url, opa_token_file, opa_ca, os.environ.get("OPSGATE_OPA_TOKEN"))
+    with PolicySession(
+        blueprints, policies=policies, remote=remote, timeout=opa_timeout
+    ) as session:
+        verdict = session.enforce(request)
+    emit_json(verdict)
+    tier = verdict["tier"]
+    if not ctx.obj["quiet"]:
+        colour = _COLOURS.get(tier, "white")
+        note(f"[bold {colour}]{tier}[/]: {escape('; '.join(verdict['reasons']))}")
+        if verdict["suggestion"]:
+            note(f"suggestion: {escape(verdict['suggestion']['text'])}")
+    ctx.exit(contracts.EXIT_CODES[tier])

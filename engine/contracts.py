@@ -1,0 +1,141 @@
+"""The public JSON contracts of DESIGN.md, and checks that OPA's answers keep them.
+
+An answer that breaks the contract is treated like no answer at all
+(``PolicyError``): the runner executes nothing on it. Python checks shapes
+here; it never decides a tier.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypedDict, cast
+
+from jsonschema import Draft202012Validator
+
+from engine.errors import PolicyError
+
+Tier = Literal["allow", "approve", "forbid", "defer"]
+TIERS: tuple[Tier, ...] = ("allow", "approve", "forbid", "defer")
+
+# enforce exit codes (DESIGN.md): 0 allow, 3 approve, 4 forbid, 5 defer
+EXIT_CODES: dict[Tier, int] = {"allow": 0, "approve": 3, "forbid": 4, "defer": 5}
+
+
+class Suggestion(TypedDict):
+    """What to do instead of a refused operation."""
+
+    text: str
+    operation: dict[str, Any] | None
+
+
+class Decision(TypedDict):
+    """One operation with its verdict (an element of ``decisions``)."""
+
+    id: str
+    operation: dict[str, Any]
+    tier: Tier
+    reasons: list[str]
+    rules: list[str]
+    blueprint_refs: list[str]
+    suggestion: Suggestion | None
+    dry_run: bool
+
+
+class DecisionDocument(TypedDict):
+    """The answer of ``data.opsgate.main.decide`` for one service."""
+
+    service: Any
+    blueprint: dict[str, str] | None
+    bundle_revision: str
+    dry_run: bool
+    decisions: list[Decision]
+    notes: list[str]
+
+
+_STRINGS = {"type": "array", "items": {"type": "string"}}
+
+_DECISION = {
+    "type": "object",
+    "required": ["id", "operation", "tier", "reasons", "rules", "blueprint_refs", "suggestion"],
+    "properties": {
+        "id": {"type": "string", "minLength": 1},
+        "tier": {"enum": list(TIERS)},
+        "reasons": {**_STRINGS, "minItems": 1},
+        "rules": {**_STRINGS, "minItems": 1},
+        "blueprint_refs": _STRINGS,
+        "suggestion": {
+            "oneOf": [
+                {"type": "null"},
+                {
+                    "type": "object",
+                    "required": ["text"],
+                    "properties": {"text": {"type": "string"}},
+                },
+            ]
+        },
+        "dry_run": {"type": "boolean"},
+    },
+}
+
+_DOCUMENT = {
+    "type": "object",
+    "required": ["service", "blueprint", "bundle_revision", "dry_run", "decisions", "notes"],
+    "properties": {
+        "bundle_revision": {"type": "string"},
+        "dry_run": {"type": "boolean"},
+        "decisions": {"type": "array", "items": _DECISION},
+        "notes": _STRINGS,
+    },
+}
+
+_DECIDE_ALL = {
+    "type": "object",
+    "required": ["bundle_revision", "services", "notes"],
+    "properties": {
+        "bundle_revision": {"type": "string"},
+        "services": {"type": "array", "items": _DOCUMENT},
+        "notes": _STRINGS,
+    },
+}
+
+_VERDICT = {
+    "allOf": [
+        _DECISION,
+        {
+            "type": "object",
+            "required": ["service", "blueprint", "bundle_revision", "dry_run"],
+        },
+    ]
+}
+
+_VALIDATORS = {
+    "decide": Draft202012Validator(_DOCUMENT),
+    "decide_all": Draft202012Validator(_DECIDE_ALL),
+    "enforce": Draft202012Validator(_VERDICT),
+}
+
+
+def _check(kind: str, answer: Any) -> None:
+    error = next(iter(_VALIDATORS[kind].iter_errors(answer)), None)
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "(top)"
+        raise PolicyError(
+            f"OPA's {kind} answer breaks the contract at {where}: {error.message[:200]}"
+        )
+
+
+def decision_document(answer: Any) -> DecisionDocument:
+    """Return ``answer`` as a DecisionDocument, or raise PolicyError."""
+    _check("decide", answer)
+    return cast(DecisionDocument, answer)
+
+
+def decision_documents(answer: Any) -> list[DecisionDocument]:
+    """Return the per-service documents of a ``decide_all`` answer, or raise PolicyError."""
+    _check("decide_all", answer)
+    return cast(list[DecisionDocument], answer["services"])
+
+
+def verdict(answer: Any) -> dict[str, Any]:
+    """Return ``answer`` as an enforce verdict, or raise PolicyError."""
+    _check("enforce", answer)
+    return cast(dict[str, Any], answer)

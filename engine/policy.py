@@ -1,0 +1,147 @@
+"""A policy session: compiled blueprints, an OPA that serves them, and the three questions.
+
+``PolicySession`` compiles the blueprints (or takes an existing bundle),
+starts a local OPA or connects to a remote one, refuses to answer when the
+served bundle revision differs from the compiled one, and asks
+``decide``, ``decide_all`` and ``enforce``. Every answer is checked against
+the contract; anything else raises ``PolicyError`` (fail closed).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from engine import contracts
+from engine.compile import CompileResult, compile_blueprints
+from engine.errors import PolicyError
+from engine.opa import DEFAULT_QUERY_TIMEOUT, OpaGateway, OpaServer
+
+log = logging.getLogger(__name__)
+
+ENTRYPOINTS = "opsgate.main"
+
+
+@dataclass
+class RemoteOpa:
+    """Where an existing OPA server is, and how to reach it."""
+
+    url: str
+    token: str | None = None
+    ca: bool | str = True
+
+
+class PolicySession:
+    """Compile, serve and query the policies for one set of blueprints."""
+
+    def __init__(
+        self,
+        blueprints: Path,
+        *,
+        policies: Path | None = None,
+        remote: RemoteOpa | None = None,
+        timeout: float = DEFAULT_QUERY_TIMEOUT,
+        build_dir: Path | None = None,
+    ) -> None:
+        self.blueprints = blueprints
+        self.policies = policies
+        self.remote = remote
+        self.timeout = timeout
+        self.build_dir = build_dir
+        self.compiled: CompileResult | None = None
+        self._server: OpaServer | None = None
+        self._gateway: OpaGateway | None = None
+        self._scratch: tempfile.TemporaryDirectory[str] | None = None
+
+    @property
+    def revision(self) -> str:
+        """The bundle revision compiled from the blueprints."""
+        if self.compiled is None:
+            raise PolicyError("policy session not started")
+        return self.compiled.revision
+
+    def start(self) -> PolicySession:
+        """Compile the blueprints, then start or reach OPA and check its revision."""
+        out = self.build_dir
+        if out is None:
+            self._scratch = tempfile.TemporaryDirectory(prefix="opsgate-build-")
+            out = Path(self._scratch.name)
+        self.compiled = compile_blueprints(self.blueprints, out, self.policies)
+        if self.remote is None:
+            assert self.compiled.bundle_path is not None
+            self._server = OpaServer(self.compiled.bundle_path)
+            url = self._server.start()
+            self._gateway = OpaGateway(url, timeout=self.timeout)
+        else:
+            self._gateway = OpaGateway(
+                self.remote.url, token=self.remote.token, timeout=self.timeout, ca=self.remote.ca
+            )
+        self.check_revision()
+        return self
+
+    def check_revision(self) -> None:
+        """Raise PolicyError unless OPA serves exactly the compiled bundle."""
+        served = self.gateway.served_revision()
+        if served != self.revision:
+            raise PolicyError(
+                f"OPA serves bundle revision {served} but the blueprints compile to "
+                f"{self.revision}: refusing to act (load the new bundle into OPA)"
+            )
+
+    @property
+    def gateway(self) -> OpaGateway:
+        """The connection to OPA (after ``start``)."""
+        if self._gateway is None:
+            raise PolicyError("policy session not started")
+        return self._gateway
+
+    def decide(self, observation: Any) -> contracts.DecisionDocument:
+        """Ask ``data.opsgate.main.decide`` for one observation."""
+        answer = self.gateway.evaluate(ENTRYPOINTS, "decide", observation)
+        return contracts.decision_document(answer)
+
+    def decide_all(self, observations: list[Any]) -> list[contracts.DecisionDocument]:
+        """Ask ``data.opsgate.main.decide_all`` for many observations at once."""
+        answer = self.gateway.evaluate(ENTRYPOINTS, "decide_all", {"services": observations})
+        documents = contracts.decision_documents(answer)
+        if len(documents) != len(observations):
+            raise PolicyError(
+                f"OPA answered {len(documents)} documents for {len(observations)} observations"
+            )
+        return documents
+
+    def enforce(self, request: Any) -> dict[str, Any]:
+        """Ask ``data.opsgate.main.enforce`` for one proposed operation."""
+        answer = self.gateway.evaluate(ENTRYPOINTS, "enforce", request)
+        return contracts.verdict(answer)
+
+    def stop(self) -> None:
+        """Stop the local OPA (if any) and remove scratch files."""
+        if self._gateway is not None:
+            self._gateway.close()
+            self._gateway = None
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        if self._scratch is not None:
+            self._scratch.cleanup()
+            self._scratch = None
+
+    def __enter__(self) -> PolicySession:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
