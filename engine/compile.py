@@ -21,6 +21,7 @@ from typing import Any
 
 from engine.blueprint import BlueprintSet, Problem, load_blueprints, normalise_resources
 from engine.errors import CompileError
+from engine.files import write_atomically
 from engine.opa import build_bundle
 from engine.resources import policies_dir
 
@@ -121,25 +122,6 @@ def revision_of(document: dict[str, Any], policies: Path, files: list[Path]) -> 
     return digest.hexdigest()[:20]
 
 
-def _write_atomically(target: Path, text: str) -> None:
-    with tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", dir=target.parent, prefix=f".{target.name}.", delete=False
-    ) as handle:
-        partial = Path(handle.name)
-        try:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
-    try:
-        os.replace(partial, target)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-
-
 def compile_blueprints(
     blueprint_dir: Path,
     out_dir: Path,
@@ -177,7 +159,7 @@ def compile_blueprints(
             bundle_path = out_dir / BUNDLE_FILE
             _build(policies, files, data_text, revision, bundle_path, opa_binary)
         data_path = out_dir / DATA_FILE
-        _write_atomically(data_path, data_text)
+        write_atomically(data_path, data_text)
     except OSError as e:
         raise CompileError(f"{out_dir}: can't write output: {e.strerror or e}") from e
     log.info("compiled %d blueprints, revision %s", len(blueprint_set.blueprints), revision)
