@@ -1,0 +1,415 @@
+"""Durable runner state in SQLite: breakers, cooldowns, approvals, the operation journal.
+
+WAL mode and a busy timeout let ``opsgate run`` and ``opsgate approvals``
+share the file from two processes. The schema carries a version; opening an
+older file migrates it, opening a newer one is refused. Every failure to
+read or write is a ``StateError``: the runner acts on nothing it could not
+record.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.errors import OpsgateError
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_SECONDS = 5.0
+
+_MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE services (
+        service TEXT PRIMARY KEY,
+        last_operation_at TEXT,
+        consecutive_failures INTEGER NOT NULL DEFAULT 0,
+        breaker_open INTEGER NOT NULL DEFAULT 0,
+        breaker_reason TEXT,
+        breaker_changed_at TEXT,
+        breaker_changed_by TEXT
+    );
+    CREATE TABLE approvals (
+        id TEXT PRIMARY KEY,
+        service TEXT NOT NULL,
+        decision_id TEXT NOT NULL,
+        operation TEXT NOT NULL,
+        reasons TEXT NOT NULL,
+        rules TEXT NOT NULL,
+        blueprint_refs TEXT NOT NULL,
+        blueprint_name TEXT NOT NULL,
+        blueprint_version TEXT NOT NULL,
+        bundle_revision TEXT NOT NULL,
+        approvers TEXT NOT NULL,
+        requested_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending',
+        answered_by TEXT,
+        answered_at TEXT,
+        justification TEXT
+    );
+    CREATE INDEX approvals_by_status ON approvals(status, service);
+    CREATE TABLE journal (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        decision_id TEXT NOT NULL,
+        service TEXT NOT NULL,
+        operation TEXT NOT NULL,
+        inverse TEXT,
+        status TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        detail TEXT
+    );
+    CREATE INDEX journal_by_status ON journal(status);
+    """,
+}
+
+JOURNAL_OPEN = ("started", "applied", "rolling_back")
+JOURNAL_CLOSED = ("completed", "failed", "rolled_back", "rollback_failed")
+
+
+class StateError(OpsgateError):
+    """The state database can't be opened, read or written."""
+
+
+@dataclass(frozen=True)
+class Approval:
+    """An approval request as stored."""
+
+    id: str
+    service: str
+    decision_id: str
+    operation: dict[str, Any]
+    reasons: list[str]
+    rules: list[str]
+    blueprint_refs: list[str]
+    blueprint_name: str
+    blueprint_version: str
+    bundle_revision: str
+    approvers: list[str]
+    requested_at: str
+    expires_at: str
+    status: str
+    answered_by: str | None
+    answered_at: str | None
+    justification: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the request as a JSON-ready mapping."""
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """One operation as the journal recorded it."""
+
+    id: int
+    decision_id: str
+    service: str
+    operation: dict[str, Any]
+    inverse: dict[str, Any] | None
+    status: str
+    started_at: str
+    updated_at: str
+    detail: dict[str, Any] | None
+
+
+class StateStore:
+    """The SQLite state file of one runner (``STATE_DIR/state.db``)."""
+
+    def __init__(self, path: Path, *, timeout: float = BUSY_TIMEOUT_SECONDS) -> None:
+        self.path = path
+        self._db: sqlite3.Connection | None = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.Error as e:
+            self.close()
+            raise StateError(f"can't open state database {path}: {e}") from e
+        except OSError as e:
+            self.close()
+            raise StateError(f"can't open state database {path}: {e.strerror or e}") from e
+        except StateError:
+            self.close()
+            raise
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """The open connection."""
+        if self._db is None:
+            raise StateError(f"state database {self.path} is closed")
+        return self._db
+
+    def close(self) -> None:
+        """Close the database connection (safe to call twice)."""
+        if self._db is not None:
+            self.db.close()
+            self._db = None
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            raise StateError(f"state database {self.path} is busy or locked: {e}") from e
+        try:
+            yield self.db
+        except sqlite3.Error as e:
+            self.db.execute("ROLLBACK")
+            raise StateError(f"can't write state database {self.path}: {e}") from e
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        else:
+            try:
+                self.db.execute("COMMIT")
+            except sqlite3.Error as e:
+                raise StateError(f"can't commit to state database {self.path}: {e}") from e
+
+    def _read(self, sql: str, parameters: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        try:
+            return self.db.execute(sql, parameters).fetchall()
+        except sqlite3.Error as e:
+            raise StateError(f"can't read state database {self.path}: {e}") from e
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StateError(
+                f"state database {self.path} has schema version {version}; this opsgate "
+                f"knows up to {SCHEMA_VERSION}: upgrade opsgate"
+            )
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            with self._write() as db:
+                for statement in _MIGRATIONS[target].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {target}")
+            log.info("state database %s migrated to schema version %d", self.path, target)
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version of the open database."""
+        return int(self._read("PRAGMA user_version")[0][0])
+
+    # --- per-service safety state: cooldown and breaker ------------------------
+
+    def service_state(self, service: str) -> dict[str, Any]:
+        """The ``state`` object of the observation contract for one service."""
+        rows = self._read("SELECT * FROM services WHERE service = ?", (service,))
+        if not rows:
+            return {"last_operation_at": None, "consecutive_failures": 0, "breaker_open": False}
+        row = rows[0]
+        return {
+            "last_operation_at": row["last_operation_at"],
+            "consecutive_failures": row["consecutive_failures"],
+            "breaker_open": bool(row["breaker_open"]),
+        }
+
+    def _ensure_service(self, db: sqlite3.Connection, service: str) -> None:
+        db.execute("INSERT OR IGNORE INTO services (service) VALUES (?)", (service,))
+
+    def record_operation(self, service: str, at: str) -> None:
+        """Start the service's cooldown: an operation was executed at ``at``."""
+        with self._write() as db:
+            self._ensure_service(db, service)
+            db.execute("UPDATE services SET last_operation_at = ? WHERE service = ?", (at, service))
+
+    def record_success(self, service: str) -> None:
+        """A verified operation: the failure count starts again from zero."""
+        with self._write() as db:
+            self._ensure_service(db, service)
+            db.execute("UPDATE services SET consecutive_failures = 0 WHERE service = ?", (service,))
+
+    def record_failure(self, service: str, threshold: int, at: str, reason: str) -> bool:
+        """Count a failed operation; open the breaker at ``threshold``. True if it just opened."""
+        with self._write() as db:
+            self._ensure_service(db, service)
+            db.execute(
+                "UPDATE services SET consecutive_failures = consecutive_failures + 1 "
+                "WHERE service = ?",
+                (service,),
+            )
+            row = db.execute(
+                "SELECT consecutive_failures, breaker_open FROM services WHERE service = ?",
+                (service,),
+            ).fetchone()
+            if row["breaker_open"] or row["consecutive_failures"] < threshold:
+                return False
+            db.execute(
+                "UPDATE services SET breaker_open = 1, breaker_reason = ?, breaker_changed_at = ?, "
+                "breaker_changed_by = 'opsgate' WHERE service = ?",
+                (reason, at, service),
+            )
+            return True
+
+    def open_breaker(self, service: str, at: str, reason: str) -> bool:
+        """Open the breaker now (a rollback failed). True if it was closed before."""
+        with self._write() as db:
+            self._ensure_service(db, service)
+            before = db.execute(
+                "SELECT breaker_open FROM services WHERE service = ?", (service,)
+            ).fetchone()["breaker_open"]
+            db.execute(
+                "UPDATE services SET breaker_open = 1, breaker_reason = ?, breaker_changed_at = ?, "
+                "breaker_changed_by = 'opsgate' WHERE service = ?",
+                (reason, at, service),
+            )
+            return not before
+
+    def reset_breaker(self, service: str, by: str, at: str) -> bool:
+        """Close the breaker (a person decided); True if it was open."""
+        with self._write() as db:
+            rows = db.execute(
+                "SELECT breaker_open FROM services WHERE service = ?", (service,)
+            ).fetchall()
+            if not rows or not rows[0]["breaker_open"]:
+                return False
+            db.execute(
+                "UPDATE services SET breaker_open = 0, consecutive_failures = 0, "
+                "breaker_reason = NULL, breaker_changed_at = ?, breaker_changed_by = ? "
+                "WHERE service = ?",
+                (at, by, service),
+            )
+            return True
+
+    def breakers(self) -> list[dict[str, Any]]:
+        """Every service with its breaker and failure count."""
+        return [dict(row) for row in self._read("SELECT * FROM services ORDER BY service")]
+
+    # --- approvals ---------------------------------------------------------------
+
+    def add_approval(self, approval: Approval) -> None:
+        """Store a new pending approval request."""
+        row = approval.to_json()
+        for key in ("operation", "reasons", "rules", "blueprint_refs", "approvers"):
+            row[key] = json.dumps(row[key], sort_keys=True)
+        with self._write() as db:
+            db.execute(
+                f"INSERT INTO approvals ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                tuple(row.values()),
+            )
+
+    @staticmethod
+    def _approval(row: sqlite3.Row) -> Approval:
+        data = dict(row)
+        for key in ("operation", "reasons", "rules", "blueprint_refs", "approvers"):
+            data[key] = json.loads(data[key])
+        return Approval(**data)
+
+    def approval(self, approval_id: str) -> Approval | None:
+        """One approval request by id (a unique prefix of at least 6 characters works too)."""
+        rows = self._read("SELECT * FROM approvals WHERE id = ?", (approval_id,))
+        if not rows and len(approval_id) >= 6:
+            rows = self._read(
+                "SELECT * FROM approvals WHERE id LIKE ? || '%' ESCAPE '\\'",
+                (approval_id.replace("%", "\\%").replace("_", "\\_"),),
+            )
+            if len(rows) > 1:
+                raise StateError(f"approval id prefix {approval_id!r} is ambiguous")
+        return self._approval(rows[0]) if rows else None
+
+    def approvals(self, status: str | None = None, service: str | None = None) -> list[Approval]:
+        """Approval requests, oldest first, optionally by status and service."""
+        sql = (
+            "SELECT * FROM approvals WHERE (? IS NULL OR status = ?) AND (? IS NULL OR service = ?)"
+        )
+        rows = self._read(sql + " ORDER BY requested_at, id", (status, status, service, service))
+        return [self._approval(row) for row in rows]
+
+    def pending_for(self, service: str, decision_id: str) -> Approval | None:
+        """The open request for this decision, if one exists."""
+        rows = self._read(
+            "SELECT * FROM approvals WHERE service = ? AND decision_id = ? "
+            "ORDER BY requested_at DESC LIMIT 1",
+            (service, decision_id),
+        )
+        return self._approval(rows[0]) if rows else None
+
+    def answer_approval(
+        self, approval_id: str, status: str, by: str, at: str, justification: str | None
+    ) -> Approval:
+        """Move a pending request to ``status``; only pending requests can be answered."""
+        with self._write() as db:
+            changed = db.execute(
+                "UPDATE approvals SET status = ?, answered_by = ?, answered_at = ?, "
+                "justification = ? WHERE id = ? AND status = 'pending'",
+                (status, by, at, justification, approval_id),
+            ).rowcount
+        current = self.approval(approval_id)
+        if current is None:
+            raise StateError(f"no approval request {approval_id}")
+        if not changed:
+            raise StateError(f"approval request {approval_id} is already {current.status}")
+        return current
+
+    def mark_approval(self, approval_id: str, status: str) -> None:
+        """Set a request's status without an answer (executed, void, expired)."""
+        with self._write() as db:
+            db.execute("UPDATE approvals SET status = ? WHERE id = ?", (status, approval_id))
+
+    # --- the operation journal ------------------------------------------------------
+
+    def journal_begin(
+        self,
+        decision_id: str,
+        service: str,
+        operation: dict[str, Any],
+        inverse: dict[str, Any] | None,
+        at: str,
+    ) -> int:
+        """Record that an operation is about to be applied; return the entry id."""
+        with self._write() as db:
+            cursor = db.execute(
+                "INSERT INTO journal (decision_id, service, operation, inverse, status, "
+                "started_at, updated_at) VALUES (?, ?, ?, ?, 'started', ?, ?)",
+                (
+                    decision_id,
+                    service,
+                    json.dumps(operation, sort_keys=True),
+                    json.dumps(inverse, sort_keys=True) if inverse is not None else None,
+                    at,
+                    at,
+                ),
+            )
+            entry_id = cursor.lastrowid
+        assert entry_id is not None
+        return entry_id
+
+    def journal_mark(
+        self, entry_id: int, status: str, at: str, detail: dict[str, Any] | None = None
+    ) -> None:
+        """Move a journal entry to ``status`` (see JOURNAL_OPEN and JOURNAL_CLOSED)."""
+        if status not in JOURNAL_OPEN + JOURNAL_CLOSED:
+            raise StateError(f"unknown journal status {status!r}")
+        with self._write() as db:
+            db.execute(
+                "UPDATE journal SET status = ?, updated_at = ?, detail = ? WHERE id = ?",
+                (status, at, json.dumps(detail, sort_keys=True) if detail else None, entry_id),
+            )
+
+    def journal(self, *, unfinished: bool = False) -> list[JournalEntry]:
+        """Journal entries, oldest first; ``unfinished`` keeps the ones never closed."""
+        sql = "SELECT * FROM journal"
+        if unfinished:
+            sql += f" WHERE status IN ({', '.join(repr(s) for s in JOURNAL_OPEN)})"
+        entries = []
+        for row in self._read(sql + " ORDER BY id"):
+            data = dict(row)
+            data["operation"] = json.loads(data["operation"])
+            data["inverse"] = json.loads(data["inverse"]) if data["inverse"] else None
+            data["detail"] = json.loads(data["detail"]) if data["detail"] else None
+            entries.append(JournalEntry(**data))
+        return entries

@@ -1,0 +1,193 @@
+"""SQLite state: breaker, cooldown, approvals and journal survive restarts and share well."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from engine.state import Approval, StateError, StateStore
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[StateStore]:
+    opened = StateStore(tmp_path / "state.db")
+    yield opened
+    opened.close()
+
+
+def _approval(approval_id: str = "a1b2c3d4e5", **changes: object) -> Approval:
+    fields: dict[str, object] = {
+        "id": approval_id,
+        "service": "backend",
+        "decision_id": "d1",
+        "operation": {"type": "scale", "from": 3, "to": 4},
+        "reasons": ["needs 4 replicas, above max_replicas 3"],
+        "rules": ["opsgate.govern.scaling.above_maximum"],
+        "blueprint_refs": ["spec.scaling.max_replicas"],
+        "blueprint_name": "backend",
+        "blueprint_version": "1.2.0",
+        "bundle_revision": "rev",
+        "approvers": ["orders-oncall"],
+        "requested_at": "2026-02-10T12:00:00Z",
+        "expires_at": "2026-02-10T12:30:00Z",
+        "status": "pending",
+        "answered_by": None,
+        "answered_at": None,
+        "justification": None,
+    }
+    fields.update(changes)
+    return Approval(**fields)  # type: ignore[arg-type]
+
+
+def test_new_service_has_no_history(store: StateStore) -> None:
+    assert store.service_state("frontend") == {
+        "last_operation_at": None,
+        "consecutive_failures": 0,
+        "breaker_open": False,
+    }
+    assert store.schema_version == 1
+
+
+def test_breaker_opens_at_threshold_and_survives_restart(store: StateStore, tmp_path: Path) -> None:
+    assert store.record_failure("frontend", 3, "t1", "verification failed") is False
+    assert store.record_failure("frontend", 3, "t2", "verification failed") is False
+    assert store.record_failure("frontend", 3, "t3", "verification failed") is True
+    assert store.record_failure("frontend", 3, "t4", "again") is False  # already open
+    store.close()
+    reopened = StateStore(tmp_path / "state.db")
+    assert reopened.service_state("frontend")["breaker_open"] is True
+    assert reopened.reset_breaker("frontend", "alice", "t5") is True
+    assert reopened.service_state("frontend") == {
+        "last_operation_at": None,
+        "consecutive_failures": 0,
+        "breaker_open": False,
+    }
+    assert reopened.reset_breaker("frontend", "alice", "t6") is False
+    reopened.close()
+
+
+def test_success_resets_the_failure_count(store: StateStore) -> None:
+    store.record_failure("frontend", 3, "t1", "x")
+    store.record_success("frontend")
+    store.record_failure("frontend", 3, "t2", "x")
+    assert store.service_state("frontend")["consecutive_failures"] == 1
+
+
+def test_cooldown_start_is_kept(store: StateStore) -> None:
+    store.record_operation("frontend", "2026-02-10T12:00:00Z")
+    assert store.service_state("frontend")["last_operation_at"] == "2026-02-10T12:00:00Z"
+
+
+def test_open_breaker_directly(store: StateStore) -> None:
+    assert store.open_breaker("backend", "t", "rollback failed") is True
+    assert store.open_breaker("backend", "t", "rollback failed") is False
+    assert store.breakers()[0]["breaker_reason"] == "rollback failed"
+
+
+def test_approval_lifecycle(store: StateStore) -> None:
+    store.add_approval(_approval())
+    assert [a.id for a in store.approvals(status="pending")] == ["a1b2c3d4e5"]
+    assert store.approval("a1b2c3")  # unique prefix
+    granted = store.answer_approval("a1b2c3d4e5", "granted", "orders-oncall", "t", "db pool raised")
+    assert (granted.status, granted.answered_by, granted.justification) == (
+        "granted",
+        "orders-oncall",
+        "db pool raised",
+    )
+    with pytest.raises(StateError, match="already granted"):
+        store.answer_approval("a1b2c3d4e5", "rejected", "x", "t", None)
+    with pytest.raises(StateError, match="no approval request"):
+        store.answer_approval("nope", "rejected", "x", "t", None)
+    store.mark_approval("a1b2c3d4e5", "executed")
+    assert store.pending_for("backend", "d1").status == "executed"  # type: ignore[union-attr]
+
+
+def test_ambiguous_prefix(store: StateStore) -> None:
+    store.add_approval(_approval("abcdef01"))
+    store.add_approval(_approval("abcdef02", decision_id="d2"))
+    with pytest.raises(StateError, match="ambiguous"):
+        store.approval("abcdef")
+
+
+def test_journal_records_open_and_closed_entries(store: StateStore) -> None:
+    first = store.journal_begin(
+        "d1", "frontend", {"type": "scale", "to": 3}, {"type": "scale", "to": 2}, "t1"
+    )
+    second = store.journal_begin("d2", "backend", {"type": "rollback"}, None, "t2")
+    store.journal_mark(first, "applied", "t3")
+    store.journal_mark(second, "completed", "t4", {"verification": "passed"})
+    unfinished = store.journal(unfinished=True)
+    assert [(e.id, e.status, e.inverse) for e in unfinished] == [
+        (first, "applied", {"type": "scale", "to": 2})
+    ]
+    assert store.journal()[1].detail == {"verification": "passed"}
+    with pytest.raises(StateError, match="unknown journal status"):
+        store.journal_mark(first, "done", "t5")
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA user_version = 99")
+    db.close()
+    with pytest.raises(StateError, match="schema version 99"):
+        StateStore(path)
+
+
+def test_not_a_database(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    path.write_text("hello, not sqlite" * 100)
+    with pytest.raises(StateError, match="can't open state database"):
+        StateStore(path)
+
+
+def test_locked_by_another_process_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    StateStore(path).close()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                f"""
+                import sqlite3, sys, time
+                db = sqlite3.connect({str(path)!r}, isolation_level=None)
+                db.execute("BEGIN EXCLUSIVE")
+                print("locked", flush=True)
+                time.sleep(30)
+                """
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "locked"
+        store = StateStore(path, timeout=0.3)
+        started = time.monotonic()
+        with pytest.raises(StateError, match="busy or locked"):
+            store.record_operation("frontend", "t")
+        assert time.monotonic() - started < 5
+        store.close()
+    finally:
+        holder.kill()
+        holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()
+
+
+def test_two_connections_share_state(tmp_path: Path) -> None:
+    runner, operator = StateStore(tmp_path / "state.db"), StateStore(tmp_path / "state.db")
+    runner.add_approval(_approval())
+    operator.answer_approval("a1b2c3d4e5", "granted", "orders-oncall", "t", "ok")
+    assert runner.approval("a1b2c3d4e5").status == "granted"  # type: ignore[union-attr]
+    runner.close()
+    operator.close()
