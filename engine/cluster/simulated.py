@@ -1,0 +1,384 @@
+"""A deterministic simulated cluster: virtual clock, load model, fault injection.
+
+Each service is a deployment (replicas, requests and limits, strategy,
+probes, revision history), its pods, configmaps and secret names, and a load
+model: a request rate spread over the ready pods gives CPU per pod, memory
+per pod grows with it, and p95 latency rises steeply as a pod nears
+saturation. Faults: a revision that crash-loops, pods OOMKilled when their
+memory request is below what they need, a latency spike, and API errors on
+the next calls. Everything random is derived from the seed, the service and
+the virtual time, so the same seed and the same calls give the same cluster.
+The whole cluster saves to and loads from one JSON file, so separate CLI
+invocations share it.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import hashlib
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+from engine.cluster import Applied, ClusterError, NotFoundError, Target
+from engine.files import write_atomically
+from engine.quantity import QuantityError, cpu_millicores, memory_bytes
+
+EPOCH_START = datetime.datetime(2026, 2, 10, 12, 0, tzinfo=datetime.UTC).timestamp()
+READY_AFTER_SECONDS = 10.0
+CRASH_EVERY_SECONDS = 30.0
+MEBIBYTE = 1024 * 1024
+
+DEFAULT_LOAD = {
+    "rps": 100.0,  # requests per second for the whole service
+    "cpu_m_per_rps": 1.0,  # millicores one request per second costs
+    "base_latency_ms": 80.0,  # p95 of an idle pod
+    "saturation_percent": 125.0,  # CPU (of the request) at which a pod saturates
+    "memory_base_mi": 60.0,  # memory of an idle pod
+    "memory_mi_per_rps": 0.2,  # memory one request per second adds to a pod
+    "error_rate_percent": 0.1,  # errors of a healthy pod
+}
+
+
+def _format_time(seconds: float) -> str:
+    moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class SimulatedCluster:
+    """A cluster that lives in memory (and in a JSON file between commands)."""
+
+    def __init__(self, state: dict[str, Any]) -> None:
+        self.state = state
+
+    # --- construction and persistence ---------------------------------------------
+
+    @classmethod
+    def from_blueprints(
+        cls, blueprints: list[dict[str, Any]], *, seed: int = 1
+    ) -> SimulatedCluster:
+        """A cluster running each blueprint's service at min_replicas with its declared resources."""
+        services = {}
+        for blueprint in blueprints:
+            name = blueprint["metadata"]["name"]
+            resources = {
+                resource: {
+                    "request": str(blueprint["spec"]["resources"][resource]["request"]),
+                    "limit": str(blueprint["spec"]["resources"][resource]["limit"]),
+                }
+                for resource in ("cpu", "memory")
+            }
+            template = {
+                "resources": resources,
+                "strategy": {
+                    "type": blueprint["spec"]["deployment"]["strategy"],
+                    "max_surge": blueprint["spec"]["deployment"]["max_surge"],
+                    "max_unavailable": blueprint["spec"]["deployment"]["max_unavailable"],
+                },
+                "probes": {
+                    "readiness": {"period_seconds": 10, "failure_threshold": 3},
+                    "liveness": {"period_seconds": 10, "failure_threshold": 3},
+                },
+            }
+            services[name] = {
+                "namespace": blueprint["target"]["namespace"],
+                "deployment": blueprint["target"]["deployment"],
+                "replicas": blueprint["spec"]["scaling"]["min_replicas"],
+                "revision": 1,
+                "template": template,
+                "history": {"1": copy.deepcopy(template)},
+                "pods": [],
+                "pod_serial": 0,
+                "configmaps": {f"{name}-config": {"LOG_LEVEL": "INFO"}},
+                "secrets": [f"{name}-credentials"],
+                "load": dict(DEFAULT_LOAD),
+                "faults": {"crash_revisions": [], "latency_spike_ms": 0.0, "api_errors": 0},
+            }
+        cluster = cls({"seed": seed, "clock": EPOCH_START, "services": services})
+        for name in services:
+            cluster._reconcile(name, ready=True)
+        return cluster
+
+    @classmethod
+    def load(cls, path: Path) -> SimulatedCluster:
+        """Read a cluster saved by ``save``."""
+        try:
+            state = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as e:
+            raise ClusterError(f"can't read simulated cluster {path}: {e.strerror or e}") from e
+        except ValueError as e:
+            raise ClusterError(f"simulated cluster {path} is not valid JSON: {e}") from e
+        if not isinstance(state, dict) or "services" not in state or "clock" not in state:
+            raise ClusterError(f"{path} is not a simulated cluster")
+        return cls(state)
+
+    def save(self, path: Path) -> None:
+        """Write the whole cluster to ``path`` (atomically)."""
+        try:
+            write_atomically(path, json.dumps(self.state, indent=1, sort_keys=True) + "\n")
+        except OSError as e:
+            raise ClusterError(f"can't save simulated cluster {path}: {e.strerror or e}") from e
+
+    # --- the test and demo controls --------------------------------------------------
+
+    def set_load(self, service: str, **load: float) -> None:
+        """Change a service's load model (rps, cpu_m_per_rps, base_latency_ms, ...)."""
+        unknown = set(load) - set(DEFAULT_LOAD)
+        if unknown:
+            raise ValueError(f"unknown load settings: {', '.join(sorted(unknown))}")
+        self._service(service)["load"].update(load)
+
+    def inject(self, service: str, fault: str, value: Any = True) -> None:
+        """Inject a fault: crash_loop (the current revision), latency_spike_ms, api_errors."""
+        faults = self._service(service)["faults"]
+        if fault == "crash_loop":
+            revision = self._service(service)["revision"]
+            if value and revision not in faults["crash_revisions"]:
+                faults["crash_revisions"].append(revision)
+            if not value and revision in faults["crash_revisions"]:
+                faults["crash_revisions"].remove(revision)
+        elif fault == "latency_spike_ms":
+            faults["latency_spike_ms"] = float(value)
+        elif fault == "api_errors":
+            faults["api_errors"] = int(value)
+        else:
+            raise ValueError(f"unknown fault {fault!r} (crash_loop, latency_spike_ms, api_errors)")
+
+    def service_names(self) -> list[str]:
+        """Every simulated service."""
+        return sorted(self.state["services"])
+
+    def service(self, service: str) -> dict[str, Any]:
+        """A copy of one service's simulated state (for tests and status views)."""
+        return copy.deepcopy(self._service(service))
+
+    # --- the Cluster interface -----------------------------------------------------
+
+    def now(self) -> str:
+        """The virtual time."""
+        return _format_time(self.state["clock"])
+
+    def wait(self, seconds: float) -> None:
+        """Advance the virtual clock; pods become ready and crash as time passes."""
+        if seconds < 0:
+            raise ValueError("time does not run backwards")
+        self.state["clock"] += seconds
+        for name in self.state["services"]:
+            self._reconcile(name)
+
+    def observe(self, target: Target) -> dict[str, Any]:
+        """The observation of one service, metrics from the load model."""
+        service = self._checked(target)
+        self._api_call(target)
+        pods = service["pods"]
+        ready = [p for p in pods if p["ready"]]
+        requests = self._amounts(service)
+        observation: dict[str, Any] = {
+            "service": target.service,
+            "replicas": {"desired": service["replicas"], "ready": len(ready)},
+            "metrics": {},
+            "resources": {
+                "cpu": {"request": service["template"]["resources"]["cpu"]["request"]},
+                "memory": {"request": service["template"]["resources"]["memory"]["request"]},
+            },
+            "pods": [
+                {
+                    "name": p["name"],
+                    "phase": p["phase"],
+                    "ready": p["ready"],
+                    "restart_count": p["restart_count"],
+                    "reason": p["reason"],
+                }
+                for p in pods
+            ],
+        }
+        if ready:
+            load = service["load"]
+            per_pod_rps = load["rps"] / len(ready)
+            cpu_m = (
+                per_pod_rps
+                * load["cpu_m_per_rps"]
+                * (1 + 0.02 * self._noise(target.service, "cpu"))
+            )
+            memory_mi = load["memory_base_mi"] + load["memory_mi_per_rps"] * per_pod_rps
+            cpu_percent = 100 * cpu_m / requests["cpu"]
+            saturation = min(0.98, cpu_percent / load["saturation_percent"])
+            latency = load["base_latency_ms"] * (1 + 0.5 * saturation / (1 - saturation))
+            latency += service["faults"]["latency_spike_ms"]
+            errors = load["error_rate_percent"] + (
+                5 * (saturation - 0.9) if saturation > 0.9 else 0
+            )
+            observation["metrics"] = {
+                "cpu_percent": round(cpu_percent, 1),
+                "memory_percent": round(100 * memory_mi * MEBIBYTE / requests["memory"], 1),
+                "latency_p95_ms": round(
+                    latency * (1 + 0.02 * self._noise(target.service, "p95")), 1
+                ),
+                "error_rate_percent": round(errors, 2),
+                "throughput_rps": round(load["rps"], 1),
+            }
+            observation["resources"]["cpu"]["usage"] = f"{round(cpu_m)}m"
+            observation["resources"]["memory"]["usage"] = f"{round(memory_mi)}Mi"
+        return observation
+
+    def apply(self, target: Target, operation: dict[str, Any]) -> Applied:
+        """Carry out one operation and return how to undo it."""
+        service = self._checked(target)
+        self._api_call(target)
+        kind = operation.get("type")
+        if kind == "scale":
+            before = service["replicas"]
+            service["replicas"] = int(operation["to"])
+            self._reconcile(target.service)
+            return Applied(operation, {"type": "scale", "to": before})
+        if kind == "adjust_resources":
+            resource, field = operation["resource"], operation.get("field", "request")
+            before = service["template"]["resources"][resource][field]
+            changed = copy.deepcopy(service["template"])
+            changed["resources"][resource][field] = str(operation["to"])
+            revision = self._roll_out(target.service, changed)
+            inverse = {
+                "type": "adjust_resources",
+                "resource": resource,
+                "field": field,
+                "to": before,
+            }
+            return Applied(operation, inverse, revision)
+        if kind == "restart_pod":
+            revision = self._roll_out(target.service, copy.deepcopy(service["template"]))
+            return Applied(operation, None, revision)
+        if kind == "rollback":
+            current = service["revision"]
+            wanted = operation.get("to_revision") or self._previous_revision(service)
+            if str(wanted) not in service["history"]:
+                raise NotFoundError(f"{target.deployment} has no revision {wanted}", status=404)
+            revision = self._roll_out(
+                target.service, copy.deepcopy(service["history"][str(wanted)])
+            )
+            return Applied(operation, {"type": "rollback", "to_revision": current}, revision)
+        if kind == "update_configmap":
+            data = service["configmaps"].setdefault(operation["name"], {})
+            before = {key: data.get(key) for key in operation["changes"]}
+            for key, value in operation["changes"].items():
+                if value is None:
+                    data.pop(key, None)
+                else:
+                    data[key] = value
+            inverse = {"type": "update_configmap", "name": operation["name"], "changes": before}
+            return Applied(operation, inverse)
+        if kind in ("update_strategy", "update_health_checks"):
+            changed = copy.deepcopy(service["template"])
+            section = (
+                changed["strategy"]
+                if kind == "update_strategy"
+                else changed["probes"].setdefault(operation.get("probe", "readiness"), {})
+            )
+            before = {key: section.get(key) for key in operation["changes"]}
+            section.update(operation["changes"])
+            revision = self._roll_out(target.service, changed)
+            inverse = {**{k: v for k, v in operation.items() if k != "changes"}, "changes": before}
+            return Applied(operation, inverse, revision)
+        raise ClusterError(f"the simulated cluster does not carry out {kind!r}", status=422)
+
+    def undo(self, target: Target, applied: Applied) -> None:
+        """Apply the inverse of an applied operation."""
+        if applied.inverse is None:
+            raise ClusterError(f"{applied.operation.get('type')} can't be undone", status=422)
+        self.apply(target, applied.inverse)
+
+    # --- internals -----------------------------------------------------------------
+
+    def _service(self, name: str) -> dict[str, Any]:
+        try:
+            service: dict[str, Any] = self.state["services"][name]
+        except KeyError as e:
+            raise NotFoundError(f"no simulated service {name!r}", status=404) from e
+        return service
+
+    def _checked(self, target: Target) -> dict[str, Any]:
+        service = self._service(target.service)
+        if (service["namespace"], service["deployment"]) != (target.namespace, target.deployment):
+            raise NotFoundError(
+                f"deployment {target.namespace}/{target.deployment} not found", status=404
+            )
+        return service
+
+    def _api_call(self, target: Target) -> None:
+        faults = self._service(target.service)["faults"]
+        if faults["api_errors"] > 0:
+            faults["api_errors"] -= 1
+            raise ClusterError(
+                f"API server error on {target.namespace}/{target.deployment} (injected)", status=500
+            )
+
+    def _noise(self, service: str, key: str) -> float:
+        material = f"{self.state['seed']}:{service}:{self.state['clock']}:{key}"
+        seed = int.from_bytes(hashlib.sha256(material.encode()).digest()[:8], "big")
+        return random.Random(seed).uniform(-1, 1)
+
+    def _amounts(self, service: dict[str, Any]) -> dict[str, int]:
+        resources = service["template"]["resources"]
+        try:
+            return {
+                "cpu": max(1, cpu_millicores(resources["cpu"]["request"])),
+                "memory": max(1, memory_bytes(resources["memory"]["request"])),
+            }
+        except QuantityError as e:
+            raise ClusterError(
+                f"invalid resource quantity in the simulation: {e}", status=422
+            ) from e
+
+    @staticmethod
+    def _previous_revision(service: dict[str, Any]) -> int:
+        revisions = sorted(int(r) for r in service["history"] if int(r) < service["revision"])
+        if not revisions:
+            raise NotFoundError("no previous revision to roll back to", status=404)
+        return revisions[-1]
+
+    def _roll_out(self, name: str, template: dict[str, Any]) -> int:
+        service = self._service(name)
+        service["revision"] = max(int(r) for r in service["history"]) + 1
+        service["history"][str(service["revision"])] = copy.deepcopy(template)
+        service["template"] = template
+        service["pods"] = []  # a rollout replaces every pod
+        self._reconcile(name)
+        revision: int = service["revision"]
+        return revision
+
+    def _reconcile(self, name: str, *, ready: bool = False) -> None:
+        """Bring pods in line with replicas and the clock: start, ready, crash, OOM."""
+        service = self._service(name)
+        clock = self.state["clock"]
+        pods = service["pods"]
+        while len(pods) > service["replicas"]:
+            pods.pop()
+        while len(pods) < service["replicas"]:
+            service["pod_serial"] += 1
+            serial = service["pod_serial"]
+            pods.append(
+                {
+                    "name": f"{service['deployment']}-r{service['revision']}-{serial}",
+                    "revision": service["revision"],
+                    "started_at": clock - (READY_AFTER_SECONDS if ready else 0),
+                    "phase": "Running",
+                    "ready": False,
+                    "restart_count": 0,
+                    "reason": None,
+                }
+            )
+        crashing = service["revision"] in service["faults"]["crash_revisions"]
+        load = service["load"]
+        per_pod_rps = load["rps"] / max(1, service["replicas"])
+        needed = (load["memory_base_mi"] + load["memory_mi_per_rps"] * per_pod_rps) * MEBIBYTE
+        starved = needed > self._amounts(service)["memory"]
+        for pod in pods:
+            age = clock - pod["started_at"]
+            if crashing or starved:
+                pod["ready"] = False
+                pod["reason"] = "CrashLoopBackOff" if crashing else "OOMKilled"
+                pod["restart_count"] = max(pod["restart_count"], int(age // CRASH_EVERY_SECONDS))
+            else:
+                pod["reason"] = None
+                pod["ready"] = age >= READY_AFTER_SECONDS
