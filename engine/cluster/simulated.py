@@ -59,7 +59,7 @@ class SimulatedCluster:
     def from_blueprints(
         cls, blueprints: list[dict[str, Any]], *, seed: int = 1
     ) -> SimulatedCluster:
-        """A cluster running each blueprint's service at min_replicas with its declared resources."""
+        """A cluster running each blueprint's service at min_replicas, as it declares."""
         services = {}
         for blueprint in blueprints:
             name = blueprint["metadata"]["name"]
