@@ -9,9 +9,13 @@ from typing import Any
 import click
 
 from engine import __version__
+from engine.cli import approvals as approvals_command
+from engine.cli import audit as audit_command
+from engine.cli import breaker as breaker_command
 from engine.cli import compile as compile_command
 from engine.cli import decide as decide_command
 from engine.cli import enforce as enforce_command
+from engine.cli import run as run_command
 from engine.cli import validate as validate_command
 from engine.cli.terminal import console, escape
 from engine.errors import OpsgateError
@@ -86,6 +90,10 @@ cli.add_command(validate_command.validate)
 cli.add_command(compile_command.compile_)
 cli.add_command(decide_command.decide)
 cli.add_command(enforce_command.enforce)
+cli.add_command(run_command.run)
+cli.add_command(approvals_command.approvals)
+cli.add_command(breaker_command.breaker)
+cli.add_command(audit_command.audit)
 
 
 def main() -> None:

@@ -98,3 +98,19 @@ def remote_opa(
         except (OSError, UnicodeDecodeError) as e:
             raise click.UsageError(f"can't read --opa-token-file {token_file}: {e}") from e
     return RemoteOpa(url=url, token=token or None, ca=str(ca) if ca else True)
+
+
+state_dir_option = click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="OPSGATE_STATE_DIR",
+    show_envvar=True,
+    default=".opsgate",
+    show_default=True,
+    help="Directory of the runner's state.db, audit.jsonl and (simulation) cluster.json.",
+)
+
+
+def state_paths(state_dir: Path) -> tuple[Path, Path, Path]:
+    """(state database, audit log, simulated cluster file) inside ``state_dir``."""
+    return state_dir / "state.db", state_dir / "audit.jsonl", state_dir / "cluster.json"

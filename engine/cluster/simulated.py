@@ -4,7 +4,9 @@ Each service is a deployment (replicas, requests and limits, strategy,
 probes, revision history), its pods, configmaps and secret names, and a load
 model: a request rate spread over the ready pods gives CPU per pod, memory
 per pod grows with it, and p95 latency rises steeply as a pod nears
-saturation. Faults: a revision that crash-loops, pods OOMKilled when their
+saturation. ``cpu_percent`` is CPU used against a pod's capacity, the CPU at
+which it saturates (by default 125% of its request), so a pod can use about
+its request, as the resource rules want, at 80% utilization. Faults: a revision that crash-loops, pods OOMKilled when their
 memory request is below what they need, a latency spike, and API errors on
 the next calls. Everything random is derived from the seed, the service and
 the virtual time, so the same seed and the same calls give the same cluster.
@@ -35,11 +37,35 @@ DEFAULT_LOAD = {
     "rps": 100.0,  # requests per second for the whole service
     "cpu_m_per_rps": 1.0,  # millicores one request per second costs
     "base_latency_ms": 80.0,  # p95 of an idle pod
-    "saturation_percent": 125.0,  # CPU (of the request) at which a pod saturates
+    "saturation_percent": 125.0,  # CPU (% of the request) at which a pod saturates: 100% utilization
     "memory_base_mi": 60.0,  # memory of an idle pod
-    "memory_mi_per_rps": 0.2,  # memory one request per second adds to a pod
+    "memory_mi_per_rps": 0.02,  # memory one request per second adds to a pod
     "error_rate_percent": 0.1,  # errors of a healthy pod
 }
+
+
+def _default_load(blueprint: dict[str, Any]) -> dict[str, float]:
+    """A quiet load: usage about equal to the requests, utilization mid-way between thresholds."""
+    scaling = blueprint["spec"]["scaling"]
+    band = blueprint["governance"]["resource_band_percent"]
+    replicas = scaling["min_replicas"]
+    middle = (scaling["scale_down_threshold_percent"] + scaling["scale_up_threshold_percent"]) / 2
+    cpu_m = cpu_millicores(blueprint["spec"]["resources"]["cpu"]["request"])
+    memory_mi = memory_bytes(blueprint["spec"]["resources"]["memory"]["request"]) / MEBIBYTE
+    load = dict(DEFAULT_LOAD)
+    load["rps"] = round(replicas * cpu_m / load["cpu_m_per_rps"], 1)
+    if scaling["metric"] == "cpu":
+        load["saturation_percent"] = round(100 * 100 / middle, 1)
+        memory_ratio = 0.93
+    else:  # memory% is usage over request: stay under the threshold and inside the band
+        memory_ratio = max(
+            1 - band / 100 + 0.01, min(0.97, (middle + scaling["scale_up_threshold_percent"]) / 200)
+        )
+    per_pod_rps = load["rps"] / replicas
+    load["memory_base_mi"] = round(
+        memory_ratio * memory_mi - load["memory_mi_per_rps"] * per_pod_rps, 1
+    )
+    return load
 
 
 def _format_time(seconds: float) -> str:
@@ -93,8 +119,13 @@ class SimulatedCluster:
                 "pod_serial": 0,
                 "configmaps": {f"{name}-config": {"LOG_LEVEL": "INFO"}},
                 "secrets": [f"{name}-credentials"],
-                "load": dict(DEFAULT_LOAD),
-                "faults": {"crash_revisions": [], "latency_spike_ms": 0.0, "api_errors": 0},
+                "load": _default_load(blueprint),
+                "faults": {
+                    "crash_revisions": [],
+                    "latency_spike_ms": 0.0,
+                    "api_errors": 0,
+                    "apply_errors": 0,
+                },
             }
         cluster = cls({"seed": seed, "clock": EPOCH_START, "services": services})
         for name in services:
@@ -131,7 +162,8 @@ class SimulatedCluster:
         self._service(service)["load"].update(load)
 
     def inject(self, service: str, fault: str, value: Any = True) -> None:
-        """Inject a fault: crash_loop (the current revision), latency_spike_ms, api_errors."""
+        """Inject a fault: crash_loop (the current revision), latency_spike_ms, api_errors
+        (the next N API calls fail), apply_errors (the next N changes fail)."""
         faults = self._service(service)["faults"]
         if fault == "crash_loop":
             revision = self._service(service)["revision"]
@@ -141,10 +173,12 @@ class SimulatedCluster:
                 faults["crash_revisions"].remove(revision)
         elif fault == "latency_spike_ms":
             faults["latency_spike_ms"] = float(value)
-        elif fault == "api_errors":
-            faults["api_errors"] = int(value)
+        elif fault in ("api_errors", "apply_errors"):
+            faults[fault] = int(value)
         else:
-            raise ValueError(f"unknown fault {fault!r} (crash_loop, latency_spike_ms, api_errors)")
+            raise ValueError(
+                f"unknown fault {fault!r} (crash_loop, latency_spike_ms, api_errors, apply_errors)"
+            )
 
     def service_names(self) -> list[str]:
         """Every simulated service."""
@@ -203,8 +237,9 @@ class SimulatedCluster:
                 * (1 + 0.02 * self._noise(target.service, "cpu"))
             )
             memory_mi = load["memory_base_mi"] + load["memory_mi_per_rps"] * per_pod_rps
-            cpu_percent = 100 * cpu_m / requests["cpu"]
-            saturation = min(0.98, cpu_percent / load["saturation_percent"])
+            capacity_m = requests["cpu"] * load["saturation_percent"] / 100
+            cpu_percent = 100 * cpu_m / capacity_m
+            saturation = min(0.98, cpu_percent / 100)
             latency = load["base_latency_ms"] * (1 + 0.5 * saturation / (1 - saturation))
             latency += service["faults"]["latency_spike_ms"]
             errors = load["error_rate_percent"] + (
@@ -227,6 +262,11 @@ class SimulatedCluster:
         """Carry out one operation and return how to undo it."""
         service = self._checked(target)
         self._api_call(target)
+        if service["faults"].get("apply_errors", 0) > 0:
+            service["faults"]["apply_errors"] -= 1
+            raise ClusterError(
+                f"API server rejected the change to {target.deployment} (injected)", status=500
+            )
         kind = operation.get("type")
         if kind == "scale":
             before = service["replicas"]

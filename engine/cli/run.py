@@ -1,0 +1,207 @@
+"""``opsgate run``: the runner loop on the simulated cluster or Kubernetes."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from engine.audit import AuditLog
+from engine.blueprint import load_blueprints
+from engine.cli.options import (
+    blueprints_option,
+    opa_options,
+    policies_option,
+    remote_opa,
+    state_dir_option,
+    state_paths,
+)
+from engine.cli.terminal import escape, note
+from engine.cluster.simulated import SimulatedCluster
+from engine.compile import InvalidBlueprints
+from engine.policy import PolicySession
+from engine.runner import Runner, TickReport
+from engine.state import Approval, StateStore
+
+_COLOURS = {"allow": "green", "approve": "yellow", "forbid": "red", "defer": "blue"}
+
+
+def _print_report(report: TickReport) -> None:
+    note(f"[bold]tick {report.time}[/]")
+    for error in report.errors:
+        note(f"  [red]error:[/] {escape(error)}")
+    for decision in report.decisions:
+        colour = _COLOURS.get(decision["tier"], "white")
+        note(
+            f"  {escape(decision['service'])}: [{colour}]{decision['tier']}[/] "
+            f"{escape(str(decision['operation']))} — {escape(decision['reasons'][0])}"
+        )
+    for approval in report.requested:
+        note(
+            f"  [yellow]approval requested[/] {approval.id} for {escape(approval.service)}: "
+            f"{escape(str(approval.operation))}; approvers: {', '.join(approval.approvers)}; "
+            f"answer with: opsgate approvals approve {approval.id} --by NAME --reason TEXT"
+        )
+    for result in report.results:
+        detail = f" ({escape(result.detail)})" if result.detail else ""
+        verification = (
+            f", verification {result.verification.outcome}" if result.verification else ""
+        )
+        breaker = " — [red]circuit breaker opened[/]" if result.breaker_opened else ""
+        note(
+            f"  → {result.outcome}{verification}: {escape(str(result.operation))}{detail}{breaker}"
+        )
+    if not report.decisions and not report.errors:
+        note("  nothing to do")
+
+
+def _terminal_prompt(approval: Approval) -> tuple[bool, str, str] | None:
+    note(
+        f"[bold yellow]Approval needed[/] for {escape(approval.service)}: {escape(str(approval.operation))}"
+    )
+    for reason in approval.reasons:
+        note(f"  - {escape(reason)}")
+    note(f"  rules: {', '.join(approval.rules)}; fields: {', '.join(approval.blueprint_refs)}")
+    answer = click.prompt(
+        "  approve, reject or skip",
+        type=click.Choice(["approve", "reject", "skip"]),
+        default="skip",
+        err=True,
+    )
+    if answer == "skip":
+        return None
+    by = click.prompt("  your name (one of: " + ", ".join(approval.approvers) + ")", err=True)
+    reason = click.prompt("  justification", err=True)
+    return answer == "approve", by, reason
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  opsgate run --blueprints blueprints --once
+  opsgate run --interval 30 --ticks 20          # simulated: 30 s of virtual time per tick
+  opsgate run --cluster sim --dry-run --once
+
+Answer approval requests from another shell with `opsgate approvals`.
+State (state.db), audit log (audit.jsonl) and the simulated cluster
+(cluster.json) live in --state-dir.""",
+)
+@blueprints_option
+@click.option(
+    "--cluster",
+    "cluster_kind",
+    type=click.Choice(["sim", "kube"]),
+    envvar="OPSGATE_CLUSTER",
+    show_envvar=True,
+    default="sim",
+    show_default=True,
+    help="Simulated cluster, or Kubernetes through the current kubeconfig.",
+)
+@click.option("--once", is_flag=True, help="Run one tick and stop.")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="Seconds between ticks (virtual time on the simulated cluster).",
+)
+@click.option(
+    "--ticks", type=click.IntRange(min=1), default=None, help="Stop after this many ticks."
+)
+@click.option(
+    "--pause",
+    type=click.FloatRange(min=0),
+    default=0.5,
+    show_default=True,
+    help="Real seconds between simulated ticks (time to answer approvals from another shell).",
+)
+@click.option(
+    "--seed", type=int, default=1, show_default=True, help="Seed of a new simulated cluster."
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    envvar="OPSGATE_DRY_RUN",
+    show_envvar=True,
+    help="Plan and audit; change nothing.",
+)
+@state_dir_option
+@policies_option
+@opa_options
+@click.pass_context
+def run(
+    ctx: click.Context,
+    blueprints: Path,
+    cluster_kind: str,
+    once: bool,
+    interval: float,
+    ticks: int | None,
+    pause: float,
+    seed: int,
+    dry_run: bool,
+    state_dir: Path,
+    policies: Path | None,
+    opa_url: str | None,
+    opa_token_file: Path | None,
+    opa_ca: Path | None,
+    opa_timeout: float,
+) -> None:
+    """Observe, decide, get approvals, execute, verify and audit, tick after tick.
+
+    Starts its own OPA on the compiled blueprints (or uses --opa-url) and
+    stops it on exit, Ctrl-C included. Nothing is executed while OPA, the
+    audit log or the state database fails; the next tick tries again.
+    """
+    if cluster_kind == "kube":
+        raise click.UsageError(
+            "--cluster kube is not available yet: the Kubernetes backend is still being built"
+        )
+    blueprint_set = load_blueprints([blueprints])
+    if blueprint_set.errors:
+        raise InvalidBlueprints(blueprint_set)
+    effective = {b.name: b.effective for b in blueprint_set.blueprints}
+    state_path, audit_path, cluster_path = state_paths(state_dir)
+    cluster = (
+        SimulatedCluster.load(cluster_path)
+        if cluster_path.exists()
+        else SimulatedCluster.from_blueprints(list(effective.values()), seed=seed)
+    )
+    remote = remote_opa(opa_url, opa_token_file, opa_ca, os.environ.get("OPSGATE_OPA_TOKEN"))
+    state = StateStore(state_path)
+    audit = AuditLog(audit_path)
+    prompt = _terminal_prompt if sys.stdin.isatty() and sys.stderr.isatty() else None
+    total = 1 if once else ticks
+    try:
+        with PolicySession(
+            blueprints, policies=policies, remote=remote, timeout=opa_timeout
+        ) as session:
+            runner = Runner(
+                blueprints=effective,
+                session=session,
+                cluster=cluster,
+                state=state,
+                audit=audit,
+                dry_run=dry_run,
+                prompt=prompt,
+            )
+            for entry_id, status in runner.recover():
+                note(f"recovered journal entry {entry_id}: {status}")
+            done = 0
+            while total is None or done < total:
+                if done:
+                    cluster.wait(interval)
+                    time.sleep(pause)
+                report = runner.tick()
+                cluster.save(cluster_path)
+                _print_report(report)
+                done += 1
+    except KeyboardInterrupt:
+        note("stopped (Ctrl-C); OPA stopped")
+        ctx.exit(130)
+    finally:
+        state.close()
+        cluster.save(cluster_path)
+    note(f"audit log: {audit_path} (check it with: opsgate audit verify --state-dir {state_dir})")

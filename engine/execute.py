@@ -1,0 +1,387 @@
+"""The execution engine: carry out one decided operation, safely, or not at all.
+
+An operation runs only when a fresh verdict from OPA (asked again, with the
+current state) is ``allow``, or ``approve`` with a granted approval; a
+forbid never runs, whatever the caller passes. Each step is written to the
+audit log (fsync'd) before it happens and to the journal in SQLite, so a
+crash at any point can be finished on the next start without applying an
+operation twice. After ``stabilization_seconds`` the verification engine
+checks the result; a failure rolls back (when the blueprint says so), counts
+toward the circuit breaker, and a failed rollback halts the service.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from engine.audit import AuditLog
+from engine.cluster import Applied, Cluster, ClusterError, Target
+from engine.state import Approval, JournalEntry, StateStore
+from engine.verify import Verification, verify, verify_rollback
+
+log = logging.getLogger(__name__)
+
+Outcome = Literal[
+    "blocked",
+    "awaiting_approval",
+    "deferred",
+    "planned",
+    "failed",
+    "succeeded",
+    "partial",
+    "rolled_back",
+    "rollback_failed",
+]
+
+Recheck = Callable[[dict[str, Any]], dict[str, Any]]
+
+_VERIFICATION_EVENTS = {
+    "pass": "verification_passed",
+    "fail": "verification_failed",
+    "partial": "verification_partial",
+}
+
+
+@dataclass
+class Context:
+    """What the executor needs to know about the service it acts on."""
+
+    target: Target
+    blueprint: dict[str, Any]
+    bundle_revision: str
+
+    @property
+    def service(self) -> str:
+        """The service (blueprint) name."""
+        return self.target.service
+
+    def audit_fields(self) -> dict[str, Any]:
+        """Fields every audit event about this service carries."""
+        return {
+            "service": self.service,
+            "blueprint": {
+                "name": self.blueprint["metadata"]["name"],
+                "version": self.blueprint["metadata"]["version"],
+            },
+            "bundle_revision": self.bundle_revision,
+        }
+
+
+@dataclass
+class Result:
+    """What became of one operation."""
+
+    outcome: Outcome
+    decision_id: str
+    operation: dict[str, Any]
+    tier: str
+    detail: str = ""
+    verification: Verification | None = None
+    breaker_opened: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _operation_only(operation: dict[str, Any]) -> dict[str, Any]:
+    """The operation as proposed (without the informational ``from``)."""
+    return {k: v for k, v in operation.items() if k != "from"}
+
+
+class Executor:
+    """Executes decided operations on one cluster, with one state store and audit log."""
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        state: StateStore,
+        audit: AuditLog,
+        recheck: Recheck,
+        *,
+        dry_run: bool = False,
+    ) -> None:
+        self.cluster = cluster
+        self.state = state
+        self.audit = audit
+        self.recheck = recheck
+        self.dry_run = dry_run
+
+    def _event(self, ctx: Context, kind: str, decision: dict[str, Any], **fields: Any) -> None:
+        self.audit.record(
+            kind,
+            **ctx.audit_fields(),
+            decision_id=decision["id"],
+            operation=decision["operation"],
+            tier=decision["tier"],
+            rules=decision.get("rules", []),
+            reasons=decision.get("reasons", []),
+            actor=fields.pop("actor", "opsgate"),
+            **fields,
+        )
+
+    def fresh_verdict(self, ctx: Context, operation: dict[str, Any]) -> dict[str, Any]:
+        """Ask OPA again about ``operation`` with the service's current state and replicas."""
+        observation = self.cluster.observe(ctx.target)
+        return self.recheck(
+            {
+                "service": ctx.service,
+                "operation": _operation_only(operation),
+                "state": self.state.service_state(ctx.service),
+                "now": self.cluster.now(),
+                "replicas": observation["replicas"],
+            }
+        )
+
+    def execute(
+        self, ctx: Context, decision: dict[str, Any], approval: Approval | None = None
+    ) -> Result:
+        """Carry out ``decision`` if, and only if, a fresh verdict still lets it run."""
+        operation = decision["operation"]
+        if decision["tier"] == "forbid":
+            self._event(ctx, "blocked", decision, suggestion=decision.get("suggestion"))
+            return Result("blocked", decision["id"], operation, "forbid", "forbidden by policy")
+        verdict = self.fresh_verdict(ctx, operation)
+        tier = verdict["tier"]
+        if tier == "forbid":
+            self._event(ctx, "blocked", {**decision, **_verdict_fields(verdict)}, recheck=True)
+            return Result("blocked", decision["id"], operation, tier, "forbidden on re-check")
+        if tier == "defer":
+            self._event(ctx, "deferred", {**decision, **_verdict_fields(verdict)})
+            return Result("deferred", decision["id"], operation, tier, "cooldown")
+        if tier == "approve" and not _granted(approval, ctx):
+            return Result("awaiting_approval", decision["id"], operation, tier, "needs approval")
+        if tier not in ("allow", "approve"):
+            raise ValueError(f"unexpected tier {tier!r}")  # contracts.verdict already refuses these
+        return self._run(ctx, decision, tier, approval)
+
+    def _run(
+        self, ctx: Context, decision: dict[str, Any], tier: str, approval: Approval | None
+    ) -> Result:
+        operation = _operation_only(decision["operation"])
+        actor = approval.answered_by if approval and tier == "approve" else "opsgate"
+        if self.dry_run or ctx.blueprint["governance"]["safety"]["dry_run"]:
+            self._event(ctx, "dry_run", decision, actor=actor)
+            return Result("planned", decision["id"], decision["operation"], tier, "dry run")
+        before = self.cluster.observe(ctx.target)
+        inverse = _inverse_from(operation, before)
+        self._event(
+            ctx, "execution_started", decision, actor=actor, approval_id=approval and approval.id
+        )
+        entry = self.state.journal_begin(
+            decision["id"], ctx.service, operation, inverse, self.cluster.now()
+        )
+        try:
+            applied = self.cluster.apply(ctx.target, operation)
+        except ClusterError as e:
+            return self._apply_failed(ctx, decision, entry, inverse, e)
+        self.state.journal_mark(entry, "applied", self.cluster.now(), {"inverse": applied.inverse})
+        self.state.record_operation(ctx.service, self.cluster.now())
+        self._event(ctx, "execution_succeeded", decision, actor=actor, revision=applied.revision)
+        if approval is not None:
+            self.state.mark_approval(approval.id, "executed")
+        return self._verify(ctx, decision, entry, applied, before)
+
+    def _apply_failed(
+        self,
+        ctx: Context,
+        decision: dict[str, Any],
+        entry: int,
+        inverse: dict[str, Any] | None,
+        error: ClusterError,
+    ) -> Result:
+        self._event(ctx, "execution_failed", decision, error=str(error), status=error.status)
+        result = Result(
+            "failed", decision["id"], decision["operation"], decision["tier"], str(error)
+        )
+        if inverse is not None:
+            # the API may have half-applied it: put back what we saw before
+            result.outcome = self._roll_back(
+                ctx, decision, entry, Applied(decision["operation"], inverse)
+            )
+        else:
+            self.state.journal_mark(entry, "failed", self.cluster.now(), {"error": str(error)})
+        result.breaker_opened = self._count_failure(ctx, decision, f"execution failed: {error}")
+        return result
+
+    def _verify(
+        self,
+        ctx: Context,
+        decision: dict[str, Any],
+        entry: int,
+        applied: Applied,
+        before: dict[str, Any],
+    ) -> Result:
+        self.cluster.wait(ctx.blueprint["spec"]["reliability"]["stabilization_seconds"])
+        try:
+            after = self.cluster.observe(ctx.target)
+        except ClusterError as e:
+            after = {"error": str(e)}
+        verification = verify(applied.operation, after, before, ctx.blueprint)
+        self._event(
+            ctx,
+            _VERIFICATION_EVENTS[verification.outcome],
+            decision,
+            verification=verification.to_json(),
+        )
+        result = Result(
+            "succeeded",
+            decision["id"],
+            decision["operation"],
+            decision["tier"],
+            verification=verification,
+        )
+        if verification.outcome == "pass":
+            self.state.record_success(ctx.service)
+            self.state.journal_mark(entry, "completed", self.cluster.now(), verification.to_json())
+            return result
+        if verification.outcome == "partial":
+            self.state.journal_mark(entry, "completed", self.cluster.now(), verification.to_json())
+            result.outcome = "partial"
+            return result
+        failed = ", ".join(c.name for c in verification.failed)
+        if (
+            ctx.blueprint["spec"]["reliability"]["rollback_on_failure"]
+            and applied.inverse is not None
+        ):
+            result.outcome = self._roll_back(
+                ctx, decision, entry, applied, reason=f"verification failed: {failed}"
+            )
+        else:
+            self.state.journal_mark(entry, "failed", self.cluster.now(), verification.to_json())
+            result.outcome = "failed"
+        result.detail = f"verification failed: {failed}"
+        if result.outcome != "rollback_failed":
+            result.breaker_opened = self._count_failure(ctx, decision, result.detail)
+        else:
+            result.breaker_opened = True
+        return result
+
+    def _roll_back(
+        self,
+        ctx: Context,
+        decision: dict[str, Any],
+        entry: int,
+        applied: Applied,
+        reason: str = "execution failed",
+    ) -> Outcome:
+        """Undo once and verify; a failed rollback opens the breaker. Never loops."""
+        self._event(ctx, "rollback_started", decision, reason=reason, inverse=applied.inverse)
+        self.state.journal_mark(entry, "rolling_back", self.cluster.now(), {"reason": reason})
+        try:
+            self.cluster.undo(ctx.target, applied)
+            self.cluster.wait(ctx.blueprint["spec"]["reliability"]["stabilization_seconds"])
+            check = verify_rollback(applied.inverse or {}, self.cluster.observe(ctx.target))
+        except ClusterError as e:
+            check = Verification("fail")
+            error = str(e)
+        else:
+            error = ", ".join(c.name for c in check.failed)
+        if check.outcome == "pass":
+            self._event(
+                ctx, "rollback_succeeded", decision, reason=reason, verification=check.to_json()
+            )
+            self.state.journal_mark(entry, "rolled_back", self.cluster.now(), check.to_json())
+            return "rolled_back"
+        self._event(ctx, "rollback_failed", decision, reason=reason, error=error)
+        self.state.journal_mark(entry, "rollback_failed", self.cluster.now(), {"error": error})
+        at = self.cluster.now()
+        if self.state.open_breaker(ctx.service, at, f"rollback failed: {error}"):
+            self._event(
+                ctx, "breaker_opened", decision, reason=f"rollback failed ({error}): service halted"
+            )
+        return "rollback_failed"
+
+    def _count_failure(self, ctx: Context, decision: dict[str, Any], reason: str) -> bool:
+        threshold = ctx.blueprint["governance"]["safety"]["circuit_breaker_threshold"]
+        opened = self.state.record_failure(ctx.service, threshold, self.cluster.now(), reason)
+        if opened:
+            self._event(
+                ctx,
+                "breaker_opened",
+                decision,
+                reason=f"{threshold} consecutive failures; last: {reason}",
+            )
+        return opened
+
+    def recover(self, entry: JournalEntry, ctx: Context) -> str:
+        """Finish a journal entry a crash left open; return its final status.
+
+        Nothing is applied a second time: an entry that may not have been
+        applied is verified, then completed or rolled back from what the
+        cluster shows.
+        """
+        decision = {
+            "id": entry.decision_id,
+            "operation": entry.operation,
+            "tier": "allow",
+            "rules": [],
+            "reasons": [f"recovering journal entry {entry.id} ({entry.status})"],
+        }
+        self._event(ctx, "journal_recovered", decision, journal_status=entry.status)
+        inverse = (entry.detail or {}).get("inverse", entry.inverse)
+        applied = Applied(entry.operation, inverse)
+        if entry.status == "rolling_back":
+            outcome = self._roll_back(
+                ctx, decision, entry.id, applied, reason="resumed after a crash"
+            )
+            return "rolled_back" if outcome == "rolled_back" else "rollback_failed"
+        observation = self.cluster.observe(ctx.target)
+        if entry.status == "started" and not _reached(entry.operation, observation):
+            self.state.journal_mark(
+                entry.id, "failed", self.cluster.now(), {"error": "not applied before the crash"}
+            )
+            return "failed"
+        result = self._verify(ctx, decision, entry.id, applied, observation)
+        return {"succeeded": "completed", "partial": "completed"}.get(
+            result.outcome, result.outcome
+        )
+
+
+def _verdict_fields(verdict: dict[str, Any]) -> dict[str, Any]:
+    return {k: verdict[k] for k in ("tier", "rules", "reasons") if k in verdict}
+
+
+def _granted(approval: Approval | None, ctx: Context) -> bool:
+    """A granted approval given under the same blueprint version and bundle revision."""
+    return (
+        approval is not None
+        and approval.status == "granted"
+        and approval.blueprint_version == ctx.blueprint["metadata"]["version"]
+        and approval.bundle_revision == ctx.bundle_revision
+    )
+
+
+def _inverse_from(operation: dict[str, Any], before: dict[str, Any]) -> dict[str, Any] | None:
+    """How to put back what ``before`` shows, for the operations where that is known up front."""
+    if operation.get("type") == "scale":
+        desired = (before.get("replicas") or {}).get("desired")
+        return {"type": "scale", "to": desired} if isinstance(desired, int) else None
+    if (
+        operation.get("type") == "adjust_resources"
+        and operation.get("field", "request") == "request"
+    ):
+        current = ((before.get("resources") or {}).get(operation.get("resource")) or {}).get(
+            "request"
+        )
+        if current is not None:
+            return {
+                "type": "adjust_resources",
+                "resource": operation["resource"],
+                "field": "request",
+                "to": current,
+            }
+    return None
+
+
+def _reached(operation: dict[str, Any], observation: dict[str, Any]) -> bool:
+    """Whether the cluster shows ``operation`` applied (True when that can't be told)."""
+    if operation.get("type") == "scale":
+        return bool((observation.get("replicas") or {}).get("desired") == operation.get("to"))
+    if (
+        operation.get("type") == "adjust_resources"
+        and operation.get("field", "request") == "request"
+    ):
+        resources = (observation.get("resources") or {}).get(operation.get("resource")) or {}
+        return bool(resources.get("request") == operation.get("to"))
+    return True

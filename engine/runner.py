@@ -1,0 +1,192 @@
+"""The run loop: observe → decide → approve → execute → verify → audit, one tick at a time.
+
+Each tick observes every service, asks OPA once (``decide_all``) with the
+state from SQLite, records every decision, turns approve-tier decisions into
+approval requests, and hands allowed (or approved) operations to the
+execution engine, which asks OPA again before it acts. When OPA, the audit
+log or the state store fails, the tick executes nothing and says why; the
+next tick tries again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.approval import Approvals
+from engine.audit import AuditLog
+from engine.cluster import Cluster, ClusterError, Target
+from engine.errors import PolicyError
+from engine.execute import Context, Executor, Result
+from engine.policy import PolicySession
+from engine.state import Approval, StateStore
+
+log = logging.getLogger(__name__)
+
+# Asked on a terminal for each new approval request: (grant, approver, justification) or None.
+Prompt = Callable[[Approval], "tuple[bool, str, str] | None"]
+
+
+@dataclass
+class TickReport:
+    """What one tick saw and did."""
+
+    time: str
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    results: list[Result] = field(default_factory=list)
+    requested: list[Approval] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def executed(self) -> list[Result]:
+        """The results of operations that changed the cluster."""
+        return [
+            r
+            for r in self.results
+            if r.outcome in ("succeeded", "partial", "rolled_back", "rollback_failed", "failed")
+        ]
+
+
+class Runner:
+    """One runner over one set of blueprints, one cluster, one state directory."""
+
+    def __init__(
+        self,
+        *,
+        blueprints: dict[str, dict[str, Any]],
+        session: PolicySession,
+        cluster: Cluster,
+        state: StateStore,
+        audit: AuditLog,
+        dry_run: bool = False,
+        prompt: Prompt | None = None,
+    ) -> None:
+        self.blueprints = blueprints
+        self.session = session
+        self.cluster = cluster
+        self.state = state
+        self.audit = audit
+        self.prompt = prompt
+        self.approvals = Approvals(state, audit)
+        self.executor = Executor(cluster, state, audit, session.enforce, dry_run=dry_run)
+        self.targets = {
+            name: Target(name, bp["target"]["namespace"], bp["target"]["deployment"])
+            for name, bp in blueprints.items()
+        }
+
+    def context(self, service: str) -> Context:
+        """The execution context of one service."""
+        return Context(self.targets[service], self.blueprints[service], self.session.revision)
+
+    def recover(self) -> list[tuple[int, str]]:
+        """Finish every journal entry a crash left open; return (entry id, final status)."""
+        finished = []
+        for entry in self.state.journal(unfinished=True):
+            if entry.service not in self.blueprints:
+                self.state.journal_mark(
+                    entry.id,
+                    "failed",
+                    self.cluster.now(),
+                    {"error": "service no longer has a blueprint"},
+                )
+                finished.append((entry.id, "failed"))
+                continue
+            finished.append((entry.id, self.executor.recover(entry, self.context(entry.service))))
+        return finished
+
+    def tick(self) -> TickReport:
+        """Run one tick; errors are reported, and nothing is executed after one that matters."""
+        now = self.cluster.now()
+        report = TickReport(time=now)
+        versions = {name: bp["metadata"]["version"] for name, bp in self.blueprints.items()}
+        self.approvals.void_stale(versions, self.session.revision)
+        self.approvals.expire(now)
+        observations = []
+        for name in sorted(self.blueprints):
+            try:
+                observation = self.cluster.observe(self.targets[name])
+            except ClusterError as e:
+                report.errors.append(f"{name}: can't observe: {e}")
+                self.audit.record(
+                    "error", service=name, error=f"observe failed: {e}", actor="opsgate"
+                )
+                continue
+            observation["state"] = self.state.service_state(name)
+            observation["now"] = now
+            observations.append(observation)
+        if not observations:
+            return report
+        try:
+            documents = self.session.decide_all(observations)
+        except PolicyError as e:
+            report.errors.append(f"OPA: {e}: nothing executed this tick")
+            self.audit.record("error", error=f"decide_all failed: {e}", actor="opsgate")
+            return report
+        for document in documents:
+            service = document["service"]
+            report.notes.extend(f"{service}: {note}" for note in document["notes"])
+            for decision in document["decisions"]:
+                self._handle(service, dict(decision), report)
+        return report
+
+    def _handle(self, service: str, decision: dict[str, Any], report: TickReport) -> None:
+        ctx = self.context(service)
+        report.decisions.append({"service": service, **decision})
+        self.audit.record(
+            "decision",
+            **ctx.audit_fields(),
+            decision_id=decision["id"],
+            operation=decision["operation"],
+            tier=decision["tier"],
+            rules=decision["rules"],
+            reasons=decision["reasons"],
+            blueprint_refs=decision["blueprint_refs"],
+            suggestion=decision["suggestion"],
+            actor="opsgate",
+        )
+        approval = None
+        if decision["tier"] == "approve":
+            approval, new = self.approvals.request(
+                decision, service, ctx.blueprint, self.session.revision, self.cluster.now()
+            )
+            if new:
+                report.requested.append(approval)
+                approval = self._ask_at_terminal(approval)
+            if approval.status != "granted":
+                return
+        if decision["tier"] == "defer":
+            self.audit.record(
+                "deferred",
+                **ctx.audit_fields(),
+                decision_id=decision["id"],
+                operation=decision["operation"],
+                tier="defer",
+                rules=decision["rules"],
+                reasons=decision["reasons"],
+                actor="opsgate",
+            )
+            return
+        try:
+            report.results.append(self.executor.execute(ctx, decision, approval))
+        except PolicyError as e:
+            report.errors.append(f"{service}: OPA re-check failed: {e}: not executed")
+            self.audit.record(
+                "error", **ctx.audit_fields(), error=f"re-check failed: {e}", actor="opsgate"
+            )
+        except ClusterError as e:
+            report.errors.append(f"{service}: cluster error: {e}")
+            self.audit.record("error", **ctx.audit_fields(), error=f"cluster: {e}", actor="opsgate")
+
+    def _ask_at_terminal(self, approval: Approval) -> Approval:
+        if self.prompt is None:
+            return approval
+        answer = self.prompt(approval)
+        if answer is None:
+            return approval
+        grant, by, reason = answer
+        return self.approvals.answer(
+            approval.id, grant=grant, by=by, reason=reason, now=self.cluster.now()
+        )

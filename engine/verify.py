@@ -1,0 +1,162 @@
+"""The verification engine: after an operation settles, did it do what it should?
+
+Checks depend on the operation kind: replica count reached, every pod
+Running and Ready, utilization inside the blueprint's band, p95 latency under
+its target, no OOMKilled pod, no new crash. A check whose metric is unknown
+is neither passed nor failed; the outcome is ``pass`` (all passed),
+``fail`` (any failed) or ``partial`` (none failed, some unknown).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Outcome = Literal["pass", "fail", "partial"]
+
+# utilization may sit this many points outside the scaling thresholds after an operation
+BAND_SLACK_PERCENT = 10
+
+_CHECKS_BY_KIND = {
+    "scale": ("replicas", "pods_ready", "utilization", "latency", "no_oom", "no_new_crash"),
+    "adjust_resources": ("pods_ready", "utilization", "latency", "no_oom", "no_new_crash"),
+    "restart_pod": ("pods_ready", "no_oom", "no_new_crash"),
+    "rollback": ("pods_ready", "no_oom", "no_new_crash"),
+    "update_configmap": ("pods_ready", "latency", "no_new_crash"),
+    "update_strategy": ("pods_ready", "no_new_crash"),
+    "update_health_checks": ("pods_ready", "no_new_crash"),
+}
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check: its name, whether it passed (None: unknown), what was seen and wanted."""
+
+    name: str
+    passed: bool | None
+    observed: Any
+    expected: str
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The checks of one operation and their outcome."""
+
+    outcome: Outcome
+    checks: list[Check] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the result as a JSON-ready mapping."""
+        return {"outcome": self.outcome, "checks": [asdict(c) for c in self.checks]}
+
+    @property
+    def failed(self) -> list[Check]:
+        """The checks that failed."""
+        return [c for c in self.checks if c.passed is False]
+
+
+def _replicas(operation: dict[str, Any], after: dict[str, Any], _: Any, __: Any) -> Check:
+    wanted = operation.get("to")
+    replicas = after.get("replicas") or {}
+    seen = {"desired": replicas.get("desired"), "ready": replicas.get("ready")}
+    return Check(
+        "replicas", seen["desired"] == wanted and seen["ready"] == wanted, seen, f"{wanted} ready"
+    )
+
+
+def _pods_ready(_: Any, after: dict[str, Any], __: Any, ___: Any) -> Check:
+    pods = after.get("pods") or []
+    not_ready = sorted(
+        p.get("name", "?") for p in pods if p.get("phase") != "Running" or not p.get("ready")
+    )
+    return Check(
+        "pods_ready",
+        bool(pods) and not not_ready,
+        not_ready or "all ready",
+        "every pod Running and Ready",
+    )
+
+
+def _utilization(
+    _: Any, after: dict[str, Any], before: dict[str, Any], blueprint: dict[str, Any]
+) -> Check:
+    """Inside the band, or at least closer to it than before the operation."""
+    scaling = blueprint["spec"]["scaling"]
+    key = f"{scaling['metric']}_percent"
+    low = scaling["scale_down_threshold_percent"] - BAND_SLACK_PERCENT
+    high = scaling["scale_up_threshold_percent"] + BAND_SLACK_PERCENT
+    value = (after.get("metrics") or {}).get(key)
+    earlier = (before.get("metrics") or {}).get(key)
+    expected = f"{key} between {low} and {high}, or closer to it than before"
+    if not isinstance(value, int | float):
+        return Check("utilization", None, None, expected)
+
+    def distance(x: float) -> float:
+        return float(max(low - x, 0.0, x - high))
+
+    improved = isinstance(earlier, int | float) and distance(value) < distance(earlier)
+    return Check("utilization", distance(value) == 0 or improved, value, expected)
+
+
+def _latency(_: Any, after: dict[str, Any], __: Any, blueprint: dict[str, Any]) -> Check:
+    target = blueprint["spec"]["performance"].get("latency_p95_ms")
+    value = (after.get("metrics") or {}).get("latency_p95_ms")
+    if target is None:
+        return Check("latency", True, value, "no latency target")
+    expected = f"latency_p95_ms under {target}"
+    if not isinstance(value, int | float):
+        return Check("latency", None, None, expected)
+    return Check("latency", value < target, value, expected)
+
+
+def _no_oom(_: Any, after: dict[str, Any], __: Any, ___: Any) -> Check:
+    killed = sorted(
+        p.get("name", "?") for p in after.get("pods") or [] if p.get("reason") == "OOMKilled"
+    )
+    return Check("no_oom", not killed, killed or "none", "no pod OOMKilled")
+
+
+def _no_new_crash(_: Any, after: dict[str, Any], before: dict[str, Any], __: Any) -> Check:
+    earlier = {p.get("name"): p.get("restart_count", 0) for p in before.get("pods") or []}
+    crashed = sorted(
+        p.get("name", "?")
+        for p in after.get("pods") or []
+        if p.get("reason") in ("CrashLoopBackOff", "Error")
+        or (p.get("restart_count") or 0) > earlier.get(p.get("name"), 0)
+    )
+    return Check(
+        "no_new_crash", not crashed, crashed or "none", "no pod crashed since the operation"
+    )
+
+
+_CHECKS = {
+    "replicas": _replicas,
+    "pods_ready": _pods_ready,
+    "utilization": _utilization,
+    "latency": _latency,
+    "no_oom": _no_oom,
+    "no_new_crash": _no_new_crash,
+}
+
+
+def verify(
+    operation: dict[str, Any],
+    after: dict[str, Any],
+    before: dict[str, Any],
+    blueprint: dict[str, Any],
+) -> Verification:
+    """Run the checks for ``operation``'s kind on the observation taken after it settled."""
+    names = _CHECKS_BY_KIND.get(str(operation.get("type")), ("pods_ready", "no_new_crash"))
+    checks = [_CHECKS[name](operation, after, before, blueprint) for name in names]
+    if any(c.passed is False for c in checks):
+        return Verification("fail", checks)
+    if any(c.passed is None for c in checks):
+        return Verification("partial", checks)
+    return Verification("pass", checks)
+
+
+def verify_rollback(inverse: dict[str, Any], after: dict[str, Any]) -> Verification:
+    """Check that a rollback restored the service: replica count (for scale) and ready pods."""
+    names = ("replicas", "pods_ready") if inverse.get("type") == "scale" else ("pods_ready",)
+    checks = [_CHECKS[name](inverse, after, {}, {}) for name in names]
+    return Verification("fail" if any(c.passed is not True for c in checks) else "pass", checks)
