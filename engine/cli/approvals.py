@@ -91,7 +91,8 @@ def _answer(approval_id: str, by: str, reason: str | None, state_dir: Path, gran
         state.close()
     verb = "approved" if grant else "rejected"
     note(
-        f"{escape(answered.id)} {verb} by {escape(by)}: {escape(str(answered.operation))} on {escape(answered.service)}"
+        f"{escape(answered.id)} {verb} by {escape(by)}: "
+        f"{escape(str(answered.operation))} on {escape(answered.service)}"
     )
 
 

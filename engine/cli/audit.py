@@ -18,7 +18,10 @@ def _log(state_dir: Path) -> AuditLog:
 
 
 @click.group(
-    epilog="Examples:\n\n  opsgate audit verify\n\n  opsgate audit show --service frontend --since 2026-02-10T12:00:00Z"
+    epilog="""\b
+Examples:
+  opsgate audit verify
+  opsgate audit show --service frontend --since 2026-02-10T12:00:00Z"""
 )
 def audit() -> None:
     """The hash-chained audit log of every decision, approval, execution and rollback."""
@@ -56,7 +59,8 @@ def show(service: str | None, since: str | None, state_dir: Path, as_json: bool)
         what = f" {operation}" if operation else ""
         reason = (e.get("reasons") or [e.get("reason") or e.get("error") or ""])[0]
         line(
-            f"{e.get('time')}  {e.get('event'):<20} {e.get('service', '-'):<12} {e.get('tier', ''):<7}{what}  {reason}"
+            f"{e.get('time')}  {e.get('event'):<20} {e.get('service', '-'):<12} "
+            f"{e.get('tier', ''):<7}{what}  {reason}"
         )
 
 

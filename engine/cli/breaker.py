@@ -36,7 +36,8 @@ def list_(state_dir: Path, as_json: bool) -> None:
     for row in rows:
         status = "OPEN" if row["breaker_open"] else "closed"
         line(
-            f"{row['service']:<16} {status:<7} failures {row['consecutive_failures']}  {row['breaker_reason'] or ''}"
+            f"{row['service']:<16} {status:<7} failures {row['consecutive_failures']}  "
+            f"{row['breaker_reason'] or ''}"
         )
     if not rows:
         note("no service has a recorded operation yet")

@@ -60,7 +60,8 @@ def _print_report(report: TickReport) -> None:
 
 def _terminal_prompt(approval: Approval) -> tuple[bool, str, str] | None:
     note(
-        f"[bold yellow]Approval needed[/] for {escape(approval.service)}: {escape(str(approval.operation))}"
+        f"[bold yellow]Approval needed[/] for {escape(approval.service)}: "
+        f"{escape(str(approval.operation))}"
     )
     for reason in approval.reasons:
         note(f"  - {escape(reason)}")

@@ -4,11 +4,12 @@ Each service is a deployment (replicas, requests and limits, strategy,
 probes, revision history), its pods, configmaps and secret names, and a load
 model: a request rate spread over the ready pods gives CPU per pod, memory
 per pod grows with it, and p95 latency rises steeply as a pod nears
-saturation. ``cpu_percent`` is CPU used against a pod's capacity, the CPU at
-which it saturates (by default 125% of its request), so a pod can use about
-its request, as the resource rules want, at 80% utilization. Faults: a revision that crash-loops, pods OOMKilled when their
-memory request is below what they need, a latency spike, and API errors on
-the next calls. Everything random is derived from the seed, the service and
+saturation. ``cpu_percent`` is CPU used against a pod's capacity (the CPU at
+which it saturates, ``saturation_percent`` of its request), so a pod can use
+about its request, as the resource rules want, at a utilization between the
+scaling thresholds. Faults: a revision that crash-loops, pods OOMKilled when
+their memory request is below what they need, a latency spike, and API
+errors on the next calls. Everything random is derived from the seed, the service and
 the virtual time, so the same seed and the same calls give the same cluster.
 The whole cluster saves to and loads from one JSON file, so separate CLI
 invocations share it.
@@ -37,7 +38,7 @@ DEFAULT_LOAD = {
     "rps": 100.0,  # requests per second for the whole service
     "cpu_m_per_rps": 1.0,  # millicores one request per second costs
     "base_latency_ms": 80.0,  # p95 of an idle pod
-    "saturation_percent": 125.0,  # CPU (% of the request) at which a pod saturates: 100% utilization
+    "saturation_percent": 125.0,  # CPU (% of request) at which a pod saturates: 100% util
     "memory_base_mi": 60.0,  # memory of an idle pod
     "memory_mi_per_rps": 0.02,  # memory one request per second adds to a pod
     "error_rate_percent": 0.1,  # errors of a healthy pod

@@ -1,0 +1,452 @@
+"""The runner end to end on the simulated cluster with the real OPA, and its faults.
+
+Assertions read the audit log, the state store and the cluster, never the
+printed text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.approval import ApprovalError, Approvals
+from engine.audit import AuditError, AuditLog
+from engine.blueprint import load_blueprints
+from engine.cluster import Applied, Target
+from engine.cluster.simulated import SimulatedCluster
+from engine.errors import PolicyError
+from engine.execute import Context, Executor
+from engine.policy import PolicySession, RemoteOpa
+from engine.runner import Runner
+from engine.state import StateStore
+from tests.conftest import REPO
+from tests.opa.fake_opa import Reply, fake_opa
+from tests.opa.test_gateway import FAULTS
+
+BLUEPRINTS = {b.name: b.effective for b in load_blueprints([REPO / "blueprints"]).blueprints}
+FRONTEND = Target("frontend", "shop", "frontend")
+BACKEND = Target("backend", "shop", "backend")
+
+
+@pytest.fixture(scope="module")
+def session() -> Iterator[PolicySession]:
+    """One local OPA on the repo's blueprints for this module."""
+    with PolicySession(REPO / "blueprints") as running:
+        yield running
+
+
+class World:
+    """A cluster, state store, audit log and runner in a temporary directory."""
+
+    def __init__(self, directory: Path, session: PolicySession) -> None:
+        self.cluster = SimulatedCluster.from_blueprints(list(BLUEPRINTS.values()), seed=3)
+        self.state = StateStore(directory / "state.db")
+        self.audit = AuditLog(directory / "audit.jsonl")
+        self.session = session
+        self.runner = Runner(
+            blueprints=BLUEPRINTS,
+            session=session,
+            cluster=self.cluster,
+            state=self.state,
+            audit=self.audit,
+        )
+
+    def events(self, kind: str | None = None, service: str | None = None) -> list[dict[str, Any]]:
+        return [
+            e
+            for e in self.audit.events()
+            if (kind is None or e["event"] == kind)
+            and (service is None or e.get("service") == service)
+        ]
+
+    def replicas(self, service: str) -> int:
+        replicas: int = self.cluster.service(service)["replicas"]
+        return replicas
+
+
+@pytest.fixture
+def world(tmp_path: Path, session: PolicySession) -> Iterator[World]:
+    built = World(tmp_path, session)
+    yield built
+    built.state.close()
+
+
+def test_quiet_cluster_needs_nothing(world: World) -> None:
+    report = world.runner.tick()
+    assert (report.decisions, report.errors) == ([], [])
+    assert world.audit.verify().ok
+
+
+def _scaling(results: list[Any]) -> list[Any]:
+    return [r for r in results if r.operation["type"] == "scale"]
+
+
+def test_autonomous_scale_up(world: World) -> None:
+    world.cluster.set_load("frontend", rps=309)
+    report = world.runner.tick()
+    [result] = _scaling(report.results)
+    assert (result.outcome, result.verification and result.verification.outcome) == (
+        "succeeded",
+        "pass",
+    )
+    assert world.replicas("frontend") == 3
+    decision = world.events("decision", "frontend")[0]
+    assert decision["operation"] == {"type": "scale", "from": 2, "to": 3}
+    assert decision["tier"] == "allow"
+    assert "spec.scaling.scale_up_threshold_percent" in decision["blueprint_refs"]
+    kinds = [
+        e["event"] for e in world.events(service="frontend") if e["operation"]["type"] == "scale"
+    ]
+    assert kinds == ["decision", "execution_started", "execution_succeeded", "verification_passed"]
+    passed = world.events("verification_passed")[0]["verification"]
+    cpu = next(c for c in passed["checks"] if c["name"] == "utilization")["observed"]
+    assert 55 <= cpu <= 60
+    assert world.state.service_state("frontend")["last_operation_at"] is not None
+    assert world.audit.verify().ok
+
+
+def test_cooldown_defers_the_next_operation(world: World) -> None:
+    world.cluster.set_load("frontend", rps=309)
+    world.runner.tick()
+    world.cluster.set_load("frontend", rps=480)
+    world.cluster.wait(30)
+    report = world.runner.tick()
+    assert [d["tier"] for d in report.decisions if d["operation"]["type"] == "scale"] == ["defer"]
+    assert {d["tier"] for d in report.decisions if d["tier"] != "approve"} == {"defer"}
+    assert world.replicas("frontend") == 3
+
+
+def _backend_at_max(world: World) -> None:
+    world.cluster.apply(BACKEND, {"type": "scale", "to": 3})
+    world.cluster.wait(30)
+    world.cluster.set_load("backend", rps=1500)
+
+
+def test_approval_workflow(world: World) -> None:
+    _backend_at_max(world)
+    report = world.runner.tick()
+    [request] = [r for r in report.requested if r.operation["type"] == "scale"]
+    assert request.operation == {"type": "scale", "from": 3, "to": 4}
+    assert "needs 4 replicas, above max_replicas 3" in request.reasons
+    assert world.replicas("backend") == 3
+    workflow = Approvals(StateStore(world.state.path), world.audit)  # another process's view
+    with pytest.raises(ApprovalError, match="may not answer"):
+        workflow.answer(
+            request.id, grant=True, by="mallory", reason="why not", now=world.cluster.now()
+        )
+    with pytest.raises(ApprovalError, match="justification"):
+        workflow.answer(request.id, grant=True, by="sre-lead", reason="", now=world.cluster.now())
+    workflow.answer(
+        request.id, grant=True, by="sre-lead", reason="launch traffic", now=world.cluster.now()
+    )
+    workflow.state.close()
+    world.cluster.wait(30)
+    report = world.runner.tick()
+    assert [r.outcome for r in _scaling(report.results)] == ["succeeded"]
+    assert world.replicas("backend") == 4
+    granted = world.events("approval_granted")[0]
+    assert (granted["actor"], granted["justification"]) == ("sre-lead", "launch traffic")
+    started = [
+        e for e in world.events("execution_started", "backend") if e["operation"]["type"] == "scale"
+    ]
+    assert [e["actor"] for e in started] == ["sre-lead"]
+    assert world.state.approval(request.id).status == "executed"  # type: ignore[union-attr]
+
+
+def test_unanswered_approval_expires_and_nothing_runs(world: World) -> None:
+    _backend_at_max(world)
+    [request] = [r for r in world.runner.tick().requested if r.operation["type"] == "scale"]
+    world.cluster.wait(1801)  # backend's timeout_seconds is 1800
+    world.runner.tick()
+    assert world.state.approval(request.id).status == "expired"  # type: ignore[union-attr]
+    assert world.events("approval_expired")[0]["approval_id"] == request.id
+    assert world.replicas("backend") == 3
+    assert [
+        e for e in world.events("execution_started", "backend") if e["operation"]["type"] == "scale"
+    ] == []
+
+
+def test_rejected_approval_never_runs(world: World) -> None:
+    _backend_at_max(world)
+    [request] = [r for r in world.runner.tick().requested if r.operation["type"] == "scale"]
+    world.runner.approvals.answer(
+        request.id, grant=False, by="orders-oncall", reason="no", now=world.cluster.now()
+    )
+    world.runner.tick()
+    assert world.replicas("backend") == 3
+
+
+def _executor(world: World) -> tuple[Executor, Context]:
+    return world.runner.executor, world.runner.context("frontend")
+
+
+def _decision(operation: dict[str, Any], tier: str = "allow") -> dict[str, Any]:
+    return {"id": "test", "operation": operation, "tier": tier, "rules": ["r"], "reasons": ["test"]}
+
+
+def test_forbid_never_executes_whatever_the_caller_says(world: World) -> None:
+    executor, ctx = _executor(world)
+    result = executor.execute(ctx, _decision({"type": "scale", "to": 3}, tier="forbid"))
+    assert result.outcome == "blocked"
+    # a caller claiming allow for a forbidden operation is stopped by the re-check
+    result = executor.execute(ctx, _decision({"type": "delete_deployment", "name": "frontend"}))
+    assert (result.outcome, result.tier) == ("blocked", "forbid")
+    assert world.replicas("frontend") == 2
+    assert len(world.events("blocked")) == 2
+
+
+def test_approve_without_granted_approval_waits(world: World) -> None:
+    executor, ctx = _executor(world)
+    result = executor.execute(ctx, _decision({"type": "scale", "to": 9}))
+    assert result.outcome == "awaiting_approval"
+    assert world.replicas("frontend") == 2
+
+
+def test_rollback_on_verification_failure(world: World) -> None:
+    world.cluster.apply(FRONTEND, {"type": "scale", "to": 3})
+    world.cluster.set_load("frontend", rps=309)
+    world.cluster.wait(60)
+    executor, ctx = _executor(world)
+    result = executor.execute(ctx, _decision({"type": "scale", "from": 3, "to": 2}))
+    assert result.outcome == "rolled_back"
+    assert "latency" in result.detail
+    assert world.replicas("frontend") == 3
+    failed = world.events("verification_failed")[0]["verification"]
+    latency = next(c for c in failed["checks"] if c["name"] == "latency")
+    assert latency["passed"] is False and latency["observed"] > 250
+    assert [e["event"] for e in world.events("rollback_succeeded")] == ["rollback_succeeded"]
+    assert world.state.service_state("frontend")["consecutive_failures"] == 1
+
+
+def test_breaker_opens_after_threshold_and_forbids(world: World) -> None:
+    executor, ctx = _executor(world)
+    world.cluster.set_load("frontend", rps=309)
+    for _ in range(3):
+        world.cluster.apply(FRONTEND, {"type": "scale", "to": 3})
+        world.cluster.wait(301)  # past the cooldown
+        executor.execute(ctx, _decision({"type": "scale", "from": 3, "to": 2}))
+    assert world.state.service_state("frontend")["breaker_open"] is True
+    assert len(world.events("breaker_opened")) == 1
+    world.cluster.wait(301)
+    result = executor.execute(ctx, _decision({"type": "scale", "to": 4}))
+    assert (result.outcome, result.tier) == ("blocked", "forbid")
+
+
+def test_cluster_error_during_execution_counts_and_rolls_back(world: World) -> None:
+    world.cluster.inject("frontend", "apply_errors", 1)
+    executor, ctx = _executor(world)
+    result = executor.execute(ctx, _decision({"type": "scale", "from": 2, "to": 3}))
+    assert result.outcome == "rolled_back"
+    assert world.events("execution_failed")[0]["status"] == 500
+    assert world.events("rollback_started")
+    assert world.state.service_state("frontend")["consecutive_failures"] == 1
+    assert world.replicas("frontend") == 2
+
+
+def test_failed_rollback_halts_the_service(world: World) -> None:
+    world.cluster.apply(FRONTEND, {"type": "scale", "to": 3})
+    world.cluster.set_load("frontend", rps=309)
+    world.cluster.wait(60)
+    executor, ctx = _executor(world)
+    original_undo = world.cluster.undo
+
+    def broken_undo(target: Target, applied: Applied) -> None:
+        world.cluster.inject("frontend", "apply_errors", 1)
+        original_undo(target, applied)
+
+    world.cluster.undo = broken_undo  # type: ignore[method-assign]
+    result = executor.execute(ctx, _decision({"type": "scale", "from": 3, "to": 2}))
+    assert result.outcome == "rollback_failed"
+    assert world.state.service_state("frontend")["breaker_open"] is True
+    assert "service halted" in world.events("breaker_opened")[0]["reason"]
+    assert [e.status for e in world.state.journal()] == ["rollback_failed"]
+
+
+def test_dry_run_changes_nothing(world: World, session: PolicySession) -> None:
+    runner = Runner(
+        blueprints=BLUEPRINTS,
+        session=session,
+        cluster=world.cluster,
+        state=world.state,
+        audit=world.audit,
+        dry_run=True,
+    )
+    world.cluster.set_load("frontend", rps=309)
+    report = runner.tick()
+    assert {r.outcome for r in report.results} == {"planned"}
+    assert world.replicas("frontend") == 2
+    assert world.events("dry_run")
+
+
+def test_unwritable_audit_log_means_nothing_is_executed(
+    world: World, session: PolicySession
+) -> None:
+    runner = Runner(
+        blueprints=BLUEPRINTS,
+        session=session,
+        cluster=world.cluster,
+        state=world.state,
+        audit=AuditLog(Path("/dev/full")),
+    )
+    world.cluster.set_load("frontend", rps=309)
+    with pytest.raises(AuditError):
+        runner.tick()
+    assert world.replicas("frontend") == 2
+    assert world.state.journal() == []
+
+
+def test_opa_killed_mid_run_then_back(tmp_path: Path) -> None:
+    with PolicySession(REPO / "blueprints") as own:
+        built = World(tmp_path, own)
+        built.cluster.set_load("frontend", rps=309)
+        assert own._server is not None and own._server.process is not None
+        own._server.process.kill()
+        own._server.process.wait()
+        for _ in range(3):
+            report = built.runner.tick()
+            assert report.results == []
+            assert any("OPA" in e for e in report.errors)
+        assert built.replicas("frontend") == 2
+        assert len(built.events("error")) == 3
+        own.stop()
+        own.start()  # OPA is back
+        assert [r.outcome for r in _scaling(built.runner.tick().results)] == ["succeeded"]
+        assert built.replicas("frontend") == 3
+        built.state.close()
+
+
+def test_fail_closed_answers_never_execute(tmp_path: Path, session: PolicySession) -> None:
+    with fake_opa() as opa:
+        opa.revision = session.revision
+        remote = PolicySession(REPO / "blueprints", remote=RemoteOpa(url=opa.url), timeout=0.5)
+        with remote:
+            built = World(tmp_path, remote)
+            built.cluster.set_load("frontend", rps=309)
+            built.cluster.set_load("report-worker", rps=900)
+            for i in range(120):
+                opa.reply = FAULTS[i % len(FAULTS)][1]
+                report = built.runner.tick()
+                assert report.results == []
+            assert built.replicas("frontend") == 2
+            assert built.state.journal() == []
+            assert len(built.events("error")) == 120
+            built.state.close()
+
+
+def test_decide_all_answer_with_wrong_count_is_refused(
+    tmp_path: Path, session: PolicySession
+) -> None:
+    with fake_opa() as opa:
+        opa.revision = session.revision
+        opa.reply = Reply(body={"result": {"bundle_revision": "x", "services": [], "notes": []}})
+        remote = PolicySession(REPO / "blueprints", remote=RemoteOpa(url=opa.url))
+        with remote, pytest.raises(PolicyError, match="0 documents for 1"):
+            remote.decide_all([{"service": "frontend"}])
+
+
+class Crash(BaseException):
+    """Stands in for the process dying at a step boundary."""
+
+
+def _crash_world(tmp_path: Path, session: PolicySession) -> World:
+    built = World(tmp_path, session)
+    built.cluster.set_load("frontend", rps=309)
+    return built
+
+
+def _restart(built: World, tmp_path: Path, session: PolicySession) -> Runner:
+    """A new runner process: fresh state connection, same files, same cluster."""
+    built.state.close()
+    built.state = StateStore(tmp_path / "state.db")
+    return Runner(
+        blueprints=BLUEPRINTS,
+        session=session,
+        cluster=built.cluster,
+        state=built.state,
+        audit=built.audit,
+    )
+
+
+def test_crash_after_journal_entry_before_the_change(
+    tmp_path: Path, session: PolicySession
+) -> None:
+    built = _crash_world(tmp_path, session)
+    original = built.cluster.apply
+
+    def die(target: Target, operation: dict[str, Any]) -> Applied:
+        raise Crash
+
+    built.cluster.apply = die  # type: ignore[method-assign]
+    with pytest.raises(Crash):
+        built.runner.tick()
+    built.cluster.apply = original  # type: ignore[method-assign]
+    assert [e.status for e in built.state.journal()] == ["started"]
+    runner = _restart(built, tmp_path, session)
+    assert [status for _, status in runner.recover()] == ["failed"]
+    assert built.replicas("frontend") == 2  # never applied, and not applied now
+    assert built.state.journal(unfinished=True) == []
+    built.state.close()
+
+
+def test_crash_after_the_change(tmp_path: Path, session: PolicySession) -> None:
+    built = _crash_world(tmp_path, session)
+    original = built.cluster.apply
+
+    def apply_then_die(target: Target, operation: dict[str, Any]) -> Applied:
+        original(target, operation)
+        raise Crash
+
+    built.cluster.apply = apply_then_die  # type: ignore[method-assign]
+    with pytest.raises(Crash):
+        built.runner.tick()
+    built.cluster.apply = original  # type: ignore[method-assign]
+    assert built.replicas("frontend") == 3
+    runner = _restart(built, tmp_path, session)
+    assert [status for _, status in runner.recover()] == ["completed"]
+    assert built.replicas("frontend") == 3  # applied once
+    assert built.state.journal(unfinished=True) == []
+    built.state.close()
+
+
+def test_crash_during_verification(tmp_path: Path, session: PolicySession) -> None:
+    built = _crash_world(tmp_path, session)
+    original = built.cluster.wait
+
+    def die(seconds: float) -> None:
+        raise Crash
+
+    built.cluster.wait = die  # type: ignore[method-assign]
+    with pytest.raises(Crash):
+        built.runner.tick()
+    built.cluster.wait = original  # type: ignore[method-assign]
+    assert [e.status for e in built.state.journal()] == ["applied"]
+    runner = _restart(built, tmp_path, session)
+    assert [status for _, status in runner.recover()] == ["completed"]
+    assert built.replicas("frontend") == 3
+    built.state.close()
+
+
+def test_crash_during_rollback(tmp_path: Path, session: PolicySession) -> None:
+    built = World(tmp_path, session)
+    built.cluster.apply(FRONTEND, {"type": "scale", "to": 3})
+    built.cluster.set_load("frontend", rps=309)
+    built.cluster.wait(60)
+    original = built.cluster.undo
+
+    def die(target: Target, applied: Applied) -> None:
+        raise Crash
+
+    built.cluster.undo = die  # type: ignore[method-assign]
+    executor, ctx = _executor(built)
+    with pytest.raises(Crash):
+        executor.execute(ctx, _decision({"type": "scale", "from": 3, "to": 2}))
+    built.cluster.undo = original  # type: ignore[method-assign]
+    assert [e.status for e in built.state.journal()] == ["rolling_back"]
+    runner = _restart(built, tmp_path, session)
+    assert [status for _, status in runner.recover()] == ["rolled_back"]
+    assert built.replicas("frontend") == 3  # back at its old state, rolled back once
+    assert built.state.journal(unfinished=True) == []
+    built.state.close()
