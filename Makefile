@@ -53,21 +53,7 @@ $(TOOLS)/regal: tools/regal/go.mod tools/regal/go.sum
 demo: install
 	$(BIN)/opsgate validate blueprints
 	$(BIN)/opsgate compile blueprints -o $(BUILD)
-	@echo
-	@echo "Compiled decision data, read back from the bundle by OPA itself:"
-	$(OPA) eval --format pretty -b $(BUILD)/bundle.tar.gz \
-	  '{name: {"version": bp.metadata.version, "replicas": [bp.spec.scaling.min_replicas, bp.spec.scaling.max_replicas], "scale_up_at": bp.spec.scaling.scale_up_threshold_percent, "cpu_request_m": bp.spec.resources.cpu.millicores.request, "approvers": bp.governance.approval_workflow.approvers} | some name, bp in data.opsgate.blueprints}'
-	@echo
-	@echo "The policies decide on sample observations (blueprints/examples/observations):"
-	@for f in frontend-busy backend-needs-fourth-replica; do \
-	  echo "--- $$f: tier, operation, first reason"; \
-	  $(OPA) eval --format raw -b $(BUILD)/bundle.tar.gz -i blueprints/examples/observations/$$f.json \
-	    'concat("\n", [sprintf("%-8s %s  (%s)", [d.tier, json.marshal(d.operation), d.reasons[0]]) | some d in data.opsgate.main.decide.decisions])'; \
-	done
-	@echo "--- an AI agent proposes deleting the frontend deployment (enforce):"
-	@$(OPA) eval --format raw -b $(BUILD)/bundle.tar.gz -i blueprints/examples/observations/agent-deletes-deployment.json \
-	  'sprintf("%s: %s; suggestion: %s", [data.opsgate.main.enforce.tier, data.opsgate.main.enforce.reasons[0], data.opsgate.main.enforce.suggestion.text])'
-	@echo "Bundle revision: $$($(OPA) eval -f raw -b $(BUILD)/bundle.tar.gz data.opsgate.bundle.revision)"
+	scripts/demo.sh $(BUILD)/demo-state
 
 test: install policy-check python-check
 

@@ -43,6 +43,16 @@ def fingerprint(service: str, operation: dict[str, Any], version: str, revision:
     return hashlib.sha256(material.encode()).hexdigest()[:16]
 
 
+def _kind(operation: dict[str, Any]) -> tuple[Any, ...]:
+    """What a change is about, whatever its amount: type, and resource and field if any."""
+    return (
+        operation.get("type"),
+        operation.get("resource"),
+        operation.get("field"),
+        operation.get("name"),
+    )
+
+
 class Approvals:
     """Approval requests kept in the state store, every change audited."""
 
@@ -61,7 +71,9 @@ class Approvals:
         """The request for this decision: the existing one, or a new one. True if new."""
         version = blueprint["metadata"]["version"]
         request_id = fingerprint(service, decision["operation"], version, revision)
-        existing = self.state.approval(request_id)
+        existing = self.state.approval(request_id) or self._open_of_same_kind(
+            service, decision["operation"]
+        )
         if existing is not None:
             return existing, False
         timeout = blueprint["governance"]["approval_workflow"]["timeout_seconds"]
@@ -102,6 +114,15 @@ class Approvals:
         )
         self.state.add_approval(approval)
         return approval, True
+
+    def _open_of_same_kind(self, service: str, operation: dict[str, Any]) -> Approval | None:
+        """A pending or granted request for the same kind of change (one at a time per kind)."""
+        kind = _kind(operation)
+        for status in ("granted", "pending"):
+            for approval in self.state.approvals(status=status, service=service):
+                if _kind(approval.operation) == kind:
+                    return approval
+        return None
 
     def answer(
         self, approval_id: str, *, grant: bool, by: str, reason: str | None, now: str

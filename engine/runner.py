@@ -157,6 +157,8 @@ class Runner:
                 approval = self._ask_at_terminal(approval)
             if approval.status != "granted":
                 return
+            # run exactly what the approver saw, not this tick's variant of it
+            decision = {**decision, "operation": approval.operation}
         if decision["tier"] == "defer":
             self.audit.record(
                 "deferred",

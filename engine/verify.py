@@ -98,15 +98,20 @@ def _utilization(
     return Check("utilization", distance(value) == 0 or improved, value, expected)
 
 
-def _latency(_: Any, after: dict[str, Any], __: Any, blueprint: dict[str, Any]) -> Check:
+def _latency(
+    _: Any, after: dict[str, Any], before: dict[str, Any], blueprint: dict[str, Any]
+) -> Check:
+    """Under the target, or at least lower than before the operation (it helped)."""
     target = blueprint["spec"]["performance"].get("latency_p95_ms")
     value = (after.get("metrics") or {}).get("latency_p95_ms")
+    earlier = (before.get("metrics") or {}).get("latency_p95_ms")
     if target is None:
         return Check("latency", True, value, "no latency target")
-    expected = f"latency_p95_ms under {target}"
+    expected = f"latency_p95_ms under {target}, or lower than before"
     if not isinstance(value, int | float):
         return Check("latency", None, None, expected)
-    return Check("latency", value < target, value, expected)
+    improved = isinstance(earlier, int | float) and earlier >= target and value < earlier
+    return Check("latency", value < target or improved, value, expected)
 
 
 def _no_oom(_: Any, after: dict[str, Any], __: Any, ___: Any) -> Check:

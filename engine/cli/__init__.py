@@ -15,6 +15,7 @@ from engine.cli import breaker as breaker_command
 from engine.cli import compile as compile_command
 from engine.cli import decide as decide_command
 from engine.cli import enforce as enforce_command
+from engine.cli import execute as execute_command
 from engine.cli import run as run_command
 from engine.cli import validate as validate_command
 from engine.cli.terminal import console, escape
@@ -91,6 +92,8 @@ cli.add_command(compile_command.compile_)
 cli.add_command(decide_command.decide)
 cli.add_command(enforce_command.enforce)
 cli.add_command(run_command.run)
+cli.add_command(execute_command.execute)
+cli.add_command(execute_command.verify)
 cli.add_command(approvals_command.approvals)
 cli.add_command(breaker_command.breaker)
 cli.add_command(audit_command.audit)

@@ -10,6 +10,7 @@ from engine.approval import Approvals
 from engine.audit import AuditLog, utc_now
 from engine.cli.options import json_option, state_dir_option, state_paths
 from engine.cli.terminal import emit_json, escape, line, note
+from engine.cluster.simulated import SimulatedCluster
 from engine.state import StateStore
 
 
@@ -81,11 +82,19 @@ def show(approval_id: str, state_dir: Path, as_json: bool) -> None:
         line(f"{key:>18}: {value}")
 
 
+def _now(state_dir: Path) -> str:
+    """The runner's clock: the simulated cluster's virtual time when there is one."""
+    cluster_path = state_paths(state_dir)[2]
+    if cluster_path.exists():
+        return SimulatedCluster.load(cluster_path).now()
+    return utc_now()[:19] + "Z"
+
+
 def _answer(approval_id: str, by: str, reason: str | None, state_dir: Path, grant: bool) -> None:
     state, workflow = _open(state_dir)
     try:
         answered = workflow.answer(
-            approval_id, grant=grant, by=by, reason=reason, now=utc_now()[:19] + "Z"
+            approval_id, grant=grant, by=by, reason=reason, now=_now(state_dir)
         )
     finally:
         state.close()

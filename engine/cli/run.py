@@ -21,6 +21,7 @@ from engine.cli.options import (
 )
 from engine.cli.terminal import escape, note
 from engine.cluster.simulated import SimulatedCluster
+from engine.cluster.trace import LoadTrace
 from engine.compile import InvalidBlueprints
 from engine.policy import PolicySession
 from engine.runner import Runner, TickReport
@@ -123,6 +124,13 @@ State (state.db), audit log (audit.jsonl) and the simulated cluster
     "--seed", type=int, default=1, show_default=True, help="Seed of a new simulated cluster."
 )
 @click.option(
+    "--load",
+    "load_trace",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Simulated only: a load trace CSV (seconds,service,rps[,fault,value]) to replay.",
+)
+@click.option(
     "--dry-run",
     is_flag=True,
     envvar="OPSGATE_DRY_RUN",
@@ -142,6 +150,7 @@ def run(
     ticks: int | None,
     pause: float,
     seed: int,
+    load_trace: Path | None,
     dry_run: bool,
     state_dir: Path,
     policies: Path | None,
@@ -170,6 +179,10 @@ def run(
         if cluster_path.exists()
         else SimulatedCluster.from_blueprints(list(effective.values()), seed=seed)
     )
+    trace = LoadTrace.read(load_trace) if load_trace else None
+    if trace is not None and trace.services() - set(effective):
+        unknown = ", ".join(sorted(trace.services() - set(effective)))
+        raise click.UsageError(f"{load_trace}: no blueprint for {unknown}")
     remote = remote_opa(opa_url, opa_token_file, opa_ca, os.environ.get("OPSGATE_OPA_TOKEN"))
     state = StateStore(state_path)
     audit = AuditLog(audit_path)
@@ -195,6 +208,14 @@ def run(
                 if done:
                     cluster.wait(interval)
                     time.sleep(pause)
+                if trace is not None:
+                    for row in trace.advance(cluster):
+                        change = f"rps {row.rps:g}" if row.rps is not None else ""
+                        if row.fault:
+                            change += (
+                                f" fault {row.fault}={row.value if row.value is not None else 'on'}"
+                            )
+                        note(f"[dim]load: {escape(row.service)} {change.strip()}[/]")
                 report = runner.tick()
                 cluster.save(cluster_path)
                 _print_report(report)

@@ -126,6 +126,7 @@ class SimulatedCluster:
                     "latency_spike_ms": 0.0,
                     "api_errors": 0,
                     "apply_errors": 0,
+                    "crash_next_rollout": 0,
                 },
             }
         cluster = cls({"seed": seed, "clock": EPOCH_START, "services": services})
@@ -164,7 +165,8 @@ class SimulatedCluster:
 
     def inject(self, service: str, fault: str, value: Any = True) -> None:
         """Inject a fault: crash_loop (the current revision), latency_spike_ms, api_errors
-        (the next N API calls fail), apply_errors (the next N changes fail)."""
+        (the next N API calls fail), apply_errors (the next N changes fail),
+        crash_next_rollout (the next N rollouts produce crashing pods)."""
         faults = self._service(service)["faults"]
         if fault == "crash_loop":
             revision = self._service(service)["revision"]
@@ -174,11 +176,11 @@ class SimulatedCluster:
                 faults["crash_revisions"].remove(revision)
         elif fault == "latency_spike_ms":
             faults["latency_spike_ms"] = float(value)
-        elif fault in ("api_errors", "apply_errors"):
+        elif fault in ("api_errors", "apply_errors", "crash_next_rollout"):
             faults[fault] = int(value)
         else:
             raise ValueError(
-                f"unknown fault {fault!r} (crash_loop, latency_spike_ms, api_errors, apply_errors)"
+                f"unknown fault {fault!r} (crash_loop, latency_spike_ms, api_errors, apply_errors, crash_next_rollout)"
             )
 
     def service_names(self) -> list[str]:
@@ -194,6 +196,10 @@ class SimulatedCluster:
     def now(self) -> str:
         """The virtual time."""
         return _format_time(self.state["clock"])
+
+    def elapsed(self) -> float:
+        """Virtual seconds since the cluster was created."""
+        return float(self.state["clock"] - EPOCH_START)
 
     def wait(self, seconds: float) -> None:
         """Advance the virtual clock; pods become ready and crash as time passes."""
@@ -382,6 +388,10 @@ class SimulatedCluster:
         service = self._service(name)
         service["revision"] = max(int(r) for r in service["history"]) + 1
         service["history"][str(service["revision"])] = copy.deepcopy(template)
+        faults = service["faults"]
+        if faults.get("crash_next_rollout", 0) > 0:
+            faults["crash_next_rollout"] -= 1
+            faults["crash_revisions"].append(service["revision"])
         service["template"] = template
         service["pods"] = []  # a rollout replaces every pod
         self._reconcile(name)

@@ -1,0 +1,173 @@
+"""``opsgate execute`` and ``opsgate verify``: two roles of the runner, usable alone."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from engine.audit import AuditLog
+from engine.blueprint import load_blueprints
+from engine.cli.inputs import read_json
+from engine.cli.options import (
+    blueprints_option,
+    opa_options,
+    policies_option,
+    remote_opa,
+    state_dir_option,
+    state_paths,
+)
+from engine.cli.terminal import emit_json, escape, note
+from engine.cluster import Target
+from engine.cluster.simulated import SimulatedCluster
+from engine.compile import InvalidBlueprints
+from engine.execute import Context, Executor
+from engine.policy import PolicySession
+from engine.state import StateStore
+from engine.verify import verify as run_checks
+
+_EXIT = {"blocked": 4, "awaiting_approval": 3, "deferred": 5}
+
+
+def _blueprint(blueprints: Path, service: str) -> dict[str, Any]:
+    loaded = load_blueprints([blueprints])
+    if loaded.errors:
+        raise InvalidBlueprints(loaded)
+    for blueprint in loaded.blueprints:
+        if blueprint.name == service:
+            return blueprint.effective
+    raise click.UsageError(f"no blueprint named {service!r} in {blueprints}")
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  opsgate execute --service frontend --operation '{"type": "scale", "to": 3}'
+  opsgate execute --service frontend --operation '{"type": "delete_deployment", "name": "frontend"}'
+
+Runs on the simulated cluster in --state-dir. Prints the result as JSON.
+Exit codes: 0 executed (see "outcome"), 3 needs approval, 4 blocked,
+5 deferred, 1 error, 2 usage.""",
+)
+@blueprints_option
+@click.option("--service", required=True, help="Service (blueprint name) to act on.")
+@click.option(
+    "--operation", "operation_source", required=True, help="Operation as inline JSON, a file, or -."
+)
+@click.option(
+    "--approval", "approval_id", default=None, help="A granted approval request for this operation."
+)
+@click.option("--dry-run", is_flag=True, help="Plan and audit; change nothing.")
+@state_dir_option
+@policies_option
+@opa_options
+@click.pass_context
+def execute(
+    ctx: click.Context,
+    blueprints: Path,
+    service: str,
+    operation_source: str,
+    approval_id: str | None,
+    dry_run: bool,
+    state_dir: Path,
+    policies: Path | None,
+    opa_url: str | None,
+    opa_token_file: Path | None,
+    opa_ca: Path | None,
+    opa_timeout: float,
+) -> None:
+    """Execute one operation through the execution engine.
+
+    OPA is asked first with the current state; only allow (or approve with a
+    granted --approval) runs. The step is journaled, verified after
+    stabilization and rolled back on failure, all of it audited.
+    """
+    blueprint = _blueprint(blueprints, service)
+    operation = read_json(operation_source, "operation", inline=True)
+    if not isinstance(operation, dict):
+        raise click.UsageError("--operation must be a JSON object")
+    state_path, audit_path, cluster_path = state_paths(state_dir)
+    cluster = (
+        SimulatedCluster.load(cluster_path)
+        if cluster_path.exists()
+        else SimulatedCluster.from_blueprints(
+            [b.effective for b in load_blueprints([blueprints]).blueprints]
+        )
+    )
+    remote = remote_opa(opa_url, opa_token_file, opa_ca, os.environ.get("OPSGATE_OPA_TOKEN"))
+    state = StateStore(state_path)
+    try:
+        with PolicySession(
+            blueprints, policies=policies, remote=remote, timeout=opa_timeout
+        ) as session:
+            target = Target(
+                service, blueprint["target"]["namespace"], blueprint["target"]["deployment"]
+            )
+            context = Context(target, blueprint, session.revision)
+            executor = Executor(
+                cluster, state, AuditLog(audit_path), session.enforce, dry_run=dry_run
+            )
+            verdict = executor.fresh_verdict(context, operation)
+            approval = state.approval(approval_id) if approval_id else None
+            decision = {**verdict, "operation": operation}
+            result = executor.execute(context, decision, approval)
+    finally:
+        state.close()
+        cluster.save(cluster_path)
+    emit_json(
+        {
+            "outcome": result.outcome,
+            "tier": result.tier,
+            "operation": result.operation,
+            "detail": result.detail,
+            "verification": result.verification.to_json() if result.verification else None,
+            "breaker_opened": result.breaker_opened,
+            "reasons": verdict["reasons"],
+            "suggestion": verdict["suggestion"],
+        }
+    )
+    note(f"{result.outcome}: {escape(str(operation))} ({'; '.join(verdict['reasons'])})")
+    ctx.exit(_EXIT.get(result.outcome, 0))
+
+
+@click.command(
+    epilog="""\b
+Example:
+  opsgate verify --service frontend --operation op.json --before before.json --after after.json
+
+Prints {"outcome": "pass"|"fail"|"partial", "checks": [...]}; exit 0 pass,
+6 fail, 7 partial, 1 error, 2 usage.""",
+)
+@blueprints_option
+@click.option("--service", required=True, help="Service (blueprint name) the operation was on.")
+@click.option(
+    "--operation", "operation_source", required=True, help="The operation, inline JSON or a file."
+)
+@click.option(
+    "--before", "before_source", required=True, help="Observation before the operation (file or -)."
+)
+@click.option(
+    "--after", "after_source", required=True, help="Observation after it settled (file or -)."
+)
+@click.pass_context
+def verify(
+    ctx: click.Context,
+    blueprints: Path,
+    service: str,
+    operation_source: str,
+    before_source: str,
+    after_source: str,
+) -> None:
+    """Run the verification checks for one operation on two observations."""
+    blueprint = _blueprint(blueprints, service)
+    operation = read_json(operation_source, "operation", inline=True)
+    before = read_json(before_source, "before observation")
+    after = read_json(after_source, "after observation")
+    for name, value in (("operation", operation), ("before", before), ("after", after)):
+        if not isinstance(value, dict):
+            raise click.UsageError(f"--{name} must be a JSON object")
+    result = run_checks(operation, after, before, blueprint)
+    emit_json(result.to_json())
+    ctx.exit({"pass": 0, "fail": 6, "partial": 7}[result.outcome])

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The main job on the embedded defaults: the runner over the example blueprints,
+# on the simulated cluster, through a load ramp (blueprints/examples/traces/demo-ramp.csv).
+# Usage: scripts/demo.sh [STATE_DIR]   (make demo runs it with build/demo-state)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+opsgate=.venv/bin/opsgate
+state=${1:-build/demo-state}
+rm -rf "$state"
+run=("$opsgate" run --blueprints blueprints --state-dir "$state" --load blueprints/examples/traces/demo-ramp.csv --pause 0)
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+say "1. Load ramps up: the runner decides, OPA allows, the frontend is scaled and verified"
+"${run[@]}" --ticks 3
+
+say "2. The backend needs a 4th replica, above max_replicas 3: an approval request"
+"${run[@]}" --ticks 1
+"$opsgate" approvals list --state-dir "$state"
+request=$("$opsgate" approvals list --state-dir "$state" --json | .venv/bin/python -c '
+import json, sys
+print(next(r["id"] for r in json.load(sys.stdin) if r["service"] == "backend" and r["operation"]["type"] == "scale"))')
+"$opsgate" approvals approve "$request" --by sre-lead --reason "launch traffic; the database pool was raised" --state-dir "$state"
+
+say "3. An AI agent asks to delete the frontend deployment: forbidden, blocked, audited"
+set +e
+"$opsgate" -q execute --blueprints blueprints --state-dir "$state" --service frontend \
+  --operation '{"type": "delete_deployment", "name": "frontend"}' >/dev/null
+code=$?
+set -e
+echo "opsgate execute exited with $code (4 = forbidden)"
+test "$code" -eq 4
+
+say "4. The approved scale runs; then a rollout goes bad: verification fails, rollback"
+"${run[@]}" --ticks 3
+
+say "The audit trail"
+"$opsgate" audit show --state-dir "$state" | grep -E "execution_succeeded|approval_(requested|granted)|blocked|verification_failed|rollback_" || true
+"$opsgate" audit verify --state-dir "$state"
+echo "audit log: $state/audit.jsonl"
