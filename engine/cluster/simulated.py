@@ -179,9 +179,8 @@ class SimulatedCluster:
         elif fault in ("api_errors", "apply_errors", "crash_next_rollout"):
             faults[fault] = int(value)
         else:
-            raise ValueError(
-                f"unknown fault {fault!r} (crash_loop, latency_spike_ms, api_errors, apply_errors, crash_next_rollout)"
-            )
+            known = "crash_loop, latency_spike_ms, api_errors, apply_errors, crash_next_rollout"
+            raise ValueError(f"unknown fault {fault!r} ({known})")
 
     def service_names(self) -> list[str]:
         """Every simulated service."""
