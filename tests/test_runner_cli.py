@@ -139,9 +139,8 @@ def test_breaker_list_and_reset(run_cli: RunCli, tmp_path: Path) -> None:
     )
     assert reset.exit_code == 0
     events = run_cli("audit", "show", "--state-dir", _state(tmp_path), "--json")
-    assert [e for e in json.loads(events.stdout) if e["event"] == "breaker_reset"][0][
-        "actor"
-    ] == "sre-lead"
+    reset_event = next(e for e in json.loads(events.stdout) if e["event"] == "breaker_reset")
+    assert reset_event["actor"] == "sre-lead"
 
 
 def test_verify_command(run_cli: RunCli, tmp_path: Path) -> None:
