@@ -77,6 +77,7 @@ python-check:
 bench: install
 	$(PY) scripts/bench_compile.py
 	cd scripts && ../$(PY) bench_policies.py
+	cd scripts && ../$(PY) bench_tick.py
 
 clean:
 	rm -rf $(BUILD) .cache .pytest_cache .mypy_cache .ruff_cache

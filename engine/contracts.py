@@ -129,9 +129,38 @@ def decision_document(answer: Any) -> DecisionDocument:
     return cast(DecisionDocument, answer)
 
 
+_DOCUMENT_TYPES = {
+    "bundle_revision": str,
+    "dry_run": bool,
+    "decisions": list,
+    "notes": list,
+}
+
+
 def decision_documents(answer: Any) -> list[DecisionDocument]:
-    """Return the per-service documents of a ``decide_all`` answer, or raise PolicyError."""
-    _check("decide_all", answer)
+    """Return the per-service documents of a ``decide_all`` answer, or raise PolicyError.
+
+    A tick asks for a thousand services at once, most with no decision, so
+    the document frame is checked by hand and only decisions go through the
+    JSON Schema (checking everything with it cost more than OPA's answer).
+    """
+    if not isinstance(answer, dict) or not isinstance(answer.get("services"), list):
+        _check("decide_all", answer)  # raises with the schema's explanation
+        raise PolicyError("OPA's decide_all answer breaks the contract")
+    for index, document in enumerate(answer["services"]):
+        if (
+            not isinstance(document, dict)
+            or "service" not in document
+            or "blueprint" not in document
+        ):
+            raise PolicyError(f"OPA's decide_all answer breaks the contract at services/{index}")
+        for key, kind in _DOCUMENT_TYPES.items():
+            if not isinstance(document.get(key), kind):
+                raise PolicyError(
+                    f"OPA's decide_all answer breaks the contract at services/{index}/{key}"
+                )
+        if document["decisions"]:
+            _check("decide", document)
     return cast(list[DecisionDocument], answer["services"])
 
 

@@ -248,6 +248,19 @@ class OpaGateway:
             raise PolicyError(f"{where} is undefined for this input (is the bundle loaded?)")
         return answer["result"]
 
+    def evaluation_seconds(self, package: str, rule: str, input_data: Any) -> float:
+        """How long OPA itself spent evaluating one query (its ``timer_rego_query_eval_ns``)."""
+        try:
+            answer = self._client.query_rule(
+                input_data, package, rule, query_params={"metrics": True}
+            )
+        except requests.RequestException as e:
+            raise PolicyError(f"OPA at {self.url} failed a timed query: {type(e).__name__}") from e
+        try:
+            return float(answer["metrics"]["timer_rego_query_eval_ns"]) / 1e9
+        except (KeyError, TypeError, ValueError) as e:
+            raise PolicyError(f"OPA at {self.url} reported no evaluation time") from e
+
     def served_revision(self) -> str:
         """Return the bundle revision the server holds (``data.opsgate.bundle.revision``)."""
         revision = self.evaluate("opsgate.bundle", "revision", {})

@@ -105,6 +105,8 @@ class Runner:
         self.approvals.void_stale(versions, self.session.revision)
         self.approvals.expire(now)
         observations = []
+        states = self.state.service_states()
+        fresh = {"last_operation_at": None, "consecutive_failures": 0, "breaker_open": False}
         for name in sorted(self.blueprints):
             try:
                 observation = self.cluster.observe(self.targets[name])
@@ -114,7 +116,7 @@ class Runner:
                     "error", service=name, error=f"observe failed: {e}", actor="opsgate"
                 )
                 continue
-            observation["state"] = self.state.service_state(name)
+            observation["state"] = states.get(name, fresh)
             observation["now"] = now
             observations.append(observation)
         if not observations:

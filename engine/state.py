@@ -218,6 +218,17 @@ class StateStore:
             "breaker_open": bool(row["breaker_open"]),
         }
 
+    def service_states(self) -> dict[str, dict[str, Any]]:
+        """The ``state`` object of every service with a record, in one query."""
+        return {
+            row["service"]: {
+                "last_operation_at": row["last_operation_at"],
+                "consecutive_failures": row["consecutive_failures"],
+                "breaker_open": bool(row["breaker_open"]),
+            }
+            for row in self._read("SELECT * FROM services")
+        }
+
     def _ensure_service(self, db: sqlite3.Connection, service: str) -> None:
         db.execute("INSERT OR IGNORE INTO services (service) VALUES (?)", (service,))
 

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import copy
 import datetime
+import functools
 import hashlib
 import json
-import random
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,15 @@ def _default_load(blueprint: dict[str, Any]) -> dict[str, float]:
         memory_ratio * memory_mi - load["memory_mi_per_rps"] * per_pod_rps, 1
     )
     return load
+
+
+@functools.lru_cache(maxsize=4096)
+def _requests(cpu: str, memory: str) -> dict[str, int]:
+    """CPU and memory requests in millicores and bytes (at least 1, so nothing divides by 0)."""
+    try:
+        return {"cpu": max(1, cpu_millicores(cpu)), "memory": max(1, memory_bytes(memory))}
+    except QuantityError as e:
+        raise ClusterError(f"invalid resource quantity in the simulation: {e}", status=422) from e
 
 
 def _format_time(seconds: float) -> str:
@@ -360,21 +369,14 @@ class SimulatedCluster:
             )
 
     def _noise(self, service: str, key: str) -> float:
-        material = f"{self.state['seed']}:{service}:{self.state['clock']}:{key}"
-        seed = int.from_bytes(hashlib.sha256(material.encode()).digest()[:8], "big")
-        return random.Random(seed).uniform(-1, 1)
+        """A number in [-1, 1) fixed by the seed, the service, the clock and ``key``."""
+        material = f"{self.state['seed']}:{service}:{self.state['clock']}:{key}".encode()
+        value = int.from_bytes(hashlib.blake2b(material, digest_size=8).digest(), "big")
+        return value / 2**63 - 1
 
     def _amounts(self, service: dict[str, Any]) -> dict[str, int]:
         resources = service["template"]["resources"]
-        try:
-            return {
-                "cpu": max(1, cpu_millicores(resources["cpu"]["request"])),
-                "memory": max(1, memory_bytes(resources["memory"]["request"])),
-            }
-        except QuantityError as e:
-            raise ClusterError(
-                f"invalid resource quantity in the simulation: {e}", status=422
-            ) from e
+        return _requests(resources["cpu"]["request"], resources["memory"]["request"])
 
     @staticmethod
     def _previous_revision(service: dict[str, Any]) -> int:

@@ -1,0 +1,74 @@
+"""Benchmark one runner tick over N simulated services (default 1,000) with one OPA query.
+
+Prints ticks per second and the ratio of the tick's wall time to OPA's own
+evaluation time for the same decide_all query (OPA's timer_rego_query_eval_ns).
+Run with ``make bench`` or ``cd scripts && ../.venv/bin/python bench_tick.py [N]``.
+It prints figures; it asserts nothing (speed targets are not tests).
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench_compile import generate
+
+from engine.audit import AuditLog
+from engine.blueprint import load_blueprints
+from engine.cluster.simulated import SimulatedCluster
+from engine.policy import PolicySession
+from engine.runner import Runner
+from engine.state import StateStore
+
+
+def main(count: int, ticks: int = 5) -> None:
+    """Build N services, then time ticks and the raw evaluation of the same query."""
+    with tempfile.TemporaryDirectory(prefix="opsgate-bench-") as name:
+        root = Path(name)
+        blueprints = root / "blueprints"
+        blueprints.mkdir()
+        generate(blueprints, count)
+        effective = {b.name: b.effective for b in load_blueprints([blueprints]).blueprints}
+        cluster = SimulatedCluster.from_blueprints(list(effective.values()))
+        state = StateStore(root / "state.db")
+        with PolicySession(blueprints, build_dir=root / "build") as session:
+            runner = Runner(
+                blueprints=effective,
+                session=session,
+                cluster=cluster,
+                state=state,
+                audit=AuditLog(root / "audit.jsonl"),
+            )
+            runner.tick()  # warm up
+            tick_times, eval_times = [], []
+            for _ in range(ticks):
+                cluster.wait(30)
+                started = time.perf_counter()
+                report = runner.tick()
+                tick_times.append(time.perf_counter() - started)
+                assert not report.errors, report.errors
+                observations = []
+                for service in sorted(effective):
+                    observation = cluster.observe(runner.targets[service])
+                    observation["state"] = state.service_state(service)
+                    observation["now"] = cluster.now()
+                    observations.append(observation)
+                eval_times.append(
+                    session.gateway.evaluation_seconds(
+                        "opsgate.main", "decide_all", {"services": observations}
+                    )
+                )
+        state.close()
+    tick = statistics.median(tick_times)
+    evaluation = statistics.median(eval_times)
+    print(f"{count} services, {ticks} ticks, nothing to execute")
+    print(f"tick: {tick * 1000:.0f} ms median, {1 / tick:.2f} ticks per second")
+    print(f"OPA evaluation of the same decide_all: {evaluation * 1000:.0f} ms median")
+    print(f"tick / raw evaluation: {tick / evaluation:.2f}x")
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1000)
