@@ -69,6 +69,14 @@ def _default_load(blueprint: dict[str, Any]) -> dict[str, float]:
     return load
 
 
+def _slowdown(saturation: float) -> float:
+    """How much slower than idle a pod answers: steep near saturation, still rising past it."""
+    knee = 0.95
+    if saturation < knee:
+        return 1 + 0.5 * saturation / (1 - saturation)
+    return (1 + 0.5 * knee / (1 - knee)) * (1 + 4 * (saturation - knee))
+
+
 @functools.lru_cache(maxsize=4096)
 def _requests(cpu: str, memory: str) -> dict[str, int]:
     """CPU and memory requests in millicores and bytes (at least 1, so nothing divides by 0)."""
@@ -254,8 +262,8 @@ class SimulatedCluster:
             memory_mi = load["memory_base_mi"] + load["memory_mi_per_rps"] * per_pod_rps
             capacity_m = requests["cpu"] * load["saturation_percent"] / 100
             cpu_percent = 100 * cpu_m / capacity_m
-            saturation = min(0.98, cpu_percent / 100)
-            latency = load["base_latency_ms"] * (1 + 0.5 * saturation / (1 - saturation))
+            saturation = cpu_percent / 100
+            latency = load["base_latency_ms"] * _slowdown(saturation)
             latency += service["faults"]["latency_spike_ms"]
             errors = load["error_rate_percent"] + (
                 5 * (saturation - 0.9) if saturation > 0.9 else 0
