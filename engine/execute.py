@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from engine.audit import AuditLog
-from engine.cluster import Applied, Cluster, ClusterError, Target
+from engine.cluster import Applied, Cluster, ClusterError, ConflictError, Target
 from engine.state import Approval, JournalEntry, StateStore
 from engine.verify import Verification, verify, verify_rollback
 
@@ -173,6 +173,13 @@ class Executor:
         )
         try:
             applied = self.cluster.apply(ctx.target, operation)
+        except ConflictError as e:
+            # the object changed under us: nothing was written; re-read and re-decide next tick
+            self._event(
+                ctx, "execution_failed", decision, error=str(e), status=e.status, conflict=True
+            )
+            self.state.journal_mark(entry, "failed", self.cluster.now(), {"error": str(e)})
+            return Result("failed", decision["id"], decision["operation"], decision["tier"], str(e))
         except ClusterError as e:
             return self._apply_failed(ctx, decision, entry, inverse, e)
         self.state.journal_mark(entry, "applied", self.cluster.now(), {"inverse": applied.inverse})

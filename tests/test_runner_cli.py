@@ -175,10 +175,22 @@ def test_verify_command(run_cli: RunCli, tmp_path: Path) -> None:
     assert failed.exit_code == 6
 
 
-def test_run_kube_is_not_available_yet(run_cli: RunCli, tmp_path: Path) -> None:
+def test_run_kube_without_configuration(
+    run_cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing-kubeconfig"))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     result = run_cli("run", "--cluster", "kube", "--once", "--state-dir", _state(tmp_path))
+    assert result.exit_code == 1
+    assert "no Kubernetes configuration" in result.stderr
+
+
+def test_run_kube_refuses_a_load_trace(run_cli: RunCli, tmp_path: Path) -> None:
+    result = run_cli(
+        "run", "--cluster", "kube", "--once", "--state-dir", _state(tmp_path), "--load", str(TRACE)
+    )
     assert result.exit_code == 2
-    assert "not available yet" in result.stderr
+    assert "simulated cluster only" in result.stderr
 
 
 def test_approvals_without_state(run_cli: RunCli, tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from engine.cli.options import (
     state_paths,
 )
 from engine.cli.terminal import escape, note
+from engine.cluster import Cluster
 from engine.cluster.simulated import SimulatedCluster
 from engine.cluster.trace import LoadTrace
 from engine.compile import InvalidBlueprints
@@ -102,6 +103,13 @@ State (state.db), audit log (audit.jsonl) and the simulated cluster
     show_default=True,
     help="Simulated cluster, or Kubernetes through the current kubeconfig.",
 )
+@click.option(
+    "--prometheus-url",
+    envvar="OPSGATE_PROMETHEUS_URL",
+    show_envvar=True,
+    default=None,
+    help="Kubernetes only: Prometheus HTTP API for latency, error rate and throughput.",
+)
 @click.option("--once", is_flag=True, help="Run one tick and stop.")
 @click.option(
     "--interval",
@@ -145,6 +153,7 @@ def run(
     ctx: click.Context,
     blueprints: Path,
     cluster_kind: str,
+    prometheus_url: str | None,
     once: bool,
     interval: float,
     ticks: int | None,
@@ -165,20 +174,26 @@ def run(
     stops it on exit, Ctrl-C included. Nothing is executed while OPA, the
     audit log or the state database fails; the next tick tries again.
     """
-    if cluster_kind == "kube":
-        raise click.UsageError(
-            "--cluster kube is not available yet: the Kubernetes backend is still being built"
-        )
+    if cluster_kind == "kube" and load_trace is not None:
+        raise click.UsageError("--load replays onto the simulated cluster only")
     blueprint_set = load_blueprints([blueprints])
     if blueprint_set.errors:
         raise InvalidBlueprints(blueprint_set)
     effective = {b.name: b.effective for b in blueprint_set.blueprints}
     state_path, audit_path, cluster_path = state_paths(state_dir)
-    cluster = (
-        SimulatedCluster.load(cluster_path)
-        if cluster_path.exists()
-        else SimulatedCluster.from_blueprints(list(effective.values()), seed=seed)
-    )
+    simulated: SimulatedCluster | None = None
+    cluster: Cluster
+    if cluster_kind == "kube":
+        from engine.cluster.kubernetes import KubernetesCluster  # only needed for real clusters
+
+        cluster = KubernetesCluster(prometheus_url=prometheus_url)
+    else:
+        simulated = (
+            SimulatedCluster.load(cluster_path)
+            if cluster_path.exists()
+            else SimulatedCluster.from_blueprints(list(effective.values()), seed=seed)
+        )
+        cluster = simulated
     trace = LoadTrace.read(load_trace) if load_trace else None
     if trace is not None and trace.services() - set(effective):
         unknown = ", ".join(sorted(trace.services() - set(effective)))
@@ -208,8 +223,8 @@ def run(
                 if done:
                     cluster.wait(interval)
                     time.sleep(pause)
-                if trace is not None:
-                    for row in trace.advance(cluster):
+                if trace is not None and simulated is not None:
+                    for row in trace.advance(simulated):
                         change = f"rps {row.rps:g}" if row.rps is not None else ""
                         if row.fault:
                             change += (
@@ -217,7 +232,8 @@ def run(
                             )
                         note(f"[dim]load: {escape(row.service)} {change.strip()}[/]")
                 report = runner.tick()
-                cluster.save(cluster_path)
+                if simulated is not None:
+                    simulated.save(cluster_path)
                 _print_report(report)
                 done += 1
     except KeyboardInterrupt:
@@ -225,5 +241,6 @@ def run(
         ctx.exit(130)
     finally:
         state.close()
-        cluster.save(cluster_path)
+        if simulated is not None:
+            simulated.save(cluster_path)
     note(f"audit log: {audit_path} (check it with: opsgate audit verify --state-dir {state_dir})")
