@@ -165,11 +165,17 @@ class Executor:
             return Result("planned", decision["id"], decision["operation"], tier, "dry run")
         before = self.cluster.observe(ctx.target)
         inverse = _inverse_from(operation, before)
-        self._event(
-            ctx, "execution_started", decision, actor=actor, approval_id=approval and approval.id
-        )
+        # journal first: if the state store is locked or broken, nothing is recorded as started
         entry = self.state.journal_begin(
             decision["id"], ctx.service, operation, inverse, self.cluster.now()
+        )
+        self._event(
+            ctx,
+            "execution_started",
+            decision,
+            actor=actor,
+            approval_id=approval and approval.id,
+            journal_entry=entry,
         )
         try:
             applied = self.cluster.apply(ctx.target, operation)

@@ -38,6 +38,7 @@ class TickReport:
     results: list[Result] = field(default_factory=list)
     requested: list[Approval] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    observations: dict[str, dict[str, Any]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -119,6 +120,7 @@ class Runner:
             observation["state"] = states.get(name, fresh)
             observation["now"] = now
             observations.append(observation)
+            report.observations[name] = observation
         if not observations:
             return report
         try:

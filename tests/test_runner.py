@@ -21,7 +21,7 @@ from engine.errors import PolicyError
 from engine.execute import Context, Executor
 from engine.policy import PolicySession, RemoteOpa
 from engine.runner import Runner
-from engine.state import StateStore
+from engine.state import StateError, StateStore
 from tests.conftest import REPO
 from tests.opa.fake_opa import Reply, fake_opa
 from tests.opa.test_gateway import FAULTS
@@ -450,3 +450,77 @@ def test_crash_during_rollback(tmp_path: Path, session: PolicySession) -> None:
     assert built.replicas("frontend") == 3  # back at its old state, rolled back once
     assert built.state.journal(unfinished=True) == []
     built.state.close()
+
+
+def test_state_database_locked_by_another_process_refuses_to_act(
+    tmp_path: Path, session: PolicySession
+) -> None:
+    import subprocess
+    import sys
+    import textwrap
+
+    built = World(tmp_path, session)
+    built.state.close()
+    built.state = StateStore(tmp_path / "state.db", timeout=0.2)
+    built.runner = Runner(
+        blueprints=BLUEPRINTS,
+        session=session,
+        cluster=built.cluster,
+        state=built.state,
+        audit=built.audit,
+    )
+    built.cluster.set_load("frontend", rps=309)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                f"""
+                import sqlite3, time
+                db = sqlite3.connect({str(tmp_path / "state.db")!r}, isolation_level=None)
+                db.execute("BEGIN EXCLUSIVE")
+                print("locked", flush=True)
+                time.sleep(30)
+                """
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        with pytest.raises(StateError, match="busy or locked"):
+            built.runner.tick()
+        assert built.replicas("frontend") == 2
+        assert built.events("execution_started") == []
+    finally:
+        holder.kill()
+        holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()
+    assert [r.outcome for r in _scaling(built.runner.tick().results)] == ["succeeded"]
+    built.state.close()
+
+
+def test_terminal_prompt_answers_in_the_same_tick(tmp_path: Path, session: PolicySession) -> None:
+    built = World(tmp_path, session)
+    asked: list[str] = []
+
+    def prompt(approval: Any) -> tuple[bool, str, str]:
+        asked.append(approval.id)
+        return True, "sre-lead", "seen on the terminal"
+
+    built.runner.prompt = prompt
+    built.cluster.apply(BACKEND, {"type": "scale", "to": 3})
+    built.cluster.wait(30)
+    built.cluster.set_load("backend", rps=1500)
+    report = built.runner.tick()
+    assert asked
+    assert built.replicas("backend") == 4
+    assert [
+        e["justification"]
+        for e in built.events("approval_granted")
+        if e["operation"]["type"] == "scale"
+    ] == ["seen on the terminal"]
+    built.state.close()
+    assert report.requested

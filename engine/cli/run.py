@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
 from pathlib import Path
 
 import click
+from rich.live import Live
+from rich.table import Table
 
-from engine.audit import AuditLog
+from engine.audit import AuditError, AuditLog
 from engine.blueprint import load_blueprints
 from engine.cli.options import (
     blueprints_option,
@@ -19,14 +22,14 @@ from engine.cli.options import (
     state_dir_option,
     state_paths,
 )
-from engine.cli.terminal import escape, note
+from engine.cli.terminal import console, escape, note
 from engine.cluster import Cluster
 from engine.cluster.simulated import SimulatedCluster
 from engine.cluster.trace import LoadTrace
 from engine.compile import InvalidBlueprints
 from engine.policy import PolicySession
 from engine.runner import Runner, TickReport
-from engine.state import Approval, StateStore
+from engine.state import Approval, StateError, StateStore
 
 _COLOURS = {"allow": "green", "approve": "yellow", "forbid": "red", "defer": "blue"}
 
@@ -60,6 +63,33 @@ def _print_report(report: TickReport) -> None:
         note("  nothing to do")
 
 
+def status_table(report: TickReport) -> Table:
+    """The live view: one row per service with what the last tick saw and decided."""
+    table = Table(title=f"opsgate — tick {report.time}", expand=False)
+    for column in ("service", "replicas", "cpu %", "p95 ms", "last decision", "breaker"):
+        table.add_column(column)
+    latest = {d["service"]: d for d in report.decisions}
+    for name, observation in sorted(report.observations.items()):
+        replicas = observation.get("replicas") or {}
+        metrics = observation.get("metrics") or {}
+        decision = latest.get(name)
+        shown = "—"
+        if decision:
+            colour = _COLOURS.get(decision["tier"], "white")
+            operation = {k: v for k, v in decision["operation"].items() if k != "type"}
+            shown = f"[{colour}]{decision['tier']}[/] {decision['operation']['type']} {operation}"
+        breaker = "[red]OPEN[/]" if observation["state"]["breaker_open"] else "closed"
+        table.add_row(
+            escape(name),
+            f"{replicas.get('ready', '?')}/{replicas.get('desired', '?')}",
+            str(metrics.get("cpu_percent", "?")),
+            str(metrics.get("latency_p95_ms", "?")),
+            escape(shown) if not decision else shown,
+            breaker,
+        )
+    return table
+
+
 def _terminal_prompt(approval: Approval) -> tuple[bool, str, str] | None:
     note(
         f"[bold yellow]Approval needed[/] for {escape(approval.service)}: "
@@ -79,6 +109,45 @@ def _terminal_prompt(approval: Approval) -> tuple[bool, str, str] | None:
     by = click.prompt("  your name (one of: " + ", ".join(approval.approvers) + ")", err=True)
     reason = click.prompt("  justification", err=True)
     return answer == "approve", by, reason
+
+
+def _loop(
+    runner: Runner,
+    cluster: Cluster,
+    simulated: SimulatedCluster | None,
+    trace: LoadTrace | None,
+    total: int | None,
+    interval: float,
+    pause: float,
+    cluster_path: Path,
+) -> None:
+    """Tick until done; a live table on a terminal, plain lines otherwise."""
+    live = Live(console=console, auto_refresh=False) if console.is_terminal else None
+    with live if live is not None else contextlib.nullcontext():
+        done = 0
+        while total is None or done < total:
+            if done:
+                cluster.wait(interval)
+                time.sleep(pause)
+            done += 1
+            if trace is not None and simulated is not None:
+                for row in trace.advance(simulated):
+                    change = f"rps {row.rps:g}" if row.rps is not None else ""
+                    if row.fault:
+                        value = row.value if row.value is not None else "on"
+                        change += f" fault {row.fault}={value}"
+                    note(f"[dim]load: {escape(row.service)} {change.strip()}[/]")
+            try:
+                report = runner.tick()
+            except (AuditError, StateError) as e:
+                # nothing may run without its record: say so, and try again next tick
+                note(f"[red]tick skipped, nothing executed:[/] {escape(str(e))}")
+                continue
+            if simulated is not None:
+                simulated.save(cluster_path)
+            _print_report(report)
+            if live is not None:
+                live.update(status_table(report), refresh=True)
 
 
 @click.command(
@@ -218,24 +287,7 @@ def run(
             )
             for entry_id, status in runner.recover():
                 note(f"recovered journal entry {entry_id}: {status}")
-            done = 0
-            while total is None or done < total:
-                if done:
-                    cluster.wait(interval)
-                    time.sleep(pause)
-                if trace is not None and simulated is not None:
-                    for row in trace.advance(simulated):
-                        change = f"rps {row.rps:g}" if row.rps is not None else ""
-                        if row.fault:
-                            change += (
-                                f" fault {row.fault}={row.value if row.value is not None else 'on'}"
-                            )
-                        note(f"[dim]load: {escape(row.service)} {change.strip()}[/]")
-                report = runner.tick()
-                if simulated is not None:
-                    simulated.save(cluster_path)
-                _print_report(report)
-                done += 1
+            _loop(runner, cluster, simulated, trace, total, interval, pause, cluster_path)
     except KeyboardInterrupt:
         note("stopped (Ctrl-C); OPA stopped")
         ctx.exit(130)
