@@ -160,45 +160,42 @@ class Approvals:
         )
         return self.state.answer_approval(approval.id, status, by, now, reason)
 
+    def _close(self, approval: Approval, event: str, status: str, reason: str) -> None:
+        """End a pending request without an answer (audited first)."""
+        self.audit.record(
+            event,
+            service=approval.service,
+            decision_id=approval.decision_id,
+            approval_id=approval.id,
+            operation=approval.operation,
+            tier="approve",
+            reasons=[reason],
+            rules=approval.rules,
+            actor="opsgate",
+        )
+        self.state.mark_approval(approval.id, status)
+
     def expire(self, now: str) -> list[Approval]:
         """Reject every pending request whose time is up (audited); return them."""
-        expired = []
-        for approval in self.state.approvals(status="pending"):
-            if _parse(approval.expires_at) <= _parse(now):
-                self.audit.record(
-                    "approval_expired",
-                    service=approval.service,
-                    decision_id=approval.decision_id,
-                    approval_id=approval.id,
-                    operation=approval.operation,
-                    tier="approve",
-                    reasons=[f"no answer before {approval.expires_at}: rejected"],
-                    rules=approval.rules,
-                    actor="opsgate",
-                )
-                self.state.mark_approval(approval.id, "expired")
-                expired.append(approval)
+        expired = [
+            approval
+            for approval in self.state.approvals(status="pending")
+            if _parse(approval.expires_at) <= _parse(now)
+        ]
+        for approval in expired:
+            reason = f"no answer before {approval.expires_at}: rejected"
+            self._close(approval, "approval_expired", "expired", reason)
         return expired
 
     def void_stale(self, versions: dict[str, str], revision: str) -> list[Approval]:
         """Void pending requests made under another blueprint version or bundle revision."""
-        voided = []
-        for approval in self.state.approvals(status="pending"):
-            if (
-                versions.get(approval.service) != approval.blueprint_version
-                or approval.bundle_revision != revision
-            ):
-                self.audit.record(
-                    "approval_void",
-                    service=approval.service,
-                    decision_id=approval.decision_id,
-                    approval_id=approval.id,
-                    operation=approval.operation,
-                    tier="approve",
-                    reasons=["the blueprint or the policies changed since the request"],
-                    rules=approval.rules,
-                    actor="opsgate",
-                )
-                self.state.mark_approval(approval.id, "void")
-                voided.append(approval)
+        voided = [
+            approval
+            for approval in self.state.approvals(status="pending")
+            if versions.get(approval.service) != approval.blueprint_version
+            or approval.bundle_revision != revision
+        ]
+        for approval in voided:
+            reason = "the blueprint or the policies changed since the request"
+            self._close(approval, "approval_void", "void", reason)
         return voided

@@ -524,3 +524,12 @@ def test_terminal_prompt_answers_in_the_same_tick(tmp_path: Path, session: Polic
     ] == ["seen on the terminal"]
     built.state.close()
     assert report.requested
+
+
+def test_requests_made_under_another_blueprint_version_are_void(world: World) -> None:
+    _backend_at_max(world)
+    [request] = [r for r in world.runner.tick().requested if r.operation["type"] == "scale"]
+    voided = world.runner.approvals.void_stale({"backend": "9.9.9"}, world.session.revision)
+    assert request.id in [v.id for v in voided]
+    assert world.state.approval(request.id).status == "void"  # type: ignore[union-attr]
+    assert world.events("approval_void")[0]["approval_id"] == request.id

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
 
 from engine.cli.inputs import read_json
-from engine.cli.options import blueprints_option, opa_options, policies_option, remote_opa
+from engine.cli.options import OpaSettings, blueprints_option, opa_options, policies_option
 from engine.cli.terminal import emit_json, escape, note
 from engine.policy import PolicySession
 
@@ -37,10 +36,7 @@ def decide(
     blueprints: Path,
     observation_source: str,
     policies: Path | None,
-    opa_url: str | None,
-    opa_token_file: Path | None,
-    opa_ca: Path | None,
-    opa_timeout: float,
+    opa: OpaSettings,
 ) -> None:
     """Ask the policies what one observed service needs now.
 
@@ -48,9 +44,8 @@ def decide(
     data.opsgate.main.decide. Nothing is executed.
     """
     observation = read_json(observation_source, "observation")
-    remote = remote_opa(opa_url, opa_token_file, opa_ca, os.environ.get("OPSGATE_OPA_TOKEN"))
     with PolicySession(
-        blueprints, policies=policies, remote=remote, timeout=opa_timeout
+        blueprints, policies=policies, remote=opa.remote, timeout=opa.timeout
     ) as session:
         document = session.decide(observation)
     emit_json(document)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import os
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ import click
 
 from engine import contracts
 from engine.cli.inputs import read_json
-from engine.cli.options import blueprints_option, opa_options, policies_option, remote_opa
+from engine.cli.options import OpaSettings, blueprints_option, opa_options, policies_option
 from engine.cli.terminal import emit_json, escape, note
 from engine.policy import PolicySession
 
@@ -64,10 +63,7 @@ def enforce(
     replicas: int | None,
     now: str | None,
     policies: Path | None,
-    opa_url: str | None,
-    opa_token_file: Path | None,
-    opa_ca: Path | None,
-    opa_timeout: float,
+    opa: OpaSettings,
 ) -> None:
     """Gate one operation proposed by a person or an AI agent.
 
@@ -82,9 +78,8 @@ def enforce(
     }
     if replicas is not None:
         request["replicas"] = {"desired": replicas, "ready": replicas}
-    remote = remote_opa(opa_url, opa_token_file, opa_ca, os.environ.get("OPSGATE_OPA_TOKEN"))
     with PolicySession(
-        blueprints, policies=policies, remote=remote, timeout=opa_timeout
+        blueprints, policies=policies, remote=opa.remote, timeout=opa.timeout
     ) as session:
         verdict = session.enforce(request)
     emit_json(verdict)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +11,10 @@ from engine.audit import AuditLog
 from engine.blueprint import load_blueprints
 from engine.cli.inputs import read_json
 from engine.cli.options import (
+    OpaSettings,
     blueprints_option,
     opa_options,
     policies_option,
-    remote_opa,
     state_dir_option,
     state_paths,
 )
@@ -73,10 +72,7 @@ def execute(
     dry_run: bool,
     state_dir: Path,
     policies: Path | None,
-    opa_url: str | None,
-    opa_token_file: Path | None,
-    opa_ca: Path | None,
-    opa_timeout: float,
+    opa: OpaSettings,
 ) -> None:
     """Execute one operation through the execution engine.
 
@@ -96,11 +92,10 @@ def execute(
             [b.effective for b in load_blueprints([blueprints]).blueprints]
         )
     )
-    remote = remote_opa(opa_url, opa_token_file, opa_ca, os.environ.get("OPSGATE_OPA_TOKEN"))
     state = StateStore(state_path)
     try:
         with PolicySession(
-            blueprints, policies=policies, remote=remote, timeout=opa_timeout
+            blueprints, policies=policies, remote=opa.remote, timeout=opa.timeout
         ) as session:
             target = Target(
                 service, blueprint["target"]["namespace"], blueprint["target"]["deployment"]

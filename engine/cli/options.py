@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 
@@ -42,8 +45,16 @@ blueprints_option = click.option(
 )
 
 
+@dataclass(frozen=True)
+class OpaSettings:
+    """Where OPA is (None: start one) and how long to wait for each answer."""
+
+    remote: RemoteOpa | None
+    timeout: float
+
+
 def opa_options(function: F) -> F:
-    """Add --opa-url, --opa-token-file, --opa-ca and --opa-timeout to a command."""
+    """Add --opa-url, --opa-token-file, --opa-ca and --opa-timeout, passed on as ``opa``."""
     options = [
         click.option(
             "--opa-url",
@@ -78,12 +89,27 @@ def opa_options(function: F) -> F:
             help="Seconds to wait for each OPA answer; no answer means nothing is executed.",
         ),
     ]
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        kwargs["opa"] = OpaSettings(
+            remote=_remote_opa(
+                kwargs.pop("opa_url"),
+                kwargs.pop("opa_token_file"),
+                kwargs.pop("opa_ca"),
+                os.environ.get("OPSGATE_OPA_TOKEN"),
+            ),
+            timeout=kwargs.pop("opa_timeout"),
+        )
+        return function(*args, **kwargs)
+
+    decorated: Any = wrapper
     for option in reversed(options):
-        function = option(function)
-    return function
+        decorated = option(decorated)
+    return cast(F, decorated)
 
 
-def remote_opa(
+def _remote_opa(
     url: str | None, token_file: Path | None, ca: Path | None, token_env: str | None
 ) -> RemoteOpa | None:
     """Build the RemoteOpa settings from the shared options (None: start a local OPA)."""

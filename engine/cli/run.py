@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 import time
 from pathlib import Path
@@ -15,10 +14,10 @@ from rich.table import Table
 from engine.audit import AuditError, AuditLog
 from engine.blueprint import load_blueprints
 from engine.cli.options import (
+    OpaSettings,
     blueprints_option,
     opa_options,
     policies_option,
-    remote_opa,
     state_dir_option,
     state_paths,
 )
@@ -232,10 +231,7 @@ def run(
     dry_run: bool,
     state_dir: Path,
     policies: Path | None,
-    opa_url: str | None,
-    opa_token_file: Path | None,
-    opa_ca: Path | None,
-    opa_timeout: float,
+    opa: OpaSettings,
 ) -> None:
     """Observe, decide, get approvals, execute, verify and audit, tick after tick.
 
@@ -267,14 +263,13 @@ def run(
     if trace is not None and trace.services() - set(effective):
         unknown = ", ".join(sorted(trace.services() - set(effective)))
         raise click.UsageError(f"{load_trace}: no blueprint for {unknown}")
-    remote = remote_opa(opa_url, opa_token_file, opa_ca, os.environ.get("OPSGATE_OPA_TOKEN"))
     state = StateStore(state_path)
     audit = AuditLog(audit_path)
     prompt = _terminal_prompt if sys.stdin.isatty() and sys.stderr.isatty() else None
     total = 1 if once else ticks
     try:
         with PolicySession(
-            blueprints, policies=policies, remote=remote, timeout=opa_timeout
+            blueprints, policies=policies, remote=opa.remote, timeout=opa.timeout
         ) as session:
             runner = Runner(
                 blueprints=effective,
