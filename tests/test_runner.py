@@ -533,3 +533,12 @@ def test_requests_made_under_another_blueprint_version_are_void(world: World) ->
     assert request.id in [v.id for v in voided]
     assert world.state.approval(request.id).status == "void"  # type: ignore[union-attr]
     assert world.events("approval_void")[0]["approval_id"] == request.id
+
+
+def test_service_missing_from_the_cluster_does_not_stop_the_others(world: World) -> None:
+    del world.cluster.state["services"]["hello"]
+    world.cluster.set_load("frontend", rps=309)
+    report = world.runner.tick()
+    assert any(e.startswith("hello: can't observe") for e in report.errors)
+    assert [r.outcome for r in _scaling(report.results)] == ["succeeded"]
+    assert world.events("error", "hello")
