@@ -48,3 +48,23 @@ def test_console_script_runs_without_traceback() -> None:
     assert completed.returncode == 2
     assert "Traceback" not in completed.stderr
     assert "does not exist" in completed.stderr
+
+
+def test_without_opa_it_says_how_to_get_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
+    from pathlib import Path
+
+    from engine import toolchain
+    from engine.errors import ToolNotFound
+
+    monkeypatch.setattr(toolchain, "repo_root", lambda: Path(str(tmp_path)))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("OPSGATE_OPA_BIN", raising=False)
+    with pytest.raises(
+        ToolNotFound, match=r"run 'make install' \(builds it from the pinned Go module"
+    ):
+        toolchain.find_tool("opa")
+    monkeypatch.setenv("OPSGATE_OPA_BIN", str(tmp_path) + "/missing-opa")
+    with pytest.raises(ToolNotFound, match="not a working opa binary"):
+        toolchain.find_tool("opa")
