@@ -14,6 +14,7 @@ from engine.cli import audit as audit_command
 from engine.cli import breaker as breaker_command
 from engine.cli import compile as compile_command
 from engine.cli import decide as decide_command
+from engine.cli import demo as demo_command
 from engine.cli import enforce as enforce_command
 from engine.cli import execute as execute_command
 from engine.cli import run as run_command
@@ -97,6 +98,7 @@ cli.add_command(execute_command.verify)
 cli.add_command(approvals_command.approvals)
 cli.add_command(breaker_command.breaker)
 cli.add_command(audit_command.audit)
+cli.add_command(demo_command.demo)
 
 
 def main() -> None:

@@ -199,6 +199,17 @@ class SimulatedCluster:
             known = "crash_loop, latency_spike_ms, api_errors, apply_errors, crash_next_rollout"
             raise ValueError(f"unknown fault {fault!r} ({known})")
 
+    def load_for_cpu(self, service: str, percent: float) -> float:
+        """Set the request rate at which the service's pods run at ``percent`` CPU; return it."""
+        state = self._service(service)
+        load = state["load"]
+        capacity_m = self._amounts(state)["cpu"] * load["saturation_percent"] / 100
+        rps = float(
+            round(percent / 100 * capacity_m * state["replicas"] / load["cpu_m_per_rps"], 1)
+        )
+        self.set_load(service, rps=rps)
+        return rps
+
     def service_names(self) -> list[str]:
         """Every simulated service."""
         return sorted(self.state["services"])

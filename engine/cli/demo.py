@@ -1,0 +1,64 @@
+"""``opsgate demo``: the five demonstrations, each checked on its own audit log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from engine.cli.options import blueprints_option, policies_option
+from engine.cli.terminal import escape, note
+from engine.demos import DEMOS, run_demo
+from engine.policy import PolicySession
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  opsgate demo all
+  opsgate demo 2 --state-dir /tmp/opsgate-demo
+  opsgate demo 1 --blueprints my-copy-of-blueprints   # break a rule, watch the demo fail
+
+Demonstrations: 1 autonomous scaling, 2 approval workflow (and timeout),
+3 governance blocking, 4 rollback on verification failure, 5 multi-service.
+Exit 0 when every expected outcome happened, 1 otherwise.""",
+)
+@click.argument("which", type=click.Choice([*(str(n) for n in DEMOS), "all"]))
+@blueprints_option
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=".opsgate/demo",
+    show_default=True,
+    help="Where each demonstration keeps its state and audit log (demo-N/ inside).",
+)
+@policies_option
+@click.pass_context
+def demo(
+    ctx: click.Context, which: str, blueprints: Path, state_dir: Path, policies: Path | None
+) -> None:
+    """Run a demonstration on the simulated cluster with the real OPA.
+
+    Each one tells what it observed, decided, classified, approved, executed
+    and verified, then checks the expected outcome on its audit log.
+    """
+    numbers = sorted(DEMOS) if which == "all" else [int(which)]
+    failed = []
+    with PolicySession(blueprints, policies=policies) as session:
+        for number in numbers:
+            title = DEMOS[number][0]
+            note(f"\n[bold]Demo {number}: {title}[/]")
+            outcome = run_demo(
+                number,
+                blueprints,
+                state_dir / f"demo-{number}",
+                session,
+                lambda text: note(f"  {escape(text)}"),
+            )
+            verdict = "[green]as expected[/]" if outcome.ok else "[red]NOT as expected[/]"
+            note(f"  → {verdict}; audit log: {outcome.audit_path}")
+            if not outcome.ok:
+                failed.append(number)
+    if failed:
+        note(f"[red]demonstrations not as expected: {', '.join(map(str, failed))}[/]")
+        ctx.exit(1)

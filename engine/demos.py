@@ -1,0 +1,374 @@
+"""The five demonstrations: the runner on the simulated cluster with the real OPA.
+
+Each demonstration sets up a scene, runs the same runner, execution engine
+and approval workflow as production, tells what happened step by step
+(observed → decided → classified → approved → executed → verified), and then
+checks the outcome on the audit log: a demonstration whose expected outcome
+did not happen fails. Approvals go through the approval workflow, exactly as
+``opsgate approvals approve`` does.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.approval import Approvals
+from engine.audit import AuditLog
+from engine.blueprint import load_blueprints
+from engine.cluster import Target
+from engine.cluster.simulated import SimulatedCluster
+from engine.compile import InvalidBlueprints
+from engine.execute import Result
+from engine.policy import PolicySession
+from engine.runner import Runner, TickReport
+from engine.state import StateStore
+
+log = logging.getLogger(__name__)
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class Outcome:
+    """What a demonstration showed, and whether it showed what it should."""
+
+    number: int
+    title: str
+    audit_path: Path
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when every expected outcome happened."""
+        return not self.failures
+
+
+class Stage:
+    """A fresh simulated cluster, state and audit log for one demonstration."""
+
+    def __init__(self, blueprints: Path, directory: Path, session: PolicySession, say: Say) -> None:
+        loaded = load_blueprints([blueprints])
+        if loaded.errors:
+            raise InvalidBlueprints(loaded)
+        self.blueprints = {b.name: b.effective for b in loaded.blueprints}
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in ("state.db", "state.db-wal", "state.db-shm", "audit.jsonl", "cluster.json"):
+            (directory / stale).unlink(missing_ok=True)
+        self.directory = directory
+        self.cluster = SimulatedCluster.from_blueprints(list(self.blueprints.values()), seed=7)
+        self.state = StateStore(directory / "state.db")
+        self.audit = AuditLog(directory / "audit.jsonl")
+        self.session = session
+        self.say = say
+        self.runner = Runner(
+            blueprints=self.blueprints,
+            session=session,
+            cluster=self.cluster,
+            state=self.state,
+            audit=self.audit,
+        )
+
+    def target(self, service: str) -> Target:
+        """Where a service runs."""
+        return self.runner.targets[service]
+
+    def observe(self, service: str) -> dict[str, Any]:
+        """Observe a service and say what was seen."""
+        observation = self.cluster.observe(self.target(service))
+        metrics = observation["metrics"]
+        replicas = observation["replicas"]
+        self.say(
+            f"observed  {service}: {replicas['ready']}/{replicas['desired']} replicas ready, "
+            f"cpu {metrics.get('cpu_percent', '?')}%, p95 {metrics.get('latency_p95_ms', '?')} ms"
+        )
+        return observation
+
+    def tick(self) -> TickReport:
+        """Run one tick and tell it."""
+        report = self.runner.tick()
+        for decision in report.decisions:
+            if decision["operation"]["type"] != "scale" and decision["tier"] != "forbid":
+                continue  # the story is about replicas; resource steps are audited all the same
+            self.say(
+                f"decided   {decision['service']}: {_operation(decision['operation'])} — "
+                f"{decision['reasons'][0]}"
+            )
+            self.say(f"classified {decision['tier']}: {'; '.join(decision['reasons'][1:]) or '-'}")
+        for approval in report.requested:
+            if approval.operation["type"] == "scale":
+                self.say(
+                    f"approval  requested {approval.id} for {approval.service}: "
+                    f"{_operation(approval.operation)}; "
+                    f"approvers {', '.join(approval.approvers)}; expires {approval.expires_at}"
+                )
+        for result in report.results:
+            if result.operation["type"] == "scale":
+                self.tell(result)
+        for error in report.errors:
+            self.say(f"error     {error}")
+        return report
+
+    def tell(self, result: Result) -> None:
+        """Say what became of one operation."""
+        self.say(f"executed  {_operation(result.operation)}: {result.outcome}")
+        if result.verification is not None:
+            checks = ", ".join(
+                f"{c.name} {_check_word(c.passed)} ({c.observed})"
+                for c in result.verification.checks
+            )
+            self.say(f"verified  {result.verification.outcome}: {checks}")
+
+    def events(
+        self, kind: str, service: str | None = None, kind_of: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Audit events of one kind, optionally for one service and operation type."""
+        return [
+            e
+            for e in self.audit.events()
+            if e["event"] == kind
+            and (service is None or e.get("service") == service)
+            and (kind_of is None or (e.get("operation") or {}).get("type") == kind_of)
+        ]
+
+    def close(self) -> None:
+        """Close the state store."""
+        self.state.close()
+
+
+def _check_word(passed: bool | None) -> str:
+    return "ok" if passed else "FAILED" if passed is False else "unknown"
+
+
+def _operation(operation: dict[str, Any]) -> str:
+    if operation.get("type") == "scale" and "from" in operation:
+        return f"scale {operation['from']} → {operation['to']}"
+    return ", ".join(f"{k}={v}" for k, v in operation.items())
+
+
+def _expect(outcome: Outcome, condition: bool, what: str, say: Say) -> None:
+    if condition:
+        say(f"expected  ✓ {what}")
+    else:
+        say(f"expected  ✗ {what}: DID NOT HAPPEN")
+        outcome.failures.append(what)
+
+
+def autonomous_scaling(stage: Stage, outcome: Outcome) -> None:
+    """Frontend at CPU 85% (threshold 80%, max 5): scaled 2 → 3 without a person; CPU falls."""
+    stage.cluster.load_for_cpu("frontend", 85)
+    stage.observe("frontend")
+    stage.tick()
+    after = stage.observe("frontend")
+    scaled = stage.events("verification_passed", "frontend", "scale")
+    decision = next(iter(stage.events("decision", "frontend", "scale")), {})
+    say = stage.say
+    _expect(outcome, decision.get("tier") == "allow", "the scale-up is allowed by policy", say)
+    _expect(
+        outcome,
+        bool(scaled) and stage.cluster.service("frontend")["replicas"] == 3,
+        "frontend scaled 2 → 3 and verified",
+        say,
+    )
+    cpu = after["metrics"].get("cpu_percent", 100)
+    _expect(outcome, 50 <= cpu <= 65, f"CPU fell to about 60% (now {cpu}%)", say)
+    refs = decision.get("blueprint_refs", [])
+    _expect(
+        outcome,
+        "spec.scaling.scale_up_threshold_percent" in refs,
+        "the decision names its blueprint fields",
+        say,
+    )
+
+
+def approval_workflow(stage: Stage, outcome: Outcome) -> None:
+    """Backend (max 3) needs a 4th replica: requested, approved with a reason, run; a timeout."""
+    say = stage.say
+    backend = stage.target("backend")
+    stage.cluster.apply(backend, {"type": "scale", "to": 3})
+    stage.cluster.wait(30)
+    stage.cluster.load_for_cpu("backend", 100)
+    stage.observe("backend")
+    report = stage.tick()
+    requests = [
+        a for a in report.requested if a.service == "backend" and a.operation["type"] == "scale"
+    ]
+    _expect(outcome, bool(requests), "an approval request for backend 3 → 4", say)
+    _expect(
+        outcome,
+        stage.cluster.service("backend")["replicas"] == 3,
+        "nothing executed before the approval",
+        say,
+    )
+    if requests:
+        request = requests[0]
+        say(f"reasons   {'; '.join(request.reasons)}")
+        approvals = Approvals(StateStore(stage.state.path), stage.audit)  # another shell's view
+        approvals.answer(
+            request.id,
+            grant=True,
+            by="sre-lead",
+            reason="launch traffic; DB pool raised",
+            now=stage.cluster.now(),
+        )
+        approvals.state.close()
+        say(f"approved  {request.id} by sre-lead: launch traffic; DB pool raised")
+        stage.cluster.wait(30)
+        stage.tick()
+    granted = stage.events("approval_granted", "backend", "scale")
+    _expect(
+        outcome,
+        bool(granted) and granted[0].get("justification") == "launch traffic; DB pool raised",
+        "the audit log holds the approval and its justification",
+        say,
+    )
+    _expect(
+        outcome,
+        stage.cluster.service("backend")["replicas"] == 4,
+        "backend scaled 3 → 4 after the approval",
+        say,
+    )
+    say("--- and when nobody answers:")
+    stage.cluster.load_for_cpu("backend", 100)
+    stage.cluster.wait(700)  # past the backend's cooldown
+    report = stage.tick()
+    late = [
+        a for a in report.requested if a.service == "backend" and a.operation["type"] == "scale"
+    ]
+    _expect(outcome, bool(late), "a second request, for backend 4 → 5", say)
+    stage.cluster.wait(1801)  # backend's timeout_seconds is 1800
+    stage.tick()
+    expired = stage.events("approval_expired", "backend", "scale")
+    _expect(outcome, bool(expired), "the unanswered request expired (auto-reject)", say)
+    _expect(
+        outcome,
+        stage.cluster.service("backend")["replicas"] == 4,
+        "nothing executed after the timeout",
+        say,
+    )
+
+
+def governance_blocking(stage: Stage, outcome: Outcome) -> None:
+    """An AI agent asks to delete the frontend deployment: forbidden at once, with a suggestion."""
+    say = stage.say
+    say("request   an agent proposes: delete_deployment frontend")
+    context = stage.runner.context("frontend")
+    operation = {"type": "delete_deployment", "name": "frontend"}
+    verdict = stage.runner.executor.fresh_verdict(context, operation)
+    say(f"classified {verdict['tier']}: {'; '.join(verdict['reasons'])}")
+    if verdict.get("suggestion"):
+        say(f"suggestion {verdict['suggestion']['text']}")
+    result = stage.runner.executor.execute(context, {**verdict, "operation": operation})
+    say(f"executed  {result.outcome}")
+    _expect(outcome, verdict["tier"] == "forbid", "the operation is forbidden", say)
+    _expect(outcome, bool(verdict.get("suggestion")), "a suggestion is given", say)
+    _expect(
+        outcome,
+        bool(stage.events("blocked", "frontend", "delete_deployment")),
+        "the block is in the audit log",
+        say,
+    )
+    _expect(outcome, stage.state.journal() == [], "nothing was executed", say)
+
+
+def rollback_on_failure(stage: Stage, outcome: Outcome) -> None:
+    """A scale-down pushes frontend p95 over its 200 ms target: verification fails, rollback."""
+    say = stage.say
+    frontend = stage.target("frontend")
+    stage.cluster.apply(frontend, {"type": "scale", "to": 3})
+    stage.cluster.load_for_cpu("frontend", 57)  # comfortable at 3 replicas, 85% at 2
+    stage.cluster.wait(60)
+    stage.observe("frontend")
+    say("request   an agent proposes: scale frontend 3 → 2 (inside min 2 .. max 5)")
+    context = stage.runner.context("frontend")
+    operation = {"type": "scale", "from": 3, "to": 2}
+    verdict = stage.runner.executor.fresh_verdict(context, operation)
+    say(f"classified {verdict['tier']}: {'; '.join(verdict['reasons'])}")
+    result = stage.runner.executor.execute(context, {**verdict, "operation": operation})
+    stage.tell(result)
+    after = stage.observe("frontend")
+    failed = stage.events("verification_failed", "frontend", "scale")
+    latency = next(
+        (
+            c["observed"]
+            for c in (failed[0]["verification"]["checks"] if failed else [])
+            if c["name"] == "latency"
+        ),
+        None,
+    )
+    _expect(
+        outcome,
+        bool(failed) and isinstance(latency, int | float) and 250 <= latency <= 400,
+        f"p95 rose to about 300 ms at 2 replicas ({latency} ms)",
+        say,
+    )
+    rolled = stage.events("rollback_succeeded", "frontend", "scale")
+    _expect(
+        outcome,
+        bool(rolled) and "latency" in rolled[0].get("reason", ""),
+        "a rollback, logged with its reason",
+        say,
+    )
+    _expect(
+        outcome, stage.cluster.service("frontend")["replicas"] == 3, "replicas restored to 3", say
+    )
+    p95 = after["metrics"].get("latency_p95_ms", 1e9)
+    _expect(outcome, p95 < 200, f"latency back in range ({p95} ms)", say)
+
+
+def multi_service(stage: Stage, outcome: Outcome) -> None:
+    """Frontend needs scaling while backend is stable: only frontend changes; separate records."""
+    say = stage.say
+    stage.cluster.load_for_cpu("frontend", 85)
+    stage.observe("frontend")
+    stage.observe("backend")
+    stage.tick()
+    stage.cluster.wait(60)
+    front, back = stage.observe("frontend"), stage.observe("backend")
+    _expect(
+        outcome, stage.cluster.service("frontend")["replicas"] == 3, "frontend scaled 2 → 3", say
+    )
+    _expect(outcome, stage.cluster.service("backend")["replicas"] == 2, "backend unchanged", say)
+    _expect(
+        outcome,
+        stage.events("decision", "backend") == [],
+        "no decision for the stable backend",
+        say,
+    )
+    _expect(
+        outcome,
+        bool(stage.events("decision", "frontend", "scale")),
+        "a decision record for frontend",
+        say,
+    )
+    for name, observation in (("frontend", front), ("backend", back)):
+        p95 = observation["metrics"].get("latency_p95_ms", 1e9)
+        target = stage.blueprints[name]["spec"]["performance"]["latency_p95_ms"]
+        _expect(outcome, p95 < target, f"{name} meets its p95 target ({p95} < {target} ms)", say)
+
+
+DEMOS: dict[int, tuple[str, Callable[[Stage, Outcome], None]]] = {
+    1: ("Autonomous scaling", autonomous_scaling),
+    2: ("Approval workflow", approval_workflow),
+    3: ("Governance blocking", governance_blocking),
+    4: ("Rollback on verification failure", rollback_on_failure),
+    5: ("Multi-service", multi_service),
+}
+
+
+def run_demo(
+    number: int, blueprints: Path, directory: Path, session: PolicySession, say: Say
+) -> Outcome:
+    """Run one demonstration in ``directory`` (its state and audit log) and check it."""
+    title, scene = DEMOS[number]
+    outcome = Outcome(number, title, directory / "audit.jsonl")
+    stage = Stage(blueprints, directory, session, say)
+    try:
+        scene(stage, outcome)
+    finally:
+        stage.close()
+    _expect(outcome, stage.audit.verify().ok, "the audit log verifies", say)
+    return outcome
