@@ -123,14 +123,14 @@ class AuditLog:
         body.update(mask(fields))
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a+", encoding="utf-8") as handle:
+            with self.path.open("a+b") as handle:
                 fcntl.flock(handle, fcntl.LOCK_EX)
                 try:
                     previous = self._last_hash(handle)
                     body["prev"] = previous
                     body["hash"] = _chain(previous, {k: v for k, v in body.items() if k != "hash"})
                     handle.seek(0, os.SEEK_END)
-                    handle.write(_canonical(body) + "\n")
+                    handle.write((_canonical(body) + "\n").encode("utf-8"))
                     handle.flush()
                     os.fsync(handle.fileno())
                 finally:
@@ -143,23 +143,22 @@ class AuditLog:
 
     @staticmethod
     def _last_hash(handle: Any) -> str:
+        """The hash of the last line; read as bytes, since a byte offset may split a character."""
         handle.seek(0, os.SEEK_END)
         size = handle.tell()
         if size == 0:
             return GENESIS
-        # read back far enough to hold the last line
         step = 4096
-        offset = max(0, size - step)
         while True:
+            offset = max(0, size - step)
             handle.seek(offset)
-            tail = handle.read()
-            lines = tail.rstrip("\n").split("\n")
+            tail: bytes = handle.read()
+            lines = tail.rstrip(b"\n").split(b"\n")
             if len(lines) > 1 or offset == 0:
                 break
-            offset = max(0, offset - step)
             step *= 2
         try:
-            last = json.loads(lines[-1])
+            last = json.loads(lines[-1].decode("utf-8"))
             return str(last["hash"])
         except (ValueError, KeyError, TypeError) as e:
             raise AuditError(f"audit log {handle.name} ends with a damaged line") from e

@@ -159,3 +159,12 @@ def test_two_writers_keep_one_chain(tmp_path: Path) -> None:
         (first if i % 2 else second).record("decision", n=i)
     assert AuditLog(path).verify().ok
     assert [json.loads(x)["n"] for x in path.read_text().splitlines()] == list(range(20))
+
+
+def test_multibyte_characters_across_the_tail_boundary(tmp_path: Path) -> None:
+    # the last line is read back from a byte offset: it must not split a character
+    log = AuditLog(tmp_path / "audit.jsonl", clock=Clock())
+    for i in range(300):
+        log.record("decision", reasons=[f"cpu request 100m → {i}m is a change — “quoted” ✓"])
+    assert log.verify().ok
+    assert len(list(log.events())) == 300

@@ -18,6 +18,7 @@ from engine.cli import demo as demo_command
 from engine.cli import enforce as enforce_command
 from engine.cli import execute as execute_command
 from engine.cli import run as run_command
+from engine.cli import simulate as simulate_command
 from engine.cli import validate as validate_command
 from engine.cli.terminal import console, escape
 from engine.errors import OpsgateError
@@ -99,6 +100,7 @@ cli.add_command(approvals_command.approvals)
 cli.add_command(breaker_command.breaker)
 cli.add_command(audit_command.audit)
 cli.add_command(demo_command.demo)
+cli.add_command(simulate_command.simulate)
 
 
 def main() -> None:

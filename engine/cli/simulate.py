@@ -1,0 +1,120 @@
+"""``opsgate simulate``: what would the policies have done with this load?"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from engine.cli.options import blueprints_option, json_option, policies_option
+from engine.cli.terminal import emit_json, line, note
+from engine.plot import plot, summary_table
+from engine.simulate import simulate as run_simulation
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  opsgate simulate --load blueprints/examples/traces/daily-wave.csv --plot wave.png
+  opsgate simulate --load blueprints/examples/traces/spike.csv --service frontend --json
+  opsgate simulate --load spike.csv --compare-blueprints changed-blueprints --plot compare.png
+
+Approval requests are left unanswered and counted. Per service it reports
+decisions by tier, approvals needed, seconds over the latency target,
+replica-minutes (cost) and breaker trips.""",
+)
+@blueprints_option
+@click.option(
+    "--load",
+    "trace",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Load trace CSV: seconds,service,rps[,fault,value].",
+)
+@click.option(
+    "--service", "services", multiple=True, help="Only these services (default: the trace's)."
+)
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write a PNG with load, replicas, utilization, p95 and decisions per tier.",
+)
+@click.option(
+    "--compare-blueprints",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Replay the same trace against these blueprints too, side by side.",
+)
+@click.option(
+    "--compare-policies",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Replay the same trace against this policy library too, side by side.",
+)
+@click.option(
+    "--step",
+    type=click.FloatRange(min=5),
+    default=60.0,
+    show_default=True,
+    help="Virtual seconds per tick.",
+)
+@click.option(
+    "--seed", type=int, default=1, show_default=True, help="Seed of the simulated cluster."
+)
+@policies_option
+@json_option
+def simulate(
+    blueprints: Path,
+    trace: Path,
+    services: tuple[str, ...],
+    plot_path: Path | None,
+    compare_blueprints: Path | None,
+    compare_policies: Path | None,
+    step: float,
+    seed: int,
+    policies: Path | None,
+    as_json: bool,
+) -> None:
+    """Replay a load trace through the simulated cluster and the real policies."""
+    wanted = list(services) or None
+    base = run_simulation(
+        blueprints, trace, policies=policies, services=wanted, step=step, seed=seed
+    )
+    runs = [("as is", base)]
+    if compare_blueprints is not None or compare_policies is not None:
+        changed = run_simulation(
+            compare_blueprints or blueprints,
+            trace,
+            policies=compare_policies or policies,
+            services=wanted,
+            step=step,
+            seed=seed,
+        )
+        runs.append(("changed", changed))
+    if as_json:
+        emit_json(
+            {
+                "runs": {label: sim.summary for label, sim in runs},
+                "audit_logs": {label: str(sim.audit_path) for label, sim in runs},
+            }
+        )
+    else:
+        columns = ("allow", "approve", "forbid", "defer", "approvals", "s over p95", "replica-min")
+        line(f"{'run':<8} {'service':<14} " + " ".join(f"{c:>11}" for c in (*columns, "breaker")))
+        for row in summary_table(runs):
+            values = [*row["decisions"].values(), row["approvals_needed"]]
+            values += [
+                row["seconds_over_latency_target"],
+                row["replica_minutes"],
+                row["breaker_trips"],
+            ]
+            line(f"{row['run']:<8} {row['service']:<14} " + " ".join(f"{v:>11}" for v in values))
+    if plot_path is not None:
+        for service in base.summary:
+            target = plot_path
+            if len(base.summary) > 1:
+                target = plot_path.with_name(f"{plot_path.stem}-{service}{plot_path.suffix}")
+            plot(runs, service, target)
+            note(f"plot: {target}")
