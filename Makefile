@@ -16,7 +16,7 @@ BUILD := build
 OPA = $(shell $(PY) -m engine.toolchain opa)
 REGAL = $(shell $(PY) -m engine.toolchain regal)
 
-.PHONY: help install tools demo test policy-check python-check bench clean
+.PHONY: help install tools demo demo-docs test policy-check python-check bench clean
 
 help:
 	@echo "make install  create .venv, install opsgate with its dev tools, get opa and regal"
@@ -81,3 +81,8 @@ bench: install
 
 clean:
 	rm -rf $(BUILD) .cache .pytest_cache .mypy_cache .ruff_cache
+
+demo-docs: install
+	$(PY) scripts/demo_docs.py
+	$(PY) scripts/blueprint_docs.py
+	$(PY) scripts/rule_docs.py
