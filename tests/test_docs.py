@@ -32,3 +32,20 @@ def test_every_blueprint_field_is_documented() -> None:
         assert f"| `{section}` |" in text
     for field in schema["properties"]["spec"]["properties"]["scaling"]["properties"]:
         assert f"| `spec.scaling.{field}` |" in text
+
+
+def test_governance_table_lists_every_operation_with_its_tier() -> None:
+    from engine.resources import operation_catalog
+
+    text = (REPO / "docs" / "GOVERNANCE.md").read_text(encoding="utf-8")
+    for name, entry in operation_catalog().items():
+        assert f"| `{name}` | {entry['floor']} |" in text, name
+
+
+def test_agent_operations_lists_every_role_command() -> None:
+    from engine.cli import cli
+
+    text = (REPO / "docs" / "AGENT_OPERATIONS.md").read_text(encoding="utf-8")
+    for command in ("validate", "compile", "decide", "enforce", "execute", "verify"):
+        assert command in cli.commands
+        assert f"opsgate {command}" in text
