@@ -49,3 +49,16 @@ def test_agent_operations_lists_every_role_command() -> None:
     for command in ("validate", "compile", "decide", "enforce", "execute", "verify"):
         assert command in cli.commands
         assert f"opsgate {command}" in text
+
+
+def test_troubleshooting_lists_every_error_message() -> None:
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        from error_messages import messages
+    finally:
+        sys.path.pop(0)
+    text = (REPO / "docs" / "TROUBLESHOOTING.md").read_text(encoding="utf-8")
+    found = messages()
+    assert len(found) > 100
+    missing = {phrase: where for phrase, where in found.items() if phrase not in text}
+    assert missing == {}
