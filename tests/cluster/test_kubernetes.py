@@ -314,3 +314,48 @@ def test_conflict_during_execution_is_not_a_failure_count(tmp_path: object) -> N
     assert next(e for e in audit.events() if e["event"] == "execution_failed")["conflict"] is True
     assert REPO.exists()
     state.close()
+
+
+def test_prometheus_metrics_when_given(api: FakeApiServer) -> None:
+    import json as _json
+    from http.server import BaseHTTPRequestHandler
+    from urllib.parse import parse_qs, urlsplit
+
+    from tests.loopback import serve
+
+    asked: list[str] = []
+
+    class Prometheus(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            query = parse_qs(urlsplit(self.path).query)["query"][0]
+            asked.append(query)
+            value = (
+                "180.5" if "histogram_quantile" in query else "NaN" if "code=~" in query else "42"
+            )
+            body = _json.dumps(
+                {"status": "success", "data": {"result": [{"value": [0, value]}]}}
+            ).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    configuration = client.Configuration()
+    configuration.host = api.url
+    with serve(Prometheus) as url, client.ApiClient(configuration) as api_client:
+        cluster = KubernetesCluster(api_client, prometheus_url=url + "/", timeout=5)
+        metrics = cluster.observe(FRONTEND)["metrics"]
+    assert metrics["latency_p95_ms"] == 180.5
+    assert metrics["throughput_rps"] == 42
+    assert "error_rate_percent" not in metrics  # NaN is unknown, never zero
+    assert all('namespace="shop",deployment="frontend"' in q for q in asked)
+
+
+def test_prometheus_down_leaves_metrics_unknown(cluster: KubernetesCluster) -> None:
+    cluster.prometheus_url = "http://127.0.0.1:9"
+    metrics = cluster.observe(FRONTEND)["metrics"]
+    assert "latency_p95_ms" not in metrics
+    assert metrics["cpu_percent"] == 85.0
