@@ -37,12 +37,18 @@ def _print_report(report: TickReport) -> None:
     note(f"[bold]tick {report.time}[/]")
     for error in report.errors:
         note(f"  [red]error:[/] {escape(error)}")
+    deferred = 0
     for decision in report.decisions:
+        if decision["tier"] == "defer":
+            deferred += 1  # cooldown: said once below, not line by line every tick
+            continue
         colour = _COLOURS.get(decision["tier"], "white")
         note(
             f"  {escape(decision['service'])}: [{colour}]{decision['tier']}[/] "
             f"{escape(str(decision['operation']))} — {escape(decision['reasons'][0])}"
         )
+    if deferred:
+        note(f"  [blue]{deferred} decision(s) deferred by cooldown[/]")
     for approval in report.requested:
         note(
             f"  [yellow]approval requested[/] {approval.id} for {escape(approval.service)}: "
@@ -50,6 +56,8 @@ def _print_report(report: TickReport) -> None:
             f"answer with: opsgate approvals approve {approval.id} --by NAME --reason TEXT"
         )
     for result in report.results:
+        if result.outcome == "deferred":
+            continue
         detail = f" ({escape(result.detail)})" if result.detail else ""
         verification = (
             f", verification {result.verification.outcome}" if result.verification else ""
