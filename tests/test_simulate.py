@@ -113,3 +113,34 @@ def test_human_table(run_cli: RunCli) -> None:
     assert result.exit_code == 0
     assert result.stdout.splitlines()[0].split()[:3] == ["run", "service", "allow"]
     assert "backend" in result.stdout.splitlines()[1]
+
+
+def test_compare_a_changed_policy_library(run_cli: RunCli, tmp_path: Path) -> None:
+    import shutil
+
+    policies = tmp_path / "policies"
+    shutil.copytree(REPO / "policies", policies)
+    scaling = policies / "opsgate" / "govern" / "scaling" / "scaling.rego"
+    # a stricter library: every scale needs approval
+    scaling.write_text(
+        scaling.read_text().replace(
+            '\t"allow",\n\tsprintf(\n\t\t"%d replicas is within',
+            '\t"approve",\n\tsprintf(\n\t\t"%d replicas is within',
+        )
+    )
+    result = run_cli(
+        "simulate",
+        "--load",
+        str(TRACES / "spike.csv"),
+        "--service",
+        "frontend",
+        "--compare",
+        str(policies),
+        "--json",
+    )
+    assert result.exit_code == 0, result.stderr
+    runs = json.loads(result.stdout)["runs"]
+    assert (
+        runs["changed"]["frontend"]["approvals_needed"]
+        > runs["as is"]["frontend"]["approvals_needed"]
+    )

@@ -17,7 +17,7 @@ from engine.simulate import simulate as run_simulation
 Examples:
   opsgate simulate --load blueprints/examples/traces/daily-wave.csv --plot wave.png
   opsgate simulate --load blueprints/examples/traces/spike.csv --service frontend --json
-  opsgate simulate --load spike.csv --compare-blueprints changed-blueprints --plot compare.png
+  opsgate simulate --load spike.csv --compare changed-blueprints --plot compare.png
 
 Approval requests are left unanswered and counted. Per service it reports
 decisions by tier, approvals needed, seconds over the latency target,
@@ -40,6 +40,13 @@ replica-minutes (cost) and breaker trips.""",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
     help="Write a PNG with load, replicas, utilization, p95 and decisions per tier.",
+)
+@click.option(
+    "--compare",
+    "compare_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="A changed blueprint or policy directory (told apart by its .rego files) to compare with.",
 )
 @click.option(
     "--compare-blueprints",
@@ -70,6 +77,7 @@ def simulate(
     trace: Path,
     services: tuple[str, ...],
     plot_path: Path | None,
+    compare_dir: Path | None,
     compare_blueprints: Path | None,
     compare_policies: Path | None,
     step: float,
@@ -78,6 +86,11 @@ def simulate(
     as_json: bool,
 ) -> None:
     """Replay a load trace through the simulated cluster and the real policies."""
+    if compare_dir is not None:
+        if any(compare_dir.rglob("*.rego")):
+            compare_policies = compare_policies or compare_dir
+        else:
+            compare_blueprints = compare_blueprints or compare_dir
     wanted = list(services) or None
     base = run_simulation(
         blueprints, trace, policies=policies, services=wanted, step=step, seed=seed
