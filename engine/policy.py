@@ -18,8 +18,11 @@ from typing import Any
 
 from engine import contracts
 from engine.compile import CompileResult, compile_blueprints
-from engine.errors import PolicyError
+from engine.errors import PolicyError, ToolNotFound
 from engine.opa import DEFAULT_QUERY_TIMEOUT, OpaGateway, OpaServer
+from engine.opa_docker import IMAGE as DOCKER_IMAGE
+from engine.opa_docker import DockerOpaServer, docker_available
+from engine.toolchain import find_tool
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,19 @@ class RemoteOpa:
     url: str
     token: str | None = None
     ca: bool | str = True
+
+
+def _local_server(bundle: Path) -> OpaServer | DockerOpaServer:
+    """The local opa binary; else OPA's official image when a Docker daemon answers."""
+    try:
+        find_tool("opa")
+    except ToolNotFound as e:
+        if docker_available():
+            return DockerOpaServer(bundle)
+        raise ToolNotFound(
+            f"{e}; or start a Docker daemon (opsgate then runs {DOCKER_IMAGE})"
+        ) from e
+    return OpaServer(bundle)
 
 
 class PolicySession:
@@ -53,7 +69,7 @@ class PolicySession:
         self.timeout = timeout
         self.build_dir = build_dir
         self.compiled: CompileResult | None = None
-        self._server: OpaServer | None = None
+        self._server: OpaServer | DockerOpaServer | None = None
         self._gateway: OpaGateway | None = None
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
 
@@ -73,7 +89,7 @@ class PolicySession:
         self.compiled = compile_blueprints(self.blueprints, out, self.policies)
         if self.remote is None:
             assert self.compiled.bundle_path is not None
-            self._server = OpaServer(self.compiled.bundle_path)
+            self._server = _local_server(self.compiled.bundle_path)
             url = self._server.start()
             self._gateway = OpaGateway(url, timeout=self.timeout)
         else:
