@@ -168,3 +168,32 @@ def verdict(answer: Any) -> dict[str, Any]:
     """Return ``answer`` as an enforce verdict, or raise PolicyError."""
     _check("enforce", answer)
     return cast(dict[str, Any], answer)
+
+
+def describe(operation: Any) -> str:
+    """An operation in a few words for people: ``scale 2 → 3``, ``cpu request 100m → 90m``."""
+    if not isinstance(operation, dict):
+        return str(operation)
+    kind = operation.get("type", "?")
+    if kind == "scale":
+        start = f"{operation['from']} → " if "from" in operation else "to "
+        return f"scale {start}{operation.get('to')}"
+    if kind == "adjust_resources":
+        field = operation.get("field", "request")
+        start = f"{operation['from']} → " if "from" in operation else "to "
+        return f"{operation.get('resource')} {field} {start}{operation.get('to')}"
+    if kind == "restart_pod":
+        return f"restart pod {operation.get('pod')}"
+    if kind == "rollback":
+        revision = operation.get("to_revision")
+        return (
+            f"roll back to revision {revision}"
+            if revision
+            else "roll back to the previous revision"
+        )
+    if kind in ("update_configmap", "update_strategy", "update_health_checks"):
+        changes = ", ".join(f"{k}={v}" for k, v in (operation.get("changes") or {}).items())
+        where = operation.get("name") or operation.get("probe") or ""
+        return f"{kind} {where} ({changes})".replace("  ", " ")
+    name = operation.get("name")
+    return f"{kind} {name}" if name else str(kind)

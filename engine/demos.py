@@ -22,6 +22,7 @@ from engine.blueprint import load_blueprints
 from engine.cluster import Target
 from engine.cluster.simulated import SimulatedCluster
 from engine.compile import InvalidBlueprints
+from engine.contracts import describe
 from engine.execute import Result
 from engine.policy import PolicySession
 from engine.runner import Runner, TickReport
@@ -94,7 +95,7 @@ class Stage:
             if decision["operation"]["type"] != "scale" and decision["tier"] != "forbid":
                 continue  # the story is about replicas; resource steps are audited all the same
             self.say(
-                f"decided   {decision['service']}: {_operation(decision['operation'])} — "
+                f"decided   {decision['service']}: {describe(decision['operation'])} — "
                 f"{decision['reasons'][0]}"
             )
             self.say(f"classified {decision['tier']}: {'; '.join(decision['reasons'][1:]) or '-'}")
@@ -102,7 +103,7 @@ class Stage:
             if approval.operation["type"] == "scale":
                 self.say(
                     f"approval  requested {approval.id} for {approval.service}: "
-                    f"{_operation(approval.operation)}; "
+                    f"{describe(approval.operation)}; "
                     f"approvers {', '.join(approval.approvers)}; expires {approval.expires_at}"
                 )
         for result in report.results:
@@ -114,7 +115,7 @@ class Stage:
 
     def tell(self, result: Result) -> None:
         """Say what became of one operation."""
-        self.say(f"executed  {_operation(result.operation)}: {result.outcome}")
+        self.say(f"executed  {describe(result.operation)}: {result.outcome}")
         if result.verification is not None:
             checks = ", ".join(
                 f"{c.name} {_check_word(c.passed)} ({c.observed})"
@@ -141,12 +142,6 @@ class Stage:
 
 def _check_word(passed: bool | None) -> str:
     return "ok" if passed else "FAILED" if passed is False else "unknown"
-
-
-def _operation(operation: dict[str, Any]) -> str:
-    if operation.get("type") == "scale" and "from" in operation:
-        return f"scale {operation['from']} → {operation['to']}"
-    return ", ".join(f"{k}={v}" for k, v in operation.items())
 
 
 def _expect(outcome: Outcome, condition: bool, what: str, say: Say) -> None:

@@ -11,6 +11,7 @@ from engine.audit import AuditLog, utc_now
 from engine.cli.options import json_option, state_dir_option, state_paths
 from engine.cli.terminal import emit_json, escape, line, note
 from engine.cluster.simulated import SimulatedCluster
+from engine.contracts import describe
 from engine.state import StateStore
 
 
@@ -57,7 +58,9 @@ def list_(show_all: bool, state_dir: Path, as_json: bool) -> None:
         emit_json([r.to_json() for r in requests])
         return
     for r in requests:
-        line(f"{r.id}  {r.status:<8} {r.service:<14} {r.operation}  expires {r.expires_at}")
+        line(
+            f"{r.id}  {r.status:<8} {r.service:<14} {describe(r.operation)}  expires {r.expires_at}"
+        )
     if not requests:
         note("no pending approval requests" if not show_all else "no approval requests")
 
@@ -101,7 +104,7 @@ def _answer(approval_id: str, by: str, reason: str | None, state_dir: Path, gran
     verb = "approved" if grant else "rejected"
     note(
         f"{escape(answered.id)} {verb} by {escape(by)}: "
-        f"{escape(str(answered.operation))} on {escape(answered.service)}"
+        f"{escape(describe(answered.operation))} on {escape(answered.service)}"
     )
 
 

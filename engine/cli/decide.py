@@ -9,6 +9,7 @@ import click
 from engine.cli.inputs import read_json
 from engine.cli.options import OpaSettings, blueprints_option, opa_options, policies_option
 from engine.cli.terminal import emit_json, escape, note
+from engine.contracts import describe
 from engine.policy import PolicySession
 
 
@@ -52,7 +53,7 @@ def decide(
     if not ctx.obj["quiet"]:
         for decision in document["decisions"]:
             note(
-                f"{decision['tier']:<8} {escape(str(decision['operation']))}  "
+                f"{decision['tier']:<8} {escape(describe(decision['operation']))}  "
                 f"[dim]{escape(decision['reasons'][0])}[/]"
             )
         for line in document["notes"]:

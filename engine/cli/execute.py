@@ -22,6 +22,7 @@ from engine.cli.terminal import emit_json, escape, note
 from engine.cluster import Target
 from engine.cluster.simulated import SimulatedCluster
 from engine.compile import InvalidBlueprints
+from engine.contracts import describe
 from engine.execute import Context, Executor
 from engine.policy import PolicySession
 from engine.state import StateStore
@@ -123,7 +124,7 @@ def execute(
             "suggestion": verdict["suggestion"],
         }
     )
-    note(f"{result.outcome}: {escape(str(operation))} ({'; '.join(verdict['reasons'])})")
+    note(f"{result.outcome}: {escape(describe(operation))} ({'; '.join(verdict['reasons'])})")
     ctx.exit(_EXIT.get(result.outcome, 0))
 
 

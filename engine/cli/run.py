@@ -26,6 +26,7 @@ from engine.cluster import Cluster
 from engine.cluster.simulated import SimulatedCluster
 from engine.cluster.trace import LoadTrace
 from engine.compile import InvalidBlueprints
+from engine.contracts import describe
 from engine.policy import PolicySession
 from engine.runner import Runner, TickReport
 from engine.state import Approval, StateError, StateStore
@@ -45,14 +46,14 @@ def _print_report(report: TickReport) -> None:
         colour = _COLOURS.get(decision["tier"], "white")
         note(
             f"  {escape(decision['service'])}: [{colour}]{decision['tier']}[/] "
-            f"{escape(str(decision['operation']))} — {escape(decision['reasons'][0])}"
+            f"{escape(describe(decision['operation']))} — {escape(decision['reasons'][0])}"
         )
     if deferred:
         note(f"  [blue]{deferred} decision(s) deferred by cooldown[/]")
     for approval in report.requested:
         note(
             f"  [yellow]approval requested[/] {approval.id} for {escape(approval.service)}: "
-            f"{escape(str(approval.operation))}; approvers: {', '.join(approval.approvers)}; "
+            f"{escape(describe(approval.operation))}; approvers: {', '.join(approval.approvers)}; "
             f"answer with: opsgate approvals approve {approval.id} --by NAME --reason TEXT"
         )
     for result in report.results:
@@ -63,9 +64,8 @@ def _print_report(report: TickReport) -> None:
             f", verification {result.verification.outcome}" if result.verification else ""
         )
         breaker = " — [red]circuit breaker opened[/]" if result.breaker_opened else ""
-        note(
-            f"  → {result.outcome}{verification}: {escape(str(result.operation))}{detail}{breaker}"
-        )
+        what = escape(describe(result.operation))
+        note(f"  → {result.outcome}{verification}: {what}{detail}{breaker}")
     if not report.decisions and not report.errors:
         note("  nothing to do")
 
@@ -83,8 +83,7 @@ def status_table(report: TickReport) -> Table:
         shown = "—"
         if decision:
             colour = _COLOURS.get(decision["tier"], "white")
-            operation = {k: v for k, v in decision["operation"].items() if k != "type"}
-            shown = f"[{colour}]{decision['tier']}[/] {decision['operation']['type']} {operation}"
+            shown = f"[{colour}]{decision['tier']}[/] {escape(describe(decision['operation']))}"
         breaker = "[red]OPEN[/]" if observation["state"]["breaker_open"] else "closed"
         table.add_row(
             escape(name),
@@ -100,7 +99,7 @@ def status_table(report: TickReport) -> Table:
 def _terminal_prompt(approval: Approval) -> tuple[bool, str, str] | None:
     note(
         f"[bold yellow]Approval needed[/] for {escape(approval.service)}: "
-        f"{escape(str(approval.operation))}"
+        f"{escape(describe(approval.operation))}"
     )
     for reason in approval.reasons:
         note(f"  - {escape(reason)}")
