@@ -97,8 +97,8 @@ full_decision_document(item, blueprints, static) := {
 	"service": item.service,
 	"blueprint": _blueprint_name(ctx.blueprint),
 	"bundle_revision": static.revision,
-	"dry_run": safety.dry_run(ctx),
-	"decisions": [object.union(decision, {"dry_run": safety.dry_run(ctx)}) |
+	"dry_run": dry_run,
+	"decisions": [object.union(decision, {"dry_run": dry_run}) |
 		some proposals in [recovery.proposals(ctx), scaling.proposals(ctx), resources.proposals(ctx)]
 		some proposal in proposals
 		decision := _decision(ctx, [proposal], proposal.operation)
@@ -106,6 +106,7 @@ full_decision_document(item, blueprints, static) := {
 	"notes": array.concat(observation.notes(item), sort(scaling.notes(ctx))),
 } if {
 	ctx := _context(item, blueprints, static)
+	dry_run := safety.dry_run(ctx)
 } else := _unknown_service(item, static)
 
 _blueprint_name(blueprint) := {"name": blueprint.metadata.name, "version": blueprint.metadata.version}
@@ -132,14 +133,10 @@ _decision(ctx, leading, operation) := verdict.combined(
 	operation,
 	leading,
 	findings,
-	_postponements(ctx, findings),
+	safety.postponements(ctx),
 ) if {
 	findings := classify.findings(operation, ctx)
 }
-
-_postponements(ctx, findings) := safety.postponements(ctx) if {
-	verdict.strictest(findings) == "allow"
-} else := set()
 
 _context(item, blueprints, static) := {
 	"service": item.service,

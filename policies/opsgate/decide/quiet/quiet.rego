@@ -10,11 +10,9 @@
 #   id: opsgate.decide.quiet
 package opsgate.decide.quiet
 
+import data.opsgate.decide.recovery
+import data.opsgate.decide.scaling as scaling_rules
 import data.opsgate.lib.quantity
-
-_metric_of := {"cpu": "cpu_percent", "memory": "memory_percent"}
-
-_failure_reasons := {"CrashLoopBackOff": true, "Error": true, "OOMKilled": true}
 
 # METADATA
 # title: Quiet
@@ -32,7 +30,7 @@ holds(item, blueprint) if { # regal ignore:rule-length
 	is_number(ready)
 	ready >= 0
 	floor(ready) == ready
-	utilization := item.metrics[_metric_of[scaling.metric]]
+	utilization := item.metrics[scaling_rules.metric_of[scaling.metric]]
 	utilization <= scaling.scale_up_threshold_percent
 	_not_shrinking(utilization, desired, scaling)
 	every value in item.metrics {
@@ -47,7 +45,7 @@ holds(item, blueprint) if { # regal ignore:rule-length
 		is_number(pod.restart_count)
 		pod.restart_count >= 0
 		floor(pod.restart_count) == pod.restart_count
-		not _failure_reasons[object.get(pod, "reason", null)]
+		not recovery.failure_reasons[object.get(pod, "reason", null)]
 		pod.phase != "Failed"
 	}
 	resources := object.get(item, "resources", {})

@@ -11,7 +11,12 @@ package opsgate.decide.recovery
 
 import data.opsgate.lib.verdict
 
-_failure_reasons := {"CrashLoopBackOff", "Error", "OOMKilled"}
+# METADATA
+# title: Failure reasons
+# description: Pod reasons that count as a failed pod.
+# custom:
+#   id: opsgate.decide.recovery.failure_reasons
+failure_reasons := {"CrashLoopBackOff", "Error", "OOMKilled"}
 
 # METADATA
 # title: Recovery proposals
@@ -64,10 +69,10 @@ _failed_pods(ctx) := [pod |
 	_failed(pod)
 ]
 
-_failed(pod) if pod.reason in _failure_reasons
+_failed(pod) if pod.reason in failure_reasons
 
 _failed(pod) if pod.phase == "Failed"
 
-_state(pod) := pod.reason if pod.reason in _failure_reasons
+_state(pod) := pod.reason if pod.reason in failure_reasons
 
 else := "Failed"

@@ -13,8 +13,6 @@ package opsgate.decide.resources
 import data.opsgate.lib.quantity
 import data.opsgate.lib.verdict
 
-_unit := {"cpu": "millicores", "memory": "bytes"}
-
 # METADATA
 # title: Resource proposals
 # description: Every resource request change the service needs now.
@@ -78,7 +76,7 @@ _plan(ctx, resource) := {
 	amounts.request > 0
 	band := ctx.blueprint.governance.resource_band_percent
 	abs(amounts.usage - amounts.request) * 100 > band * amounts.request
-	blueprint_amounts := ctx.blueprint.spec.resources[resource][_unit[resource]]
+	blueprint_amounts := ctx.blueprint.spec.resources[resource][quantity.unit[resource]]
 	minimum := blueprint_amounts.minimum
 	limit := object.get(amounts, "limit", blueprint_amounts.limit)
 }

@@ -10,7 +10,12 @@ package opsgate.decide.scaling
 
 import data.opsgate.lib.verdict
 
-_metric_of := {"cpu": "cpu_percent", "memory": "memory_percent"}
+# METADATA
+# title: Metric of
+# description: The observation metric each spec.scaling.metric reads.
+# custom:
+#   id: opsgate.decide.scaling.metric_of
+metric_of := {"cpu": "cpu_percent", "memory": "memory_percent"}
 
 # performance targets and the observed metric each one is checked against
 _target_metrics := {
@@ -52,7 +57,7 @@ scale_up(ctx) := verdict.proposal(
 	scaling := ctx.blueprint.spec.scaling
 	desired := ctx.replicas.desired
 	desired >= scaling.min_replicas
-	utilization := ctx.metrics[_metric_of[scaling.metric]]
+	utilization := ctx.metrics[metric_of[scaling.metric]]
 	utilization > scaling.scale_up_threshold_percent
 }
 
@@ -76,7 +81,7 @@ scale_down(ctx) := verdict.proposal(
 	scaling := ctx.blueprint.spec.scaling
 	desired := ctx.replicas.desired
 	desired > scaling.min_replicas
-	utilization := ctx.metrics[_metric_of[scaling.metric]]
+	utilization := ctx.metrics[metric_of[scaling.metric]]
 	utilization < scaling.scale_down_threshold_percent
 	count(_unknown_metrics(ctx)) == 0
 	count(_missed_targets(ctx)) == 0
@@ -108,7 +113,7 @@ notes(ctx) := (_unknown_metric_notes(ctx) | _replica_notes(ctx)) | _withheld_not
 
 _unknown_metric_notes(ctx) := {note |
 	metric := ctx.blueprint.spec.scaling.metric
-	key := _metric_of[metric]
+	key := metric_of[metric]
 	not ctx.metrics[key]
 	note := sprintf("%s utilization unknown (metrics.%s missing or invalid): no scaling decision", [metric, key])
 }
@@ -118,7 +123,7 @@ _replica_notes(ctx) := {"replica counts unknown: no scaling decision" | ctx.repl
 _withheld_notes(ctx) := {note |
 	scaling := ctx.blueprint.spec.scaling
 	ctx.replicas.desired > scaling.min_replicas
-	ctx.metrics[_metric_of[scaling.metric]] < scaling.scale_down_threshold_percent
+	ctx.metrics[metric_of[scaling.metric]] < scaling.scale_down_threshold_percent
 	some note in _withheld_reasons(ctx)
 }
 

@@ -14,8 +14,6 @@ package opsgate.govern.resources
 import data.opsgate.lib.quantity
 import data.opsgate.lib.verdict
 
-_unit := {"cpu": "millicores", "memory": "bytes"}
-
 # METADATA
 # title: Resource findings
 # description: The findings for one adjust_resources operation.
@@ -130,7 +128,7 @@ limit_below_request(change) := verdict.finding(
 #   id: opsgate.govern.resources.current
 current(ctx, resource, field) := amount if {
 	amount := ctx.resources[resource][field]
-} else := ctx.blueprint.spec.resources[resource][_unit[resource]][field]
+} else := ctx.blueprint.spec.resources[resource][quantity.unit[resource]][field]
 
 # Everything the rules need about one change, computed once.
 _change(operation, ctx) := {
@@ -141,7 +139,7 @@ _change(operation, ctx) := {
 	"from": from,
 	"request": current(ctx, operation.resource, "request"),
 	"limit": current(ctx, operation.resource, "limit"),
-	"minimum": ctx.blueprint.spec.resources[operation.resource][_unit[operation.resource]].minimum,
+	"minimum": ctx.blueprint.spec.resources[operation.resource][quantity.unit[operation.resource]].minimum,
 	"minimum_text": ctx.blueprint.spec.resources[operation.resource].minimum,
 	"band": ctx.blueprint.governance.resource_band_percent,
 	"percent_x100": (abs(to - from) * 10000) / from,

@@ -8,6 +8,13 @@
 #   id: opsgate.lib.quantity
 package opsgate.lib.quantity
 
+# METADATA
+# title: Unit
+# description: The key under which the compiled blueprint holds each resource in its base unit.
+# custom:
+#   id: opsgate.lib.quantity.unit
+unit := {"cpu": "millicores", "memory": "bytes"}
+
 _mebibyte := 1048576
 
 _kibibyte := 1024

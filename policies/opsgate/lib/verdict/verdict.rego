@@ -61,15 +61,6 @@ proposal(metadata, operation, reason, refs) := {
 }
 
 # METADATA
-# title: Strictest tier
-# description: The strictest tier among a set of findings; forbid when the set is empty (fail closed).
-# custom:
-#   id: opsgate.lib.verdict.strictest
-strictest(findings) := sort([f | some f in findings])[0].tier if count(findings) > 0
-
-else := "forbid"
-
-# METADATA
 # title: Decision id
 # description: A stable id for one operation of one service at one moment.
 # custom:
@@ -84,34 +75,43 @@ decision_id(service, now, operation) := substring(
 # description: |
 #   Combine the findings of one operation into the verdict of the contract:
 #   the strictest tier (or defer when a safety rule postpones an allowed
-#   operation), every reason and rule in order, the blueprint fields read,
-#   and the suggestion of the strictest finding that has one.
+#   operation; postponements of approve or forbid are left out), every
+#   reason and rule in order, the blueprint fields read, and the suggestion
+#   of the strictest finding that has one.
 # custom:
 #   id: opsgate.lib.verdict.combined
 combined(id, operation, leading, findings, postponements) := {
 	"id": id,
 	"operation": operation,
-	"tier": _final_tier(_strictest_of_sorted(ordered), postponements),
+	"tier": _final_tier(tier, applied),
 	"reasons": array.flatten([
 		[p.reason | some p in leading],
 		[f.reason | some f in ordered],
-		[p.reason | some p in postponements],
+		[p.reason | some p in applied],
 	]),
 	"rules": array.flatten([
 		[p.rule | some p in leading],
 		[f.rule | some f in ordered],
-		[p.rule | some p in postponements],
+		[p.rule | some p in applied],
 	]),
 	"blueprint_refs": sort({ref |
-		some source in [leading, findings, postponements]
+		some source in [leading, findings, applied]
 		some item in source
 		some ref in item.refs
 	}),
 	"suggestion": _suggestion(ordered),
 } if {
 	ordered := sort([f | some f in findings])
+	tier := _strictest_of_sorted(ordered)
+	applied := _postponing(tier, postponements)
 }
 
+# a postponement only postpones what would otherwise be allowed
+_postponing("allow", postponements) := postponements
+
+_postponing(tier, _) := set() if tier != "allow"
+
+# the strictest tier of sorted findings; forbid when there are none (fail closed)
 _strictest_of_sorted(ordered) := ordered[0].tier if count(ordered) > 0
 
 else := "forbid"

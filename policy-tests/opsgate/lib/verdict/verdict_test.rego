@@ -5,7 +5,7 @@ import data.opsgate.lib.verdict
 _metadata(id) := {"custom": {"id": id}}
 
 test_strictest_of_nothing_is_forbid if {
-	verdict.strictest(set()) == "forbid"
+	verdict.combined("i", {}, [], set(), set()).tier == "forbid"
 }
 
 test_strictest_tier_wins if {
@@ -13,7 +13,7 @@ test_strictest_tier_wins if {
 		verdict.finding(_metadata("a"), "allow", "a", []),
 		verdict.finding(_metadata("b"), "approve", "b", []),
 	}
-	verdict.strictest(findings) == "approve"
+	verdict.combined("i", {}, [], findings, set()).tier == "approve"
 }
 
 test_combined_orders_strictest_first_and_keeps_the_first_suggestion if {
