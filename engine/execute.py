@@ -122,8 +122,14 @@ class Executor:
 
     def fresh_verdict(self, ctx: Context, operation: dict[str, Any]) -> dict[str, Any]:
         """Ask OPA again about ``operation`` with the service's current state and replicas."""
+        return self._recheck(ctx, operation)[0]
+
+    def _recheck(
+        self, ctx: Context, operation: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The fresh verdict, and the observation it rests on (the state before acting)."""
         observation = self.cluster.observe(ctx.target)
-        return self.recheck(
+        verdict = self.recheck(
             {
                 "service": ctx.service,
                 "operation": _operation_only(operation),
@@ -132,6 +138,7 @@ class Executor:
                 "replicas": observation["replicas"],
             }
         )
+        return verdict, observation
 
     def execute(
         self, ctx: Context, decision: dict[str, Any], approval: Approval | None = None
@@ -141,7 +148,7 @@ class Executor:
         if decision["tier"] == "forbid":
             self._event(ctx, "blocked", decision, suggestion=decision.get("suggestion"))
             return Result("blocked", decision["id"], operation, "forbid", "forbidden by policy")
-        verdict = self.fresh_verdict(ctx, operation)
+        verdict, before = self._recheck(ctx, operation)
         tier = verdict["tier"]
         if tier == "forbid":
             self._event(ctx, "blocked", {**decision, **_verdict_fields(verdict)}, recheck=True)
@@ -153,17 +160,21 @@ class Executor:
             return Result("awaiting_approval", decision["id"], operation, tier, "needs approval")
         if tier not in ("allow", "approve"):
             raise ValueError(f"unexpected tier {tier!r}")  # contracts.verdict already refuses these
-        return self._run(ctx, decision, tier, approval)
+        return self._run(ctx, decision, tier, approval, before)
 
     def _run(
-        self, ctx: Context, decision: dict[str, Any], tier: str, approval: Approval | None
+        self,
+        ctx: Context,
+        decision: dict[str, Any],
+        tier: str,
+        approval: Approval | None,
+        before: dict[str, Any],
     ) -> Result:
         operation = _operation_only(decision["operation"])
         actor = approval.answered_by if approval and tier == "approve" else "opsgate"
         if self.dry_run or ctx.blueprint["governance"]["safety"]["dry_run"]:
             self._event(ctx, "dry_run", decision, actor=actor)
             return Result("planned", decision["id"], decision["operation"], tier, "dry run")
-        before = self.cluster.observe(ctx.target)
         inverse = _inverse_from(operation, before)
         # journal first: if the state store is locked or broken, nothing is recorded as started
         entry = self.state.journal_begin(

@@ -31,14 +31,20 @@ from engine.verify import verify as run_checks
 _EXIT = {"blocked": 4, "awaiting_approval": 3, "deferred": 5}
 
 
-def _blueprint(blueprints: Path, service: str) -> dict[str, Any]:
+def _effective(blueprints: Path) -> dict[str, dict[str, Any]]:
+    """Every valid blueprint's effective content by name; invalid blueprints stop here."""
     loaded = load_blueprints([blueprints])
     if loaded.errors:
         raise InvalidBlueprints(loaded)
-    for blueprint in loaded.blueprints:
-        if blueprint.name == service:
-            return blueprint.effective
-    raise click.UsageError(f"no blueprint named {service!r} in {blueprints}")
+    return {b.name: b.effective for b in loaded.blueprints}
+
+
+def _blueprint(
+    effective: dict[str, dict[str, Any]], blueprints: Path, service: str
+) -> dict[str, Any]:
+    if service not in effective:
+        raise click.UsageError(f"no blueprint named {service!r} in {blueprints}")
+    return effective[service]
 
 
 @click.command(
@@ -81,7 +87,8 @@ def execute(
     granted --approval) runs. The step is journaled, verified after
     stabilization and rolled back on failure, all of it audited.
     """
-    blueprint = _blueprint(blueprints, service)
+    effective = _effective(blueprints)
+    blueprint = _blueprint(effective, blueprints, service)
     operation = read_json(operation_source, "operation", inline=True)
     if not isinstance(operation, dict):
         raise click.UsageError("--operation must be a JSON object")
@@ -89,9 +96,7 @@ def execute(
     cluster = (
         SimulatedCluster.load(cluster_path)
         if cluster_path.exists()
-        else SimulatedCluster.from_blueprints(
-            [b.effective for b in load_blueprints([blueprints]).blueprints]
-        )
+        else SimulatedCluster.from_blueprints(list(effective.values()))
     )
     state = StateStore(state_path)
     try:
@@ -157,7 +162,7 @@ def verify(
     after_source: str,
 ) -> None:
     """Run the verification checks for one operation on two observations."""
-    blueprint = _blueprint(blueprints, service)
+    blueprint = _blueprint(_effective(blueprints), blueprints, service)
     operation = read_json(operation_source, "operation", inline=True)
     before = read_json(before_source, "before observation")
     after = read_json(after_source, "after observation")
