@@ -17,9 +17,10 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 import requests
@@ -62,6 +63,53 @@ def build_bundle(source_dir: Path, output: Path, opa_binary: Path | None = None)
         raise CompileError(f"opa build failed: {detail[:500]}")
 
 
+def wait_for_bundle(
+    url: str,
+    seconds: float,
+    *,
+    interval: float = 0.05,
+    still_starting: Callable[[], None] | None = None,
+) -> bool:
+    """Poll ``url``/health?bundles=true until OPA serves its bundle; False after ``seconds``.
+
+    ``still_starting`` is called before each poll and may raise to give up early
+    (for example when the OPA process has already exited).
+    """
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if still_starting is not None:
+            still_starting()
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(f"{url}/health?bundles=true", timeout=1).status_code == 200:
+                return True
+        time.sleep(interval)
+    return False
+
+
+class ManagedServer:
+    """A local OPA that starts on entering a with-block and stops on every way out."""
+
+    def start(self) -> str:
+        """Start OPA and return its URL."""
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Stop OPA; safe to call twice."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
@@ -69,7 +117,7 @@ def _free_port() -> int:
         return port
 
 
-class OpaServer:
+class OpaServer(ManagedServer):
     """A local ``opa run --server`` with one bundle, on a free loopback port.
 
     Use it as a context manager: the server is stopped on every way out of
@@ -135,19 +183,15 @@ class OpaServer:
         raise PolicyError(f"OPA did not start: {last_error}")
 
     def _wait_until_ready(self) -> None:
-        deadline = time.monotonic() + self.startup_timeout
-        health = f"{self.url}/health?bundles=true"
-        while time.monotonic() < deadline:
+        def exited() -> None:
             assert self.process is not None
             if self.process.poll() is not None:
                 raise PolicyError(
                     f"OPA exited with code {self.process.returncode}: {self._output()}"
                 )
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(health, timeout=0.5).status_code == 200:
-                    return
-            time.sleep(0.05)
-        raise PolicyError(f"OPA not ready after {self.startup_timeout:.0f}s: {self._output()}")
+
+        if not wait_for_bundle(self.url, self.startup_timeout, still_starting=exited):
+            raise PolicyError(f"OPA not ready after {self.startup_timeout:.0f}s: {self._output()}")
 
     def _output(self) -> str:
         if self._log_file is None:
@@ -172,18 +216,6 @@ class OpaServer:
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
-
-    def __enter__(self) -> OpaServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 @atexit.register

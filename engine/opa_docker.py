@@ -10,14 +10,11 @@ import contextlib
 import logging
 import os
 import socket
-import time
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-import requests
-
 from engine.errors import PolicyError
+from engine.opa import ManagedServer, wait_for_bundle
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +55,7 @@ def docker_available() -> bool:
     return True
 
 
-class DockerOpaServer:
+class DockerOpaServer(ManagedServer):
     """OPA in a container, with the same start/stop/url shape as OpaServer."""
 
     def __init__(self, bundle: Path, *, startup_timeout: float = 60.0) -> None:
@@ -97,13 +94,9 @@ class DockerOpaServer:
             self.stop()
             raise PolicyError(f"can't start OPA with Docker ({IMAGE}): {type(e).__name__}") from e
         self.url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(f"{self.url}/health?bundles=true", timeout=1).status_code == 200:
-                    log.info("OPA (Docker %s) serving %s at %s", IMAGE, self.bundle, self.url)
-                    return self.url
-            time.sleep(0.2)
+        if wait_for_bundle(self.url, self.startup_timeout, interval=0.2):
+            log.info("OPA (Docker %s) serving %s at %s", IMAGE, self.bundle, self.url)
+            return self.url
         self.stop()
         raise PolicyError(f"OPA in Docker not ready after {self.startup_timeout:.0f}s")
 
@@ -117,15 +110,3 @@ class DockerOpaServer:
             with contextlib.suppress(Exception):
                 self._client.close()
             self._client = None
-
-    def __enter__(self) -> DockerOpaServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -19,7 +19,7 @@ from typing import Any
 from engine import contracts
 from engine.compile import CompileResult, compile_blueprints
 from engine.errors import PolicyError, ToolNotFound
-from engine.opa import DEFAULT_QUERY_TIMEOUT, OpaGateway, OpaServer
+from engine.opa import DEFAULT_QUERY_TIMEOUT, ManagedServer, OpaGateway, OpaServer
 from engine.opa_docker import IMAGE as DOCKER_IMAGE
 from engine.opa_docker import DockerOpaServer, docker_available
 from engine.toolchain import find_tool
@@ -38,7 +38,7 @@ class RemoteOpa:
     ca: bool | str = True
 
 
-def _local_server(bundle: Path) -> OpaServer | DockerOpaServer:
+def _local_server(bundle: Path) -> ManagedServer:
     """The local opa binary; else OPA's official image when a Docker daemon answers."""
     try:
         find_tool("opa")
@@ -69,7 +69,7 @@ class PolicySession:
         self.timeout = timeout
         self.build_dir = build_dir
         self.compiled: CompileResult | None = None
-        self._server: OpaServer | DockerOpaServer | None = None
+        self._server: ManagedServer | None = None
         self._gateway: OpaGateway | None = None
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
 
