@@ -96,21 +96,13 @@ class Approvals:
             answered_at=None,
             justification=None,
         )
-        self.audit.record(
+        self._record(
             "approval_requested",
-            service=service,
-            blueprint={"name": approval.blueprint_name, "version": version},
-            bundle_revision=revision,
-            decision_id=decision["id"],
-            approval_id=request_id,
-            operation=decision["operation"],
-            tier=decision["tier"],
-            reasons=decision["reasons"],
-            rules=decision["rules"],
-            blueprint_refs=decision["blueprint_refs"],
+            approval,
+            actor="opsgate",
+            blueprint_refs=approval.blueprint_refs,
             approvers=approval.approvers,
             expires_at=approval.expires_at,
-            actor="opsgate",
         )
         self.state.add_approval(approval)
         return approval, True
@@ -144,35 +136,27 @@ class Approvals:
             self.expire(now)
             raise ApprovalError(f"approval request {approval.id} expired at {approval.expires_at}")
         status = "granted" if grant else "rejected"
-        self.audit.record(
-            f"approval_{status}",
-            service=approval.service,
-            blueprint={"name": approval.blueprint_name, "version": approval.blueprint_version},
-            bundle_revision=approval.bundle_revision,
-            decision_id=approval.decision_id,
-            approval_id=approval.id,
-            operation=approval.operation,
-            tier="approve",
-            rules=approval.rules,
-            reasons=approval.reasons,
-            justification=reason,
-            actor=by,
-        )
+        self._record(f"approval_{status}", approval, actor=by, justification=reason)
         return self.state.answer_approval(approval.id, status, by, now, reason)
+
+    def _record(self, event: str, approval: Approval, *, actor: str, **extra: Any) -> None:
+        """Audit one step of a request, with the fields every approval event carries."""
+        fields: dict[str, Any] = {
+            "service": approval.service,
+            "blueprint": {"name": approval.blueprint_name, "version": approval.blueprint_version},
+            "bundle_revision": approval.bundle_revision,
+            "decision_id": approval.decision_id,
+            "approval_id": approval.id,
+            "operation": approval.operation,
+            "tier": "approve",
+            "rules": approval.rules,
+            "reasons": approval.reasons,
+        }
+        self.audit.record(event, **{**fields, **extra}, actor=actor)
 
     def _close(self, approval: Approval, event: str, status: str, reason: str) -> None:
         """End a pending request without an answer (audited first)."""
-        self.audit.record(
-            event,
-            service=approval.service,
-            decision_id=approval.decision_id,
-            approval_id=approval.id,
-            operation=approval.operation,
-            tier="approve",
-            reasons=[reason],
-            rules=approval.rules,
-            actor="opsgate",
-        )
+        self._record(event, approval, actor="opsgate", reasons=[reason])
         self.state.mark_approval(approval.id, status)
 
     def expire(self, now: str) -> list[Approval]:
