@@ -41,15 +41,6 @@ class TickReport:
     observations: dict[str, dict[str, Any]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
-    @property
-    def executed(self) -> list[Result]:
-        """The results of operations that changed the cluster."""
-        return [
-            r
-            for r in self.results
-            if r.outcome in ("succeeded", "partial", "rolled_back", "rollback_failed", "failed")
-        ]
-
 
 class Runner:
     """One runner over one set of blueprints, one cluster, one state directory."""

@@ -210,10 +210,6 @@ class SimulatedCluster:
         self.set_load(service, rps=rps)
         return rps
 
-    def service_names(self) -> list[str]:
-        """Every simulated service."""
-        return sorted(self.state["services"])
-
     def service(self, service: str) -> dict[str, Any]:
         """A copy of one service's simulated state (for tests and status views)."""
         return copy.deepcopy(self._service(service))

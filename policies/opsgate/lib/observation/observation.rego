@@ -80,7 +80,7 @@ state(raw) := _state(as_object(raw))
 _state(raw) := {
 	"breaker_open": _breaker_open(raw),
 	"last_operation_at": object.get(raw, "last_operation_at", null),
-	"last_operation_ns": _time_ns(object.get(raw, "last_operation_at", null)),
+	"last_operation_ns": time_ns(object.get(raw, "last_operation_at", null)),
 }
 
 # METADATA
@@ -103,9 +103,7 @@ _breaker_open(raw) := false if {
 # description: An RFC 3339 time in nanoseconds since the epoch; null when absent or not a time.
 # custom:
 #   id: opsgate.lib.observation.time_ns
-time_ns(value) := _time_ns(value)
-
-_time_ns(value) := time.parse_rfc3339_ns(value) if {
+time_ns(value) := time.parse_rfc3339_ns(value) if {
 	is_string(value)
 } else := null
 
@@ -147,7 +145,7 @@ _breaker_note(observation) := "state.breaker_open is not true or false: treated 
 }
 
 _time_note(observation) := "now is not an RFC 3339 time: cooldowns can't be measured" if {
-	_time_ns(object.get(observation, "now", null)) == null
+	time_ns(object.get(observation, "now", null)) == null
 }
 
 _non_negative(value) if {
