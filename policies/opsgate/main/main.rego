@@ -27,7 +27,7 @@ import data.opsgate.lib.verdict
 # entrypoint: true
 # custom:
 #   id: opsgate.main.decide
-decide := decision_document(input, _blueprints_for(input), _static)
+decide := decision_document(input, _static)
 
 # METADATA
 # title: decide_all
@@ -38,7 +38,7 @@ decide := decision_document(input, _blueprints_for(input), _static)
 #   id: opsgate.main.decide_all
 decide_all := {
 	"bundle_revision": _static.revision,
-	"services": [decision_document(item, _blueprints_for(item), _static) | some item in input.services],
+	"services": [decision_document(item, _static) | some item in input.services],
 	"notes": [],
 } if {
 	is_array(input.services)
@@ -74,7 +74,7 @@ _blueprints_for(item) := {blueprint | blueprint := data.opsgate.blueprints[item.
 # description: Every operation one service needs now, each with its verdict; notes say what could not be decided.
 # custom:
 #   id: opsgate.main.decision_document
-decision_document(item, blueprints, static) := {
+decision_document(item, static) := {
 	"service": item.service,
 	"blueprint": {"name": blueprint.metadata.name, "version": blueprint.metadata.version},
 	"bundle_revision": static.revision,
@@ -82,9 +82,10 @@ decision_document(item, blueprints, static) := {
 	"decisions": [],
 	"notes": [],
 } if {
-	some blueprint in blueprints
+	# the hot path: one read of the blueprint, no set built around it
+	blueprint := data.opsgate.blueprints[item.service] # regal ignore:external-reference
 	quiet.holds(item, blueprint)
-} else := full_decision_document(item, blueprints, static)
+} else := full_decision_document(item, _blueprints_for(item), static)
 
 # METADATA
 # title: Full decision document

@@ -19,26 +19,44 @@ import data.opsgate.lib.quantity
 # description: True when the observation is well-formed, inside every threshold, and has no failed pod.
 # custom:
 #   id: opsgate.decide.quiet.holds
-holds(item, blueprint) if { # regal ignore:rule-length
-	# one body, few calls: function calls are what costs most in OPA
+holds(item, blueprint) if {
+	# split into small bodies: OPA keeps up to 16 variables of a body in a
+	# flat array and switches to a hash map beyond that
 	scaling := blueprint.spec.scaling
-	desired := item.replicas.desired
+	_replicas_quiet(item.replicas, scaling)
+	_scaling_quiet(item.metrics[scaling_rules.metric_of[scaling.metric]], item.replicas.desired, scaling)
+	_metrics_quiet(item.metrics)
+	_pods_quiet(object.get(item, "pods", []))
+	_resources_quiet(object.get(item, "resources", {}), blueprint.governance.resource_band_percent)
+	is_boolean(object.get(item, ["state", "breaker_open"], false))
+	is_number(time.parse_rfc3339_ns(item.now))
+}
+
+_replicas_quiet(replicas, scaling) if {
+	desired := replicas.desired
 	is_number(desired)
 	desired >= scaling.min_replicas
 	floor(desired) == desired
-	ready := item.replicas.ready
+	ready := replicas.ready
 	is_number(ready)
 	ready >= 0
 	floor(ready) == ready
-	utilization := item.metrics[scaling_rules.metric_of[scaling.metric]]
+}
+
+_scaling_quiet(utilization, desired, scaling) if {
 	utilization <= scaling.scale_up_threshold_percent
 	_not_shrinking(utilization, desired, scaling)
-	every value in item.metrics {
+}
+
+_metrics_quiet(metrics) if {
+	every value in metrics {
 		is_number(value)
 		value >= 0
 		value < 1000000000 # observation.measurement_limit, inlined: this path is hot
 	}
-	pods := object.get(item, "pods", [])
+}
+
+_pods_quiet(pods) if {
 	is_array(pods)
 	every pod in pods {
 		is_string(pod.name)
@@ -48,15 +66,15 @@ holds(item, blueprint) if { # regal ignore:rule-length
 		not recovery.failure_reasons[object.get(pod, "reason", null)]
 		pod.phase != "Failed"
 	}
-	resources := object.get(item, "resources", {})
+}
+
+_resources_quiet(resources, band) if {
 	is_object(resources)
 	every name, fields in resources {
 		request := quantity.amount(name, fields.request)
 		request > 0
-		abs(quantity.amount(name, fields.usage) - request) * 100 <= blueprint.governance.resource_band_percent * request
+		abs(quantity.amount(name, fields.usage) - request) * 100 <= band * request
 	}
-	is_boolean(object.get(item, ["state", "breaker_open"], false))
-	is_number(time.parse_rfc3339_ns(item.now))
 }
 
 _not_shrinking(utilization, _, scaling) if utilization >= scaling.scale_down_threshold_percent

@@ -25,8 +25,20 @@ findings(operation, catalog) := {f | f := unknown_type(operation, catalog)} | {f
 # custom:
 #   id: opsgate.govern.parameters.fits
 fits(operation, catalog) if {
-	catalog[operation.type]
-	count(problems(operation, catalog)) == 0
+	# the same test as "no problems", without building the problem lines:
+	# every decision passes through here
+	is_object(operation)
+	parameters := catalog[operation.type].parameters
+	names := object.keys(operation) - {"type", "from"}
+	count(names - object.keys(parameters)) == 0
+	count(_required(parameters) - names) == 0
+	_values_fit(operation, names)
+}
+
+_values_fit(operation, names) if {
+	every rule in object.get(_value_rules, operation.type, []) {
+		_fits(rule, operation, names)
+	}
 }
 
 # METADATA
@@ -154,3 +166,9 @@ _valid("changes", _, value) if {
 _valid("probe", _, value) if value in {"liveness", "readiness", "startup"}
 
 _has(operation, name) if name in object.keys(operation)
+
+_required(parameters) := {name | some name, parameter in parameters; parameter.required}
+
+_fits(rule, _, names) if not rule.parameter in names
+
+_fits(rule, operation, _) if _valid(rule.kind, operation, operation[rule.parameter])
