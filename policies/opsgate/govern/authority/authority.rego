@@ -17,13 +17,17 @@ import data.opsgate.lib.verdict
 # custom:
 #   id: opsgate.govern.authority.findings
 findings(operation, ctx) := {f |
-	some found in [
-		{g | g := forbidden(operation, ctx)},
-		{g | g := requires_approval(operation, ctx)},
-		{g | g := allowed(operation, ctx)},
-	]
-	some f in found
+	# only the lists that name the type are looked at closely
+	some list, listed in ctx.blueprint.governance.agent_authority
+	operation.type in listed
+	f := _listed(list, operation, ctx)
 }
+
+_listed("forbidden", operation, ctx) := forbidden(operation, ctx)
+
+_listed("requires_approval", operation, ctx) := requires_approval(operation, ctx)
+
+_listed("allowed", operation, ctx) := allowed(operation, ctx)
 
 # METADATA
 # title: Listed as forbidden
