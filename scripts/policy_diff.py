@@ -147,6 +147,9 @@ class Corpus:
                 pod["restart_count"] = self.pick(-1, "2", 1.5)
             if not calm and self.chance(0.03):
                 del pod["name"]
+            for field in ("reason", "phase"):
+                if self.chance(0.1):
+                    del pod[field]
             pods.append(pod)
         return pods
 

@@ -28,6 +28,9 @@ _broken := [json.patch(testdata.observation, changes) |
 	some changes in [
 		[testdata.set("/metrics/cpu_percent", "85")],
 		[testdata.set("/metrics/throughput_rps", -1)],
+		[testdata.set("/metrics/error_rate_percent", true)],
+		[testdata.set("/metrics/latency_p95_ms", {"p95": 150})],
+		[testdata.set("/metrics/memory_percent", null)],
 		[testdata.set("/replicas/ready", 1.5)],
 		[testdata.set("/pods/0/restart_count", "0")],
 		[testdata.set("/pods", "none")],
