@@ -78,6 +78,7 @@ bench: install
 	$(PY) scripts/bench_compile.py
 	cd scripts && ../$(PY) bench_policies.py
 	cd scripts && ../$(PY) bench_tick.py
+	$(PY) scripts/bench_opa_costs.py
 
 clean:
 	rm -rf $(BUILD) .cache .pytest_cache .mypy_cache .ruff_cache

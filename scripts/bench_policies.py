@@ -3,15 +3,17 @@
 * decide for one service (the frontend example observation);
 * decide_all for N services (default 1,000) in one evaluation.
 
-Run with ``make bench`` or ``.venv/bin/python scripts/bench_policies.py [N]``.
+Run with ``make bench`` or ``.venv/bin/python scripts/bench_policies.py [N] [--policies DIR]``;
+``--policies`` benches another copy of the policy library (an older commit,
+say) against the same generated blueprints and observations.
 It prints figures; it asserts nothing (speed targets are not tests).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -83,6 +85,29 @@ def bench(bundle: Path, query: str, input_path: Path, count: int) -> dict[str, A
     return result
 
 
+def work(bundle: Path, query: str, input_path: Path) -> str:
+    """How much evaluation one query does, counted by opa eval --profile and --instrument."""
+    opa = str(find_tool("opa"))
+    common = ["eval", "--format", "json", "-b", str(bundle), "-i", str(input_path), query]
+    profile = subprocess.run(
+        [opa, *common, "--profile", "--profile-limit", "100000"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    expressions = sum(entry["num_eval"] for entry in json.loads(profile.stdout)["profile"])
+    instrumented = subprocess.run(
+        [opa, *common, "--instrument", "--metrics"], capture_output=True, text=True, check=True
+    )
+    counters = json.loads(instrumented.stdout)["metrics"]
+    return (
+        f"{expressions} expressions evaluated, "
+        f"{counters.get('counter_eval_op_virtual_cache_miss', 0)} function and rule evaluations "
+        f"({counters.get('counter_eval_op_virtual_cache_hit', 0)} more from cache), "
+        f"{counters.get('counter_eval_op_comprehension_cache_miss', 0)} comprehensions"
+    )
+
+
 def report(label: str, result: dict[str, Any]) -> None:
     """Print ns/op and the p99 of the evaluation timer."""
     extra = result.get("Extra", {})
@@ -92,16 +117,19 @@ def report(label: str, result: dict[str, Any]) -> None:
     print(f"{label}: {per_op_ms:.3f} ms/op over {result['N']} runs{p99_text}")
 
 
-def main(count: int) -> None:
+def main(count: int, policies: Path | None) -> None:
     """Compile generated blueprints, then bench decide and decide_all."""
     with tempfile.TemporaryDirectory(prefix="opsgate-bench-") as name:
         root = Path(name)
         blueprints = root / "blueprints"
         blueprints.mkdir()
         generate(blueprints, count)
-        result = compile_blueprints(blueprints, root / "build")
+        result = compile_blueprints(blueprints, root / "build", policies)
         assert result.bundle_path is not None
-        print(f"opa: {find_tool('opa')}; {count} blueprints compiled")
+        print(
+            f"opa: {find_tool('opa')}; {count} blueprints compiled; "
+            f"policies: {policies or 'the repo policies'}"
+        )
         for label, busy in (("stable", False), ("busy", True)):
             one = root / f"one-{label}.json"
             one.write_text(json.dumps(observation("svc-1", 1, busy)))
@@ -109,6 +137,7 @@ def main(count: int) -> None:
                 f"decide, 1 {label} service",
                 bench(result.bundle_path, "data.opsgate.main.decide", one, 1),
             )
+            print(f"  work: {work(result.bundle_path, 'data.opsgate.main.decide', one)}")
         for share in (0.0, 0.1, 1.0):
             many = root / f"many-{share}.json"
             every = round(1 / share) if share else 0
@@ -124,4 +153,8 @@ def main(count: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1000)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("count", nargs="?", type=int, default=1000, help="services (default 1000)")
+    parser.add_argument("--policies", type=Path, help="policy library (default: the repo's)")
+    arguments = parser.parse_args()
+    main(arguments.count, arguments.policies)
