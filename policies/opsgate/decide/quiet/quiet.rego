@@ -12,6 +12,7 @@ package opsgate.decide.quiet
 
 import data.opsgate.decide.recovery
 import data.opsgate.decide.scaling as scaling_rules
+import data.opsgate.lib.observation
 import data.opsgate.lib.quantity
 
 # METADATA
@@ -25,7 +26,7 @@ holds(item, blueprint) if {
 	scaling := blueprint.spec.scaling
 	_replicas_quiet(item.replicas, scaling)
 	_scaling_quiet(item.metrics[scaling_rules.metric_of[scaling.metric]], item.replicas.desired, scaling)
-	_metrics_quiet(item.metrics)
+	observation.plausible_measurements(item.metrics)
 	_pods_quiet(object.get(item, "pods", []))
 	_resources_quiet(object.get(item, "resources", {}), blueprint.governance.resource_band_percent)
 	is_boolean(object.get(item, ["state", "breaker_open"], false))
@@ -46,19 +47,6 @@ _replicas_quiet(replicas, scaling) if {
 _scaling_quiet(utilization, desired, scaling) if {
 	utilization <= scaling.scale_up_threshold_percent
 	_not_shrinking(utilization, desired, scaling)
-}
-
-# every metric a plausible measurement. With Rego's ordering of values
-# (null < booleans < numbers < strings < arrays ...) all of them are numbers
-# when the smallest and the largest are; two builtins instead of a loop
-_metrics_quiet(metrics) if {
-	values := [value | some value in metrics]
-	lowest := min(values)
-	is_number(lowest)
-	lowest >= 0
-	highest := max(values)
-	is_number(highest)
-	highest < 1000000000 # observation.measurement_limit, inlined: this path is hot
 }
 
 _pods_quiet(pods) if {

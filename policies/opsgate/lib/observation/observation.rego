@@ -27,10 +27,33 @@ _resource_fields := ["request", "usage", "limit"]
 # description: The metrics that are non-negative numbers; the rest are unknown.
 # custom:
 #   id: opsgate.lib.observation.metrics
-metrics(observation) := {name: value |
+metrics(observation) := object.filter(observation.metrics, known_metrics) if {
+	plausible_measurements(observation.metrics)
+} else := {name: value |
 	some name in known_metrics
 	value := observation.metrics[name]
 	_measurement(value)
+}
+
+# METADATA
+# title: Plausible measurements
+# description: |
+#   True when the object has values and every one of them is a plausible
+#   measurement: a number >= 0 and below measurement_limit.
+# custom:
+#   id: opsgate.lib.observation.plausible_measurements
+plausible_measurements(values) if {
+	# with Rego's ordering of values (null < booleans < numbers < strings <
+	# arrays ...) all are numbers when the smallest and the largest are;
+	# two builtins instead of a loop, as this runs for every service
+	is_object(values)
+	listed := [value | some value in values]
+	lowest := min(listed)
+	is_number(lowest)
+	lowest >= 0
+	highest := max(listed)
+	is_number(highest)
+	highest < measurement_limit
 }
 
 # METADATA
@@ -122,7 +145,9 @@ notes(observation) := sort(array.concat(_metric_notes(observation), [note |
 	some note in found
 ]))
 
-_metric_notes(observation) := [note |
+_metric_notes(observation) := [] if {
+	plausible_measurements(observation.metrics)
+} else := [note |
 	some name in known_metrics
 	value := observation.metrics[name]
 	not _measurement(value)
