@@ -39,6 +39,24 @@ function_call_else := [_kind(x) | some x in input.items]
 
 _kind(x) := "big" if x.n > 1000000 else := "small"
 
+function_call_eight := [_eighth("h", x) | some x in input.items]
+
+_eighth("a", x) := x.n
+
+_eighth("b", x) := x.n
+
+_eighth("c", x) := x.n
+
+_eighth("d", x) := x.n
+
+_eighth("e", x) := x.n
+
+_eighth("f", x) := x.n
+
+_eighth("g", x) := x.n
+
+_eighth("h", x) := x.n
+
 comprehension := [[y | some y in x.tags] | some x in input.items]
 
 rule_lookup := [1 | some x in input.items; not _names[x.name]]
@@ -60,6 +78,7 @@ STEPS = [
     ("three builtins (a whole-number check)", "three_builtins"),
     ("one call of a one-line function", "function_call"),
     ("one call of a function with an else", "function_call_else"),
+    ("one call of a function of 8 clauses f(k, x)", "function_call_eight"),
     ("one inner comprehension over 3 elements", "comprehension"),
     ("one lookup in a rule's set (not _names[x])", "rule_lookup"),
     ("one membership test in a set literal", "set_literal"),
