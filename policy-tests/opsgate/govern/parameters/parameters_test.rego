@@ -1,5 +1,6 @@
 package opsgate.govern.parameters_test
 
+import data.opsgate.govern.parameters
 import data.opsgate.testdata
 
 _verdict(operation) := testdata.enforce(testdata.request(operation))
@@ -79,3 +80,45 @@ test_from_is_tolerated_and_replaced if {
 	verdict.tier == "allow"
 	verdict.operation == {"type": "scale", "from": 2, "to": 3}
 }
+
+# fits is a fast twin of "a known type with no problems": the two must agree
+test_fits_agrees_with_problems if {
+	catalog := data.opsgate.catalog.operations
+	operations := [
+		{"type": "scale", "to": 3},
+		{"type": "scale", "to": 3, "from": 2},
+		{"type": "scale"},
+		{"type": "scale", "to": -1},
+		{"type": "scale", "to": "3"},
+		{"type": "scale", "to": 3, "force": true},
+		{"type": "adjust_resources", "resource": "cpu", "to": "90m"},
+		{"type": "adjust_resources", "resource": "cpu", "field": "limit", "to": "1"},
+		{"type": "adjust_resources", "resource": "gpu", "to": "1"},
+		{"type": "adjust_resources", "resource": "memory", "to": "0"},
+		{"type": "adjust_resources", "resource": "cpu", "field": "usage", "to": "90m"},
+		{"type": "restart_pod", "pod": "p-0"},
+		{"type": "restart_pod", "pod": ""},
+		{"type": "rollback"},
+		{"type": "rollback", "to_revision": 0},
+		{"type": "update_configmap", "name": "cfg", "changes": {"LOG_LEVEL": "DEBUG"}},
+		{"type": "update_configmap", "name": "cfg", "changes": {}},
+		{"type": "update_health_checks", "probe": "smoke", "changes": {"a": 1}},
+		{"type": "delete_pvc", "name": "x"},
+		{"type": "delete_pvc"},
+		{"type": "reboot_node"},
+	]
+	fitting := [operation | some operation in operations; parameters.fits(operation, catalog)]
+	count(fitting) == 8
+	every operation in operations {
+		_fits(operation, catalog) == _no_problems(operation, catalog)
+	}
+}
+
+_fits(operation, catalog) if parameters.fits(operation, catalog)
+
+else := false
+
+_no_problems(operation, catalog) if {
+	catalog[operation.type]
+	count(parameters.problems(operation, catalog)) == 0
+} else := false
