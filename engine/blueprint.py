@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import difflib
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -20,7 +20,7 @@ from typing import Any, Literal, cast
 from jsonschema import Draft202012Validator, ValidationError
 from referencing import Registry, Resource
 
-from engine import resources
+from engine import resources, signing
 from engine.errors import BlueprintError
 from engine.quantity import QuantityError, cpu_millicores, memory_bytes
 from engine.yamldoc import Document, JsonPath, SourceError, load_document
@@ -446,12 +446,33 @@ def _semantic_problems(
     yield from _operation_problems(
         gov["agent_authority"], ("governance",), lambda p: _locate(p, document, governance)
     )
+    yield from _approver_problems(gov["approval_workflow"]["approvers"], at)
     if gov["agent_authority"]["requires_approval"] and not gov["approval_workflow"]["approvers"]:
         yield Problem(
             *at("governance", "approval_workflow", "approvers"),
             "must name at least one approver when agent_authority.requires_approval is not empty",
             [],
         )
+
+
+def _approver_problems(
+    approvers: list[Any], at: Callable[..., tuple[str, int | None, str]]
+) -> Iterator[Problem]:
+    """Each approver once, no reserved name, and every public key a real ssh-ed25519 key."""
+    seen: set[str] = set()
+    for index, entry in enumerate(approvers):
+        name = signing.approver_name(entry)
+        where = ("governance", "approval_workflow", "approvers", index)
+        if name in seen:
+            yield Problem(*at(*where), "names an approver listed before", name)
+        if name in signing.RESERVED_NAMES:
+            yield Problem(*at(*where), f"{name!r} is the runner's own name", name)
+        seen.add(name)
+        if isinstance(entry, dict):
+            try:
+                signing.parse_public_key(entry["public_key"])
+            except signing.SigningError as e:
+                yield Problem(*at(*where, "public_key"), str(e), entry["public_key"][:40])
 
 
 # --- the public entry points ---------------------------------------------------

@@ -24,6 +24,7 @@ from engine.errors import CompileError
 from engine.files import write_atomically
 from engine.opa import build_bundle
 from engine.resources import policies_dir
+from engine.signing import approver_jwks
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,10 @@ def data_document(blueprint_set: BlueprintSet, source_root: Path) -> dict[str, A
         except ValueError:
             source = blueprint.path.name
         compiled["source"] = source
+        # the approvers' public keys, as Rego's io.jwt.decode_verify reads them
+        compiled["approval_keys"] = approver_jwks(
+            compiled["governance"]["approval_workflow"]["approvers"]
+        )
         blueprints[blueprint.name] = compiled
     return {
         ROOT: {

@@ -14,6 +14,7 @@ import data.opsgate.decide.quiet
 import data.opsgate.decide.recovery
 import data.opsgate.decide.resources
 import data.opsgate.decide.scaling
+import data.opsgate.govern.approval
 import data.opsgate.govern.classify
 import data.opsgate.govern.resources as govern_resources
 import data.opsgate.govern.safety
@@ -52,7 +53,8 @@ decide_all := {
 # title: enforce
 # description: |
 #   One verdict for one operation proposed by a person or an agent
-#   (input: service, operation, state, now, and replicas or resources when known).
+#   (input: service, operation, state, now, and replicas or resources when known;
+#   actor, the requester; approval, a signed approval, whose check the verdict then carries).
 # entrypoint: true
 # custom:
 #   id: opsgate.main.enforce
@@ -117,7 +119,7 @@ _blueprint_name(blueprint) := {"name": blueprint.metadata.name, "version": bluep
 # description: The verdict on one proposed operation; forbid with a reason when the request can't be understood.
 # custom:
 #   id: opsgate.main.enforcement
-enforcement(request, blueprints, static) := object.union(
+enforcement(request, blueprints, static) := object.union_n([
 	_decision(ctx, [], _with_from(request.operation, ctx)),
 	{
 		"service": request.service,
@@ -125,9 +127,16 @@ enforcement(request, blueprints, static) := object.union(
 		"bundle_revision": static.revision,
 		"dry_run": safety.dry_run(ctx),
 	},
-) if {
+	_approval_check(request, ctx, static),
+]) if {
 	ctx := _context(request, blueprints, static)
 } else := _refusal(request, static)
+
+# a request that carries a signed approval gets the check of it; the tier stays
+_approval_check(request, ctx, static) := {"approval": check} if {
+	"approval" in object.keys(request)
+	check := approval.check(request, ctx.blueprint, static.revision, ctx.now_ns)
+} else := {}
 
 _decision(ctx, leading, operation) := verdict.combined(
 	verdict.decision_id(ctx.service, ctx.now, operation),

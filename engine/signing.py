@@ -1,0 +1,278 @@
+"""Keys and signatures: approvers' ssh-ed25519 keys, signed statements, operation digests.
+
+An approver is identified by a key, not by what they type. Governance lists
+``approval_workflow.approvers: [{name, public_key: "ssh-ed25519 AAAA…"}]``;
+the compiler turns those keys into a JWKS in the OPA data document, and a
+person's answer is an Ed25519 JWS (``alg: EdDSA``) over claims that name
+exactly one operation. Rego verifies approvals at execution time; this
+module signs them, reads their claims, and verifies statements Python acts
+on by itself (breaker resets, and a first check before an answer is stored).
+
+``operation_digest`` must equal what Rego computes with
+``crypto.sha256(json.marshal(operation))``: OPA's ``json.marshal`` is Go's
+``encoding/json`` (sorted keys, no spaces, ``<``, ``>``, ``&``, U+2028 and
+U+2029 escaped), reproduced here and checked against a real OPA in the tests.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import hashlib
+import json
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+
+from engine.errors import OpsgateError
+
+ALGORITHM = "EdDSA"
+ISSUER = "opsgate"
+PURPOSES = ("approve", "reject", "breaker_reset")
+# Names of people and agents: shown on terminals and compared in Rego.
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+RESERVED_NAMES = frozenset({"opsgate"})
+MAX_TOKEN_BYTES = 16 * 1024
+
+
+class SigningError(OpsgateError):
+    """A key can't be read, or a signed statement can't be made or is not valid."""
+
+
+def _b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def parse_public_key(text: str) -> Ed25519PublicKey:
+    """Read an OpenSSH public key line; only ``ssh-ed25519`` is accepted."""
+    parts = text.strip().split()
+    if len(parts) < 2 or parts[0] != "ssh-ed25519":
+        raise SigningError("must be an OpenSSH ssh-ed25519 public key ('ssh-ed25519 AAAA… comment')")
+    try:
+        key = serialization.load_ssh_public_key(f"{parts[0]} {parts[1]}".encode("ascii"))
+    except (ValueError, UnsupportedAlgorithm, UnicodeEncodeError) as e:
+        raise SigningError(f"not a valid ssh-ed25519 public key: {e}") from e
+    if not isinstance(key, Ed25519PublicKey):
+        raise SigningError("must be an ssh-ed25519 public key")
+    return key
+
+
+def public_key_line(key: Ed25519PublicKey, comment: str = "") -> str:
+    """The OpenSSH one-line form of ``key`` (``ssh-ed25519 AAAA… comment``)."""
+    line = key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return f"{line.decode('ascii')} {comment}".strip()
+
+
+def raw_public(key: Ed25519PublicKey) -> bytes:
+    """The 32 raw bytes of an Ed25519 public key."""
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def jwk(name: str, key: Ed25519PublicKey) -> dict[str, str]:
+    """The JWK (RFC 8037, OKP/Ed25519) of one approver's key, with the name as ``kid``."""
+    return {
+        "kty": "OKP",
+        "crv": "Ed25519",
+        "x": _b64url(raw_public(key)),
+        "kid": name,
+        "alg": ALGORITHM,
+        "use": "sig",
+    }
+
+
+def approver_name(entry: str | dict[str, Any]) -> str:
+    """The name of an ``approvers`` entry (a plain name or ``{name, public_key}``)."""
+    return entry if isinstance(entry, str) else str(entry["name"])
+
+
+def approver_jwks(approvers: list[Any]) -> dict[str, list[dict[str, str]]]:
+    """The JWKS of the approvers that have a public key (plain names have none)."""
+    keys = [
+        jwk(entry["name"], parse_public_key(entry["public_key"]))
+        for entry in approvers
+        if isinstance(entry, dict) and entry.get("public_key")
+    ]
+    return {"keys": keys}
+
+
+def generate_key() -> Ed25519PrivateKey:
+    """A new Ed25519 private key."""
+    return Ed25519PrivateKey.generate()
+
+
+def private_key_bytes(key: Ed25519PrivateKey) -> bytes:
+    """``key`` in the OpenSSH private key format, unencrypted (keep the file 0600)."""
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    )
+
+
+def write_private_key(path: Path, key: Ed25519PrivateKey) -> None:
+    """Write ``key`` to a new file that only its owner can read (0600, refused if it exists)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(private_key_bytes(key))
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def load_private_key(
+    path: Path, passphrase: Callable[[], str] | None = None
+) -> Ed25519PrivateKey:
+    """Read an Ed25519 private key (OpenSSH or PKCS#8 PEM); ask ``passphrase`` if encrypted."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise SigningError(f"{path}: can't read key: {e.strerror or e}") from e
+    loaders: list[Callable[[bytes, bytes | None], Any]] = [
+        lambda d, p: serialization.load_ssh_private_key(d, p),
+        lambda d, p: serialization.load_pem_private_key(d, p),
+    ]
+    password: bytes | None = None
+    for attempt in range(2):
+        problem = "not an OpenSSH or PEM private key"
+        for loader in loaders:
+            try:
+                key = loader(data, password)
+            except TypeError as e:  # encrypted and no password, or a password not needed
+                problem = str(e)
+                continue
+            except (ValueError, UnsupportedAlgorithm) as e:
+                problem = str(e)
+                continue
+            if not isinstance(key, Ed25519PrivateKey):
+                raise SigningError(f"{path}: not an Ed25519 key (approvals are Ed25519 only)")
+            return key
+        if attempt == 0 and passphrase is not None and "encrypted" in problem.lower():
+            password = passphrase().encode("utf-8")
+            continue
+        break
+    raise SigningError(f"{path}: can't load the private key: {problem}")
+
+
+def canonical_operation(operation: dict[str, Any]) -> str:
+    """An operation as OPA's ``json.marshal`` writes it, without the informational ``from``."""
+    proposal = {k: v for k, v in operation.items() if k != "from"}
+    text = json.dumps(
+        proposal, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+    # Go's encoding/json escapes these even in compact output
+    for raw, escaped in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
+        text = text.replace(raw, escaped)
+    return text
+
+
+def operation_digest(operation: dict[str, Any]) -> str:
+    """SHA-256 (hex) of the canonical operation: what an approval is bound to."""
+    return hashlib.sha256(canonical_operation(operation).encode("utf-8")).hexdigest()
+
+
+def epoch(moment: str) -> int:
+    """Seconds since the epoch of an RFC 3339 time."""
+    parsed = datetime.datetime.fromisoformat(moment.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=datetime.UTC)
+    return int(parsed.timestamp())
+
+
+def sign(claims: dict[str, Any], key: Ed25519PrivateKey, kid: str) -> str:
+    """An EdDSA JWS (compact JWT) over ``claims``, with ``kid`` naming the signer."""
+    return jwt.encode(claims, key, algorithm=ALGORITHM, headers={"kid": kid, "typ": "JWT"})
+
+
+def unverified_claims(token: str) -> dict[str, Any]:
+    """The claims of a JWS without checking its signature (to find what it is about)."""
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_BYTES:
+        raise SigningError("a signed statement must be a compact JWS of at most 16 KiB")
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError as e:
+        raise SigningError(f"not a signed statement (JWS): {e}") from e
+    if not isinstance(claims, dict):
+        raise SigningError("a signed statement must carry a JSON object")
+    return claims
+
+
+@dataclass(frozen=True)
+class Signer:
+    """A private key and the approver name its public key has in governance."""
+
+    name: str
+    key: Ed25519PrivateKey
+
+    def statement(self, claims: dict[str, Any]) -> str:
+        """Sign ``claims`` (with ``approver``, ``iss`` and ``kid`` set to this signer)."""
+        return sign({**claims, "iss": ISSUER, "approver": self.name}, self.key, self.name)
+
+
+def signer_for(key: Ed25519PrivateKey, approvers: list[Any]) -> Signer:
+    """The approver of ``approvers`` whose public key is ``key``'s; SigningError if none."""
+    mine = raw_public(key.public_key())
+    for entry in approvers:
+        if not isinstance(entry, dict) or not entry.get("public_key"):
+            continue
+        if raw_public(parse_public_key(entry["public_key"])) == mine:
+            return Signer(str(entry["name"]), key)
+    names = ", ".join(approver_name(e) for e in approvers) or "(none)"
+    raise SigningError(
+        f"this key is not the public_key of any approver here (approvers: {names}); "
+        "add its public key to governance.approval_workflow.approvers"
+    )
+
+
+def verify_statement(
+    token: str, approvers: list[Any], *, purpose: str, now: str
+) -> dict[str, Any]:
+    """Check a signed statement against the approvers' keys; return its claims.
+
+    The signature must be EdDSA by the key of the approver the claims name,
+    ``purpose`` must match, and ``now`` must lie before its expiry. Any
+    other algorithm (``none``, HS256 with the public key as secret) fails.
+    """
+    claims = unverified_claims(token)
+    name = claims.get("approver")
+    entry = next(
+        (
+            e
+            for e in approvers
+            if isinstance(e, dict) and e.get("name") == name and e.get("public_key")
+        ),
+        None,
+    )
+    if entry is None:
+        raise SigningError(f"{name!r} is not an approver with a public key here")
+    public = parse_public_key(entry["public_key"])
+    try:
+        verified = jwt.decode(
+            token,
+            public,
+            algorithms=[ALGORITHM],
+            issuer=ISSUER,
+            options={"require": ["exp", "iat", "iss"], "verify_exp": False},
+        )
+    except jwt.PyJWTError as e:
+        raise SigningError(f"signature of {name} does not verify: {e}") from e
+    if verified.get("purpose") != purpose:
+        raise SigningError(f"signed for {verified.get('purpose')!r}, not {purpose!r}")
+    if not isinstance(verified.get("exp"), int) or verified["exp"] <= epoch(now):
+        raise SigningError("the signed statement has expired")
+    return dict(verified)
