@@ -1,12 +1,17 @@
-"""The approval workflow: approve-tier operations wait for a named approver.
+"""The approval workflow: approve-tier operations wait for a signed approval.
 
-A request carries what the decision said (operation, reasons, rules,
-blueprint references) and expires after the blueprint's
-``approval_workflow.timeout_seconds`` (an expired request is a rejection).
-Only approvers the blueprint names may answer. A request made under another
-blueprint version or bundle revision is void. Answering never executes
-anything: the runner executes a granted operation only after asking OPA
-again, and a forbid then still wins.
+A request covers exactly one operation: the service, the operation's
+canonical digest (every field), the blueprint name and version, the bundle
+revision and the requester (``actor``). It expires after the blueprint's
+``approval_workflow.timeout_seconds`` (an expired request is a rejection). A
+request made under another blueprint version or bundle revision is void.
+
+An approver answers with a statement signed by their key (an Ed25519 JWS,
+see ``engine.signing``) whose claims bind every field above; it is checked
+here before it is stored, and Rego checks it again, with the public key
+alone, before anything runs. An approver named without a key may answer
+for dry runs and simulations only: a real execution needs the signature.
+Nobody approves their own request. Answering never executes anything.
 """
 
 from __future__ import annotations
@@ -17,11 +22,16 @@ import json
 import logging
 from typing import Any
 
+from engine import signing
 from engine.audit import AuditLog
 from engine.errors import OpsgateError
 from engine.state import Approval, StateStore
 
 log = logging.getLogger(__name__)
+
+# Who proposed an operation: the runner itself, a person, or an AI agent.
+Actor = dict[str, str]
+RUNNER: Actor = {"kind": "runner", "name": "opsgate"}
 
 
 class ApprovalError(OpsgateError):
@@ -36,10 +46,18 @@ def _format(moment: datetime.datetime) -> str:
     return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def fingerprint(service: str, operation: dict[str, Any], version: str, revision: str) -> str:
-    """A stable id for "this operation on this service under these rules"."""
+def fingerprint(
+    service: str,
+    operation: dict[str, Any],
+    version: str,
+    revision: str,
+    requester: Actor | None = None,
+) -> str:
+    """A stable id for "this operation on this service under these rules, for this requester"."""
     proposal = {k: v for k, v in operation.items() if k != "from"}
-    material = json.dumps([service, proposal, version, revision], sort_keys=True)
+    material = json.dumps(
+        [service, proposal, version, revision, requester or RUNNER], sort_keys=True
+    )
     return hashlib.sha256(material.encode()).hexdigest()[:16]
 
 
@@ -51,6 +69,77 @@ def _kind(operation: dict[str, Any]) -> tuple[Any, ...]:
         operation.get("field"),
         operation.get("name"),
     )
+
+
+def claims(approval: Approval, purpose: str, now: str, reason: str | None) -> dict[str, Any]:
+    """What an approver signs to answer ``approval``: every field the request is bound to."""
+    issued = signing.epoch(now)
+    return {
+        "purpose": purpose,
+        "jti": approval.id,
+        "sub": approval.service,
+        "operation_digest": approval.operation_digest,
+        "blueprint": {"name": approval.blueprint_name, "version": approval.blueprint_version},
+        "bundle_revision": approval.bundle_revision,
+        "requester": approval.requester or RUNNER,
+        "iat": issued,
+        "exp": max(issued, signing.epoch(approval.expires_at)),
+        "reason": reason or "",
+    }
+
+
+def binding_problems(
+    approval: Approval,
+    service: str,
+    operation: dict[str, Any],
+    blueprint: dict[str, Any],
+    revision: str,
+    requester: Actor,
+) -> list[str]:
+    """Why ``approval`` does not cover this operation (empty when it does).
+
+    Rego checks the signed claims; this checks the stored request the same
+    way, so a mismatch is refused with a plain reason even before OPA is asked.
+    """
+    problems = []
+    if approval.status != "granted":
+        problems.append(f"approval request {approval.id} is {approval.status}, not granted")
+    if approval.service != service:
+        problems.append(f"approval {approval.id} is for service {approval.service}, not {service}")
+    if approval.operation_digest != signing.operation_digest(operation):
+        problems.append(
+            f"approval {approval.id} covers another operation "
+            f"({_describe_digest(approval)}): every field must match"
+        )
+    version = blueprint["metadata"]["version"]
+    if (approval.blueprint_name, approval.blueprint_version) != (
+        blueprint["metadata"]["name"],
+        version,
+    ):
+        problems.append(
+            f"approval {approval.id} was given under blueprint "
+            f"{approval.blueprint_name}@{approval.blueprint_version}, not "
+            f"{blueprint['metadata']['name']}@{version}"
+        )
+    if approval.bundle_revision != revision:
+        problems.append(
+            f"approval {approval.id} was given under bundle revision {approval.bundle_revision}, "
+            f"not {revision}"
+        )
+    if (approval.requester or RUNNER) != requester:
+        problems.append(
+            f"approval {approval.id} was requested by {_actor(approval.requester or RUNNER)}, "
+            f"not {_actor(requester)}"
+        )
+    return problems
+
+
+def _describe_digest(approval: Approval) -> str:
+    return f"{approval.operation.get('type', '?')}, digest {approval.operation_digest[:12]}"
+
+
+def _actor(actor: Actor) -> str:
+    return f"{actor.get('kind')} {actor.get('name')}"
 
 
 class Approvals:
@@ -67,16 +156,23 @@ class Approvals:
         blueprint: dict[str, Any],
         revision: str,
         now: str,
+        requester: Actor | None = None,
     ) -> tuple[Approval, bool]:
-        """The request for this decision: the existing one, or a new one. True if new."""
+        """The request for this decision: the existing one, or a new one. True if new.
+
+        The runner's own requests are one at a time per kind of change; a
+        person's or an agent's request is for exactly the operation given.
+        """
+        requester = requester or RUNNER
         version = blueprint["metadata"]["version"]
-        request_id = fingerprint(service, decision["operation"], version, revision)
-        existing = self.state.approval(request_id) or self._open_of_same_kind(
-            service, decision["operation"]
-        )
+        request_id = fingerprint(service, decision["operation"], version, revision, requester)
+        existing = self.state.approval(request_id)
+        if existing is None and requester == RUNNER:
+            existing = self._open_of_same_kind(service, decision["operation"])
         if existing is not None:
             return existing, False
         timeout = blueprint["governance"]["approval_workflow"]["timeout_seconds"]
+        approvers = list(blueprint["governance"]["approval_workflow"]["approvers"])
         approval = Approval(
             id=request_id,
             service=service,
@@ -88,18 +184,23 @@ class Approvals:
             blueprint_name=blueprint["metadata"]["name"],
             blueprint_version=version,
             bundle_revision=revision,
-            approvers=list(blueprint["governance"]["approval_workflow"]["approvers"]),
+            approvers=[signing.approver_name(entry) for entry in approvers],
             requested_at=now,
             expires_at=_format(_parse(now) + datetime.timedelta(seconds=timeout)),
             status="pending",
             answered_by=None,
             answered_at=None,
             justification=None,
+            operation_digest=signing.operation_digest(decision["operation"]),
+            requester=requester,
+            approver_keys=approvers,
         )
         self._record(
             "approval_requested",
             approval,
-            actor="opsgate",
+            actor=requester["name"],
+            requester=requester,
+            operation_digest=approval.operation_digest,
             blueprint_refs=approval.blueprint_refs,
             approvers=approval.approvers,
             expires_at=approval.expires_at,
@@ -119,25 +220,94 @@ class Approvals:
     def answer(
         self, approval_id: str, *, grant: bool, by: str, reason: str | None, now: str
     ) -> Approval:
-        """Grant or refuse a pending request, as ``by``, who must be a named approver."""
-        approval = self.state.approval(approval_id)
-        if approval is None:
-            raise ApprovalError(f"no approval request {approval_id}")
-        if approval.status != "pending":
-            raise ApprovalError(f"approval request {approval.id} is already {approval.status}")
+        """Answer a pending request by name only (no key): valid for dry runs, never executed.
+
+        An approver whose governance entry has a public key must sign instead.
+        """
+        approval = self._pending(approval_id, now)
         if by not in approval.approvers:
             raise ApprovalError(
                 f"{by} may not answer {approval.id}: approvers for {approval.service} are "
                 f"{', '.join(approval.approvers) or '(none)'}"
             )
+        if any(
+            isinstance(entry, dict) and entry.get("name") == by
+            for entry in approval.approver_keys or []
+        ):
+            raise ApprovalError(
+                f"{by} has a public key in governance.approval_workflow.approvers: sign the "
+                f"answer with it (opsgate approvals approve {approval.id} --key PATH)"
+            )
+        self._four_eyes(approval, by)
         if grant and not (reason or "").strip():
             raise ApprovalError("a justification (--reason) is required to approve")
+        status = "granted" if grant else "rejected"
+        self._record(f"approval_{status}", approval, actor=by, justification=reason, signed=False)
+        return self.state.answer_approval(approval.id, status, by, now, reason)
+
+    def answer_signed(self, token: str, *, now: str) -> Approval:
+        """Answer a pending request with a signed statement, checked before it is stored."""
+        try:
+            stated = signing.unverified_claims(token)
+        except signing.SigningError as e:
+            raise ApprovalError(str(e)) from e
+        purpose = stated.get("purpose")
+        if purpose not in ("approve", "reject"):
+            raise ApprovalError(f"a signed answer must approve or reject, not {purpose!r}")
+        approval = self._pending(str(stated.get("jti")), now)
+        try:
+            verified = signing.verify_statement(
+                token, approval.approver_keys or [], purpose=purpose, now=now
+            )
+        except signing.SigningError as e:
+            raise ApprovalError(f"answer to {approval.id} refused: {e}") from e
+        expected = claims(approval, purpose, now, None)
+        for field in ("sub", "operation_digest", "blueprint", "bundle_revision", "requester"):
+            if verified.get(field) != expected[field]:
+                raise ApprovalError(
+                    f"answer to {approval.id} refused: it was signed for another {field}"
+                )
+        if verified["exp"] > expected["exp"]:
+            raise ApprovalError(
+                f"answer to {approval.id} refused: valid beyond the request's expiry "
+                f"{approval.expires_at}"
+            )
+        by = str(verified["approver"])
+        self._four_eyes(approval, by)
+        reason = str(verified.get("reason") or "")
+        grant = purpose == "approve"
+        if grant and not reason.strip():
+            raise ApprovalError("a justification (--reason) is required to approve")
+        status = "granted" if grant else "rejected"
+        self._record(
+            f"approval_{status}",
+            approval,
+            actor=by,
+            justification=reason,
+            signed=True,
+            signed_answer=token,
+        )
+        return self.state.answer_approval(approval.id, status, by, now, reason, token)
+
+    def _pending(self, approval_id: str, now: str) -> Approval:
+        """The pending, unexpired request ``approval_id``, or ApprovalError."""
+        approval = self.state.approval(approval_id)
+        if approval is None:
+            raise ApprovalError(f"no approval request {approval_id}")
+        if approval.status != "pending":
+            raise ApprovalError(f"approval request {approval.id} is already {approval.status}")
         if _parse(approval.expires_at) <= _parse(now):
             self.expire(now)
             raise ApprovalError(f"approval request {approval.id} expired at {approval.expires_at}")
-        status = "granted" if grant else "rejected"
-        self._record(f"approval_{status}", approval, actor=by, justification=reason)
-        return self.state.answer_approval(approval.id, status, by, now, reason)
+        return approval
+
+    @staticmethod
+    def _four_eyes(approval: Approval, by: str) -> None:
+        requester = approval.requester or RUNNER
+        if by == requester.get("name"):
+            raise ApprovalError(
+                f"{by} requested {approval.id} and can't approve it: someone else must answer"
+            )
 
     def _record(self, event: str, approval: Approval, *, actor: str, **extra: Any) -> None:
         """Audit one step of a request, with the fields every approval event carries."""

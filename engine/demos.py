@@ -11,12 +11,17 @@ did not happen fails. Approvals go through the approval workflow, exactly as
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.approval import Approvals
+import yaml
+
+from engine import signing
+from engine.approval import Approvals, claims
 from engine.audit import AuditLog
 from engine.blueprint import load_blueprints
 from engine.cluster import Target
@@ -31,6 +36,73 @@ from engine.state import StateStore
 log = logging.getLogger(__name__)
 
 Say = Callable[[str], None]
+
+# the approver the demonstrations sign as, with a key made for the demonstration
+DEMO_APPROVER = "sre-lead"
+
+
+def keyed_blueprints(source: Path, target: Path, keys: dict[str, str]) -> Path:
+    """Copy a blueprint directory, giving the named approvers their public keys.
+
+    Every ``approval_workflow.approvers`` list in the copy has each name of
+    ``keys`` replaced by ``{name, public_key}``: how a team adopts signed
+    approvals, done here with keys made for a demonstration.
+    """
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(source, target)
+    for path in sorted(target.rglob("*.y*ml")):
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        workflow = (
+            ((document or {}).get("governance") or {}).get("approval_workflow")
+            if isinstance(document, dict)
+            else None
+        )
+        if not isinstance(workflow, dict) or not isinstance(workflow.get("approvers"), list):
+            continue
+        workflow["approvers"] = [
+            {"name": entry, "public_key": keys[entry]}
+            if isinstance(entry, str) and entry in keys
+            else entry
+            for entry in workflow["approvers"]
+        ]
+        path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    return target
+
+
+def demo_signer(directory: Path) -> signing.Signer:
+    """The demonstration approver's key, written to ``directory`` (0600) for the CLI to use.
+
+    The key is derived from a fixed phrase so that request ids, and so the
+    demonstration pages in docs/demos, come out the same on every run: it is
+    public knowledge and trusted only by the keyed copy of the blueprints
+    made for a demonstration, never by the blueprints themselves.
+    """
+    key = signing.demo_key(DEMO_APPROVER)
+    path = directory / f"{DEMO_APPROVER}.key"
+    directory.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        signing.write_private_key(path, key)
+    return signing.Signer(DEMO_APPROVER, key)
+
+
+@dataclass
+class Prepared:
+    """A demonstration's blueprints (with the approver's key), policies and signer."""
+
+    blueprints: Path
+    session: PolicySession
+    signer: signing.Signer
+
+
+@contextmanager
+def prepared(blueprints: Path, directory: Path, policies: Path | None = None) -> Iterator[Prepared]:
+    """Keyed blueprints in ``directory``, an OPA serving them, and the approver who signs."""
+    signer = demo_signer(directory / "keys")
+    public = signing.public_key_line(signer.key.public_key(), "opsgate-demo-only")
+    keyed = keyed_blueprints(blueprints, directory / "keyed-blueprints", {signer.name: public})
+    with PolicySession(keyed, policies=policies) as session:
+        yield Prepared(keyed, session, signer)
 
 
 @dataclass
@@ -51,7 +123,15 @@ class Outcome:
 class Stage:
     """A fresh simulated cluster, state and audit log for one demonstration."""
 
-    def __init__(self, blueprints: Path, directory: Path, session: PolicySession, say: Say) -> None:
+    def __init__(
+        self,
+        blueprints: Path,
+        directory: Path,
+        session: PolicySession,
+        say: Say,
+        signer: signing.Signer,
+    ) -> None:
+        self.signer = signer
         loaded = load_blueprints([blueprints])
         if loaded.errors:
             raise InvalidBlueprints(loaded)
@@ -202,15 +282,12 @@ def approval_workflow(stage: Stage, outcome: Outcome) -> None:
         request = requests[0]
         say(f"reasons   {'; '.join(request.reasons)}")
         approvals = Approvals(StateStore(stage.state.path), stage.audit)  # another shell's view
-        approvals.answer(
-            request.id,
-            grant=True,
-            by="sre-lead",
-            reason="launch traffic; DB pool raised",
-            now=stage.cluster.now(),
-        )
+        now = stage.cluster.now()
+        reason = "launch traffic; DB pool raised"
+        token = stage.signer.statement(claims(request, "approve", now, reason))
+        approvals.answer_signed(token, now=now)
         approvals.state.close()
-        say(f"approved  {request.id} by sre-lead: launch traffic; DB pool raised")
+        say(f"approved  {request.id} by {stage.signer.name} (signed with their key): {reason}")
         stage.cluster.wait(30)
         stage.tick()
     granted = stage.events("approval_granted", "backend", "scale")
@@ -354,13 +431,11 @@ DEMOS: dict[int, tuple[str, Callable[[Stage, Outcome], None]]] = {
 }
 
 
-def run_demo(
-    number: int, blueprints: Path, directory: Path, session: PolicySession, say: Say
-) -> Outcome:
+def run_demo(number: int, scene_set: Prepared, directory: Path, say: Say) -> Outcome:
     """Run one demonstration in ``directory`` (its state and audit log) and check it."""
     title, scene = DEMOS[number]
     outcome = Outcome(number, title, directory / "audit.jsonl")
-    stage = Stage(blueprints, directory, session, say)
+    stage = Stage(scene_set.blueprints, directory, scene_set.session, say, scene_set.signer)
     try:
         scene(stage, outcome)
     finally:

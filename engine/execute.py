@@ -1,8 +1,12 @@
 """The execution engine: carry out one decided operation, safely, or not at all.
 
 An operation runs only when a fresh verdict from OPA (asked again, with the
-current state) is ``allow``, or ``approve`` with a granted approval; a
-forbid never runs, whatever the caller passes. Each step is written to the
+current state, the requester and the signed approval) is ``allow``, or
+``approve`` with an approval that covers exactly this operation and that
+Rego verified; a forbid never runs, whatever the caller passes. Python only
+ever refuses more: it refuses on its own a type whose catalog floor is
+forbid (or that it does not know), a scale to 0, and anything while the
+service's breaker is open, whatever an answer says. Each step is written to the
 audit log (fsync'd) before it happens and to the journal in SQLite, so a
 crash at any point can be finished on the next start without applying an
 operation twice. After ``stabilization_seconds`` the verification engine
@@ -17,8 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from engine.approval import RUNNER, Actor, binding_problems
 from engine.audit import AuditLog
 from engine.cluster import Applied, Cluster, ClusterError, ConflictError, Target
+from engine.resources import operation_catalog
 from engine.state import Approval, JournalEntry, StateStore
 from engine.verify import Verification, verify, verify_rollback
 
@@ -37,6 +43,9 @@ Outcome = Literal[
 ]
 
 Recheck = Callable[[dict[str, Any]], dict[str, Any]]
+
+# the rule id the executor's own refusals carry (not a Rego rule: Python refusing more)
+_OWN_RULE = "opsgate.execute.refusal"
 
 _VERIFICATION_EVENTS = {
     "pass": "verification_passed",
@@ -120,35 +129,50 @@ class Executor:
             **fields,
         )
 
-    def fresh_verdict(self, ctx: Context, operation: dict[str, Any]) -> dict[str, Any]:
+    def fresh_verdict(
+        self, ctx: Context, operation: dict[str, Any], requester: Actor | None = None
+    ) -> dict[str, Any]:
         """Ask OPA again about ``operation`` with the service's current state and replicas."""
-        return self._recheck(ctx, operation)[0]
+        return self._recheck(ctx, operation, requester or RUNNER, None)[0]
 
     def _recheck(
-        self, ctx: Context, operation: dict[str, Any]
+        self,
+        ctx: Context,
+        operation: dict[str, Any],
+        requester: Actor,
+        approval: Approval | None,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """The fresh verdict, and the observation it rests on (the state before acting)."""
         observation = self.cluster.observe(ctx.target)
-        verdict = self.recheck(
-            {
-                "service": ctx.service,
-                "operation": _operation_only(operation),
-                "state": self.state.service_state(ctx.service),
-                "now": self.cluster.now(),
-                "replicas": observation["replicas"],
-            }
-        )
-        return verdict, observation
+        request: dict[str, Any] = {
+            "service": ctx.service,
+            "operation": _operation_only(operation),
+            "state": {
+                **self.state.service_state(ctx.service),
+                "spent_approvals": self.state.spent_approvals(ctx.service),
+            },
+            "now": self.cluster.now(),
+            "replicas": observation["replicas"],
+            "actor": requester,
+        }
+        if approval is not None and approval.token is not None:
+            request["approval"] = approval.token
+        return self.recheck(request), observation
 
     def execute(
-        self, ctx: Context, decision: dict[str, Any], approval: Approval | None = None
+        self,
+        ctx: Context,
+        decision: dict[str, Any],
+        approval: Approval | None = None,
+        requester: Actor | None = None,
     ) -> Result:
         """Carry out ``decision`` if, and only if, a fresh verdict still lets it run."""
+        requester = requester or RUNNER
         operation = decision["operation"]
         if decision["tier"] == "forbid":
             self._event(ctx, "blocked", decision, suggestion=decision.get("suggestion"))
             return Result("blocked", decision["id"], operation, "forbid", "forbidden by policy")
-        verdict, before = self._recheck(ctx, operation)
+        verdict, before = self._recheck(ctx, operation, requester, approval)
         tier = verdict["tier"]
         if tier == "forbid":
             self._event(ctx, "blocked", {**decision, **_verdict_fields(verdict)}, recheck=True)
@@ -156,11 +180,82 @@ class Executor:
         if tier == "defer":
             self._event(ctx, "deferred", {**decision, **_verdict_fields(verdict)})
             return Result("deferred", decision["id"], operation, tier, "cooldown")
-        if tier == "approve" and not _granted(approval, ctx):
-            return Result("awaiting_approval", decision["id"], operation, tier, "needs approval")
+        refusal = self._own_refusal(ctx, operation)
+        if refusal:
+            # OPA let it through, yet it is never run: say so loudly in the audit log
+            refused = {**decision, "tier": "forbid", "reasons": [refusal], "rules": [_OWN_RULE]}
+            self._event(ctx, "blocked", refused, opa_tier=tier)
+            return Result("blocked", decision["id"], operation, "forbid", refusal)
+        if tier == "approve":
+            if approval is None:
+                return Result(
+                    "awaiting_approval", decision["id"], operation, tier, "needs approval"
+                )
+            problems = self._approval_problems(ctx, operation, approval, requester, verdict)
+            if problems:
+                self._event(
+                    ctx,
+                    "approval_refused",
+                    {**decision, **_verdict_fields(verdict)},
+                    approval_id=approval.id,
+                    problems=problems,
+                    requester=requester,
+                )
+                return Result(
+                    "awaiting_approval", decision["id"], operation, tier, "; ".join(problems)
+                )
         if tier not in ("allow", "approve"):
             raise ValueError(f"unexpected tier {tier!r}")  # contracts.verdict already refuses these
-        return self._run(ctx, decision, tier, approval, before)
+        return self._run(ctx, decision, tier, approval if tier == "approve" else None, before)
+
+    def _own_refusal(self, ctx: Context, operation: dict[str, Any]) -> str:
+        """Why Python refuses ``operation`` by itself, whatever OPA says ("" when it doesn't)."""
+        entry = operation_catalog().get(str(operation.get("type")))
+        if entry is None:
+            return f"unknown operation type {operation.get('type')!r}: refused by the executor"
+        if entry.get("floor") == "forbid":
+            return f"{operation['type']} is forbidden by the operation catalog: never executed"
+        if operation.get("type") == "scale" and operation.get("to") == 0:
+            return "a scale to 0 replicas is never executed"
+        if self.state.service_state(ctx.service)["breaker_open"]:
+            return f"the circuit breaker of {ctx.service} is open: nothing is executed"
+        return ""
+
+    def _approval_problems(
+        self,
+        ctx: Context,
+        operation: dict[str, Any],
+        approval: Approval,
+        requester: Actor,
+        verdict: dict[str, Any],
+    ) -> list[str]:
+        """Why ``approval`` does not let ``operation`` run now (empty when it does)."""
+        problems = binding_problems(
+            approval,
+            ctx.service,
+            _operation_only(operation),
+            ctx.blueprint,
+            ctx.bundle_revision,
+            requester,
+        )
+        if problems or self._dry_run(ctx):
+            return problems  # a dry run changes nothing: a name-only approval is enough
+        if approval.token is None:
+            return [
+                f"approval {approval.id} was given by name only ({approval.answered_by}, no "
+                "signature): a real execution needs an approval signed with an approver's key "
+                f"(opsgate approvals approve {approval.id} --key PATH)"
+            ]
+        check = verdict.get("approval")
+        if not isinstance(check, dict) or check.get("valid") is not True:
+            found = check.get("problems") if isinstance(check, dict) else None
+            return [
+                f"the signed approval {approval.id} does not verify: {p}" for p in found or []
+            ] or [f"OPA did not confirm the signed approval {approval.id}"]
+        return []
+
+    def _dry_run(self, ctx: Context) -> bool:
+        return bool(self.dry_run or ctx.blueprint["governance"]["safety"]["dry_run"])
 
     def _run(
         self,
@@ -172,10 +267,13 @@ class Executor:
     ) -> Result:
         operation = _operation_only(decision["operation"])
         actor = approval.answered_by if approval and tier == "approve" else "opsgate"
-        if self.dry_run or ctx.blueprint["governance"]["safety"]["dry_run"]:
+        if self._dry_run(ctx):
             self._event(ctx, "dry_run", decision, actor=actor)
             return Result("planned", decision["id"], decision["operation"], tier, "dry run")
         inverse = _inverse_from(operation, before)
+        if approval is not None:
+            # single use: spent before anything is applied, so a crash can't reuse it
+            self.state.spend_approval(approval.id)
         # journal first: if the state store is locked or broken, nothing is recorded as started
         entry = self.state.journal_begin(
             decision["id"], ctx.service, operation, inverse, self.cluster.now()
@@ -202,8 +300,6 @@ class Executor:
         self.state.journal_mark(entry, "applied", self.cluster.now(), {"inverse": applied.inverse})
         self.state.record_operation(ctx.service, self.cluster.now())
         self._event(ctx, "execution_succeeded", decision, actor=actor, revision=applied.revision)
-        if approval is not None:
-            self.state.mark_approval(approval.id, "executed")
         return self._verify(ctx, decision, entry, applied, before)
 
     def _apply_failed(
@@ -364,16 +460,6 @@ class Executor:
 
 def _verdict_fields(verdict: dict[str, Any]) -> dict[str, Any]:
     return {k: verdict[k] for k in ("tier", "rules", "reasons") if k in verdict}
-
-
-def _granted(approval: Approval | None, ctx: Context) -> bool:
-    """A granted approval given under the same blueprint version and bundle revision."""
-    return (
-        approval is not None
-        and approval.status == "granted"
-        and approval.blueprint_version == ctx.blueprint["metadata"]["version"]
-        and approval.bundle_revision == ctx.bundle_revision
-    )
 
 
 def _inverse_from(operation: dict[str, Any], before: dict[str, Any]) -> dict[str, Any] | None:

@@ -25,8 +25,9 @@ from engine.state import Approval, StateStore
 
 log = logging.getLogger(__name__)
 
-# Asked on a terminal for each new approval request: (grant, approver, justification) or None.
-Prompt = Callable[[Approval], "tuple[bool, str, str] | None"]
+# Asked on a terminal for each new approval request (at the runner's time): a signed
+# answer (JWS), or None to leave it for `opsgate approvals`.
+Prompt = Callable[[Approval, str], "str | None"]
 
 
 @dataclass
@@ -180,10 +181,8 @@ class Runner:
     def _ask_at_terminal(self, approval: Approval) -> Approval:
         if self.prompt is None:
             return approval
-        answer = self.prompt(approval)
-        if answer is None:
+        now = self.cluster.now()
+        token = self.prompt(approval, now)
+        if token is None:
             return approval
-        grant, by, reason = answer
-        return self.approvals.answer(
-            approval.id, grant=grant, by=by, reason=reason, now=self.cluster.now()
-        )
+        return self.approvals.answer_signed(token, now=now)

@@ -58,7 +58,9 @@ def parse_public_key(text: str) -> Ed25519PublicKey:
     """Read an OpenSSH public key line; only ``ssh-ed25519`` is accepted."""
     parts = text.strip().split()
     if len(parts) < 2 or parts[0] != "ssh-ed25519":
-        raise SigningError("must be an OpenSSH ssh-ed25519 public key ('ssh-ed25519 AAAA… comment')")
+        raise SigningError(
+            "must be an OpenSSH ssh-ed25519 public key ('ssh-ed25519 AAAA… comment')"
+        )
     try:
         key = serialization.load_ssh_public_key(f"{parts[0]} {parts[1]}".encode("ascii"))
     except (ValueError, UnsupportedAlgorithm, UnicodeEncodeError) as e:
@@ -111,6 +113,12 @@ def generate_key() -> Ed25519PrivateKey:
     return Ed25519PrivateKey.generate()
 
 
+def demo_key(name: str) -> Ed25519PrivateKey:
+    """A key derived from a public phrase: for demonstrations only, never for real approvers."""
+    seed = hashlib.sha256(f"opsgate demonstration key of {name}".encode()).digest()
+    return Ed25519PrivateKey.from_private_bytes(seed)
+
+
 def private_key_bytes(key: Ed25519PrivateKey) -> bytes:
     """``key`` in the OpenSSH private key format, unencrypted (keep the file 0600)."""
     return key.private_bytes(
@@ -129,9 +137,7 @@ def write_private_key(path: Path, key: Ed25519PrivateKey) -> None:
         os.fsync(handle.fileno())
 
 
-def load_private_key(
-    path: Path, passphrase: Callable[[], str] | None = None
-) -> Ed25519PrivateKey:
+def load_private_key(path: Path, passphrase: Callable[[], str] | None = None) -> Ed25519PrivateKey:
     """Read an Ed25519 private key (OpenSSH or PKCS#8 PEM); ask ``passphrase`` if encrypted."""
     try:
         data = path.read_bytes()
@@ -142,25 +148,24 @@ def load_private_key(
         lambda d, p: serialization.load_pem_private_key(d, p),
     ]
     password: bytes | None = None
-    for attempt in range(2):
-        problem = "not an OpenSSH or PEM private key"
+    problems: list[str] = []
+    for _attempt in range(2):
+        problems = []
         for loader in loaders:
             try:
                 key = loader(data, password)
-            except TypeError as e:  # encrypted and no password, or a password not needed
-                problem = str(e)
-                continue
-            except (ValueError, UnsupportedAlgorithm) as e:
-                problem = str(e)
+            except (TypeError, ValueError, UnsupportedAlgorithm) as e:
+                problems.append(str(e))
                 continue
             if not isinstance(key, Ed25519PrivateKey):
                 raise SigningError(f"{path}: not an Ed25519 key (approvals are Ed25519 only)")
             return key
-        if attempt == 0 and passphrase is not None and "encrypted" in problem.lower():
+        encrypted = any("password" in p.lower() or "encrypted" in p.lower() for p in problems)
+        if password is None and encrypted and passphrase is not None:
             password = passphrase().encode("utf-8")
             continue
         break
-    raise SigningError(f"{path}: can't load the private key: {problem}")
+    raise SigningError(f"{path}: can't load the private key: {problems[0]}")
 
 
 def canonical_operation(operation: dict[str, Any]) -> str:
@@ -239,9 +244,7 @@ def signer_for(key: Ed25519PrivateKey, approvers: list[Any]) -> Signer:
     )
 
 
-def verify_statement(
-    token: str, approvers: list[Any], *, purpose: str, now: str
-) -> dict[str, Any]:
+def verify_statement(token: str, approvers: list[Any], *, purpose: str, now: str) -> dict[str, Any]:
     """Check a signed statement against the approvers' keys; return its claims.
 
     The signature must be EdDSA by the key of the approver the claims name,

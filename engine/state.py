@@ -22,7 +22,7 @@ from engine.errors import OpsgateError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_SECONDS = 5.0
 
 _MIGRATIONS: dict[int, str] = {
@@ -69,7 +69,26 @@ _MIGRATIONS: dict[int, str] = {
     );
     CREATE INDEX journal_by_status ON journal(status);
     """,
+    # approvals bound to one operation and one requester, answered by a signed statement
+    2: """
+    ALTER TABLE approvals ADD COLUMN operation_digest TEXT NOT NULL DEFAULT '';
+    ALTER TABLE approvals ADD COLUMN requester TEXT NOT NULL
+        DEFAULT '{"kind": "runner", "name": "opsgate"}';
+    ALTER TABLE approvals ADD COLUMN approver_keys TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE approvals ADD COLUMN token TEXT;
+    ALTER TABLE services ADD COLUMN breaker_token TEXT;
+    """,
 }
+
+_APPROVAL_JSON = (
+    "operation",
+    "reasons",
+    "rules",
+    "blueprint_refs",
+    "approvers",
+    "requester",
+    "approver_keys",
+)
 
 JOURNAL_OPEN = ("started", "applied", "rolling_back")
 JOURNAL_CLOSED = ("completed", "failed", "rolled_back", "rollback_failed")
@@ -100,6 +119,12 @@ class Approval:
     answered_by: str | None
     answered_at: str | None
     justification: str | None
+    operation_digest: str = ""
+    requester: dict[str, str] | None = None
+    # the approvers with their public keys ({name, public_key}; plain names stay strings)
+    approver_keys: list[Any] | None = None
+    # the signed answer (a JWS), kept so the approval can be verified again later
+    token: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Return the request as a JSON-ready mapping."""
@@ -280,8 +305,8 @@ class StateStore:
             )
             return not before
 
-    def reset_breaker(self, service: str, by: str, at: str) -> bool:
-        """Close the breaker (a person decided); True if it was open."""
+    def reset_breaker(self, service: str, by: str, at: str, token: str | None = None) -> bool:
+        """Close the breaker (a person decided, ``token`` their signed word); True if open."""
         with self._write() as db:
             rows = db.execute(
                 "SELECT breaker_open FROM services WHERE service = ?", (service,)
@@ -290,9 +315,9 @@ class StateStore:
                 return False
             db.execute(
                 "UPDATE services SET breaker_open = 0, consecutive_failures = 0, "
-                "breaker_reason = NULL, breaker_changed_at = ?, breaker_changed_by = ? "
-                "WHERE service = ?",
-                (at, by, service),
+                "breaker_reason = NULL, breaker_changed_at = ?, breaker_changed_by = ?, "
+                "breaker_token = ? WHERE service = ?",
+                (at, by, token, service),
             )
             return True
 
@@ -305,7 +330,7 @@ class StateStore:
     def add_approval(self, approval: Approval) -> None:
         """Store a new pending approval request."""
         row = approval.to_json()
-        for key in ("operation", "reasons", "rules", "blueprint_refs", "approvers"):
+        for key in _APPROVAL_JSON:
             row[key] = json.dumps(row[key], sort_keys=True)
         with self._write() as db:
             db.execute(
@@ -316,7 +341,7 @@ class StateStore:
     @staticmethod
     def _approval(row: sqlite3.Row) -> Approval:
         data = dict(row)
-        for key in ("operation", "reasons", "rules", "blueprint_refs", "approvers"):
+        for key in _APPROVAL_JSON:
             data[key] = json.loads(data[key])
         return Approval(**data)
 
@@ -350,14 +375,20 @@ class StateStore:
         return self._approval(rows[0]) if rows else None
 
     def answer_approval(
-        self, approval_id: str, status: str, by: str, at: str, justification: str | None
+        self,
+        approval_id: str,
+        status: str,
+        by: str,
+        at: str,
+        justification: str | None,
+        token: str | None = None,
     ) -> Approval:
         """Move a pending request to ``status``; only pending requests can be answered."""
         with self._write() as db:
             changed = db.execute(
                 "UPDATE approvals SET status = ?, answered_by = ?, answered_at = ?, "
-                "justification = ? WHERE id = ? AND status = 'pending'",
-                (status, by, at, justification, approval_id),
+                "justification = ?, token = ? WHERE id = ? AND status = 'pending'",
+                (status, by, at, justification, token, approval_id),
             ).rowcount
         current = self.approval(approval_id)
         if current is None:
@@ -370,6 +401,24 @@ class StateStore:
         """Set a request's status without an answer (executed, void, expired)."""
         with self._write() as db:
             db.execute("UPDATE approvals SET status = ? WHERE id = ?", (status, approval_id))
+
+    def spend_approval(self, approval_id: str) -> None:
+        """Use a granted approval up: exactly once, or StateError."""
+        with self._write() as db:
+            changed = db.execute(
+                "UPDATE approvals SET status = 'executed' WHERE id = ? AND status = 'granted'",
+                (approval_id,),
+            ).rowcount
+        if not changed:
+            raise StateError(f"approval request {approval_id} is not granted (or already used)")
+
+    def spent_approvals(self, service: str) -> list[str]:
+        """Ids of the approvals already used for ``service`` (Rego refuses them again)."""
+        rows = self._read(
+            "SELECT id FROM approvals WHERE service = ? AND status = 'executed' ORDER BY id",
+            (service,),
+        )
+        return [row["id"] for row in rows]
 
     # --- the operation journal ------------------------------------------------------
 

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from engine import signing
 from engine.cli import cli
+from engine.demos import keyed_blueprints
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -50,3 +52,32 @@ def run_cli() -> RunCli:
         return result
 
     return invoke
+
+
+# Approvers' keys for the tests: derived from public phrases, like the demonstrations'.
+SRE_LEAD = signing.Signer("sre-lead", signing.demo_key("sre-lead"))
+ORDERS_ONCALL = signing.Signer("orders-oncall", signing.demo_key("orders-oncall"))
+MALLORY = signing.Signer("mallory", signing.demo_key("mallory"))
+
+
+def keyed_copy(target: Path, *signers: signing.Signer) -> Path:
+    """A copy of the repo's blueprints whose approvers ``signers`` have their public keys."""
+    return keyed_blueprints(
+        REPO / "blueprints",
+        target,
+        {s.name: signing.public_key_line(s.key.public_key()) for s in signers},
+    )
+
+
+@pytest.fixture(scope="session")
+def signed_blueprints(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The repo's blueprints with sre-lead keyed (orders-oncall stays a plain name)."""
+    return keyed_copy(tmp_path_factory.mktemp("keyed") / "blueprints", SRE_LEAD)
+
+
+@pytest.fixture(scope="session")
+def sre_lead_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """sre-lead's private key in a 0600 file, for --key."""
+    path = tmp_path_factory.mktemp("keys") / "sre-lead"
+    signing.write_private_key(path, SRE_LEAD.key)
+    return path

@@ -8,15 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from engine.demos import DEMOS, run_demo
-from engine.policy import PolicySession
+from engine.demos import DEMOS, Prepared, prepared, run_demo
 from tests.conftest import REPO, RunCli
 
 
 @pytest.fixture(scope="module")
-def session() -> Iterator[PolicySession]:
-    with PolicySession(REPO / "blueprints") as running:
-        yield running
+def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prepared]:
+    with prepared(REPO / "blueprints", tmp_path_factory.mktemp("demo")) as scene_set:
+        yield scene_set
 
 
 def events(path: Path) -> list[dict[str, object]]:
@@ -24,25 +23,25 @@ def events(path: Path) -> list[dict[str, object]]:
 
 
 @pytest.mark.parametrize("number", sorted(DEMOS))
-def test_demo_happens_as_expected(number: int, session: PolicySession, tmp_path: Path) -> None:
+def test_demo_happens_as_expected(number: int, session: Prepared, tmp_path: Path) -> None:
     told: list[str] = []
-    outcome = run_demo(number, REPO / "blueprints", tmp_path, session, told.append)
+    outcome = run_demo(number, session, tmp_path, told.append)
     assert outcome.failures == []
     assert any(line.startswith("expected  ✓") for line in told)
     assert events(outcome.audit_path)  # judged on the audit log, which exists and verifies
 
 
-def test_demo_1_audit_trail(session: PolicySession, tmp_path: Path) -> None:
-    outcome = run_demo(1, REPO / "blueprints", tmp_path, session, lambda _: None)
+def test_demo_1_audit_trail(session: Prepared, tmp_path: Path) -> None:
+    outcome = run_demo(1, session, tmp_path, lambda _: None)
     trail = [e for e in events(outcome.audit_path) if e.get("service") == "frontend"]
     scale = [e["event"] for e in trail if e["operation"]["type"] == "scale"]  # type: ignore[index]
     assert scale == ["decision", "execution_started", "execution_succeeded", "verification_passed"]
 
 
 def test_demo_2_approval_is_answered_through_the_workflow(
-    session: PolicySession, tmp_path: Path
+    session: Prepared, tmp_path: Path
 ) -> None:
-    outcome = run_demo(2, REPO / "blueprints", tmp_path, session, lambda _: None)
+    outcome = run_demo(2, session, tmp_path, lambda _: None)
     kinds = [
         e["event"] for e in events(outcome.audit_path) if str(e["event"]).startswith("approval_")
     ]

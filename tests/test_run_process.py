@@ -48,7 +48,9 @@ def _wait_for(predicate: object, seconds: float = 60) -> None:
     raise AssertionError("timed out")
 
 
-def test_approve_while_running_then_ctrl_c(tmp_path: Path) -> None:
+def test_approve_while_running_then_ctrl_c(
+    tmp_path: Path, signed_blueprints: Path, sre_lead_key: Path
+) -> None:
     state = str(tmp_path / "state")
     runner = subprocess.Popen(
         [
@@ -56,6 +58,8 @@ def test_approve_while_running_then_ctrl_c(tmp_path: Path) -> None:
             "-m",
             "engine",
             "run",
+            "--blueprints",
+            str(signed_blueprints),
             "--state-dir",
             state,
             "--load",
@@ -91,8 +95,8 @@ def test_approve_while_running_then_ctrl_c(tmp_path: Path) -> None:
             "approvals",
             "approve",
             backend_request() or "",
-            "--by",
-            "sre-lead",
+            "--key",
+            str(sre_lead_key),
             "--reason",
             "from another shell",
             "--state-dir",

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from engine.approval import ApprovalError, Approvals
+from engine.approval import ApprovalError, Approvals, claims
 from engine.audit import AuditError, AuditLog
 from engine.blueprint import load_blueprints
 from engine.cluster import Applied, Target
@@ -22,19 +22,22 @@ from engine.execute import Context, Executor
 from engine.policy import PolicySession, RemoteOpa
 from engine.runner import Runner
 from engine.state import StateError, StateStore
-from tests.conftest import REPO
+from tests.conftest import MALLORY, REPO, SRE_LEAD
 from tests.opa.fake_opa import Reply, fake_opa
 from tests.opa.test_gateway import FAULTS
 
+# the repo's blueprints; the module's session replaces them by the keyed copy it serves
 BLUEPRINTS = {b.name: b.effective for b in load_blueprints([REPO / "blueprints"]).blueprints}
 FRONTEND = Target("frontend", "shop", "frontend")
 BACKEND = Target("backend", "shop", "backend")
 
 
 @pytest.fixture(scope="module")
-def session() -> Iterator[PolicySession]:
-    """One local OPA on the repo's blueprints for this module."""
-    with PolicySession(REPO / "blueprints") as running:
+def session(signed_blueprints: Path) -> Iterator[PolicySession]:
+    """One local OPA on the repo's blueprints (sre-lead keyed) for this module."""
+    loaded = load_blueprints([signed_blueprints]).blueprints
+    BLUEPRINTS.update({b.name: b.effective for b in loaded})
+    with PolicySession(signed_blueprints) as running:
         yield running
 
 
@@ -125,23 +128,31 @@ def _backend_at_max(world: World) -> None:
     world.cluster.set_load("backend", rps=1500)
 
 
+def _sign(request: Any, signer: Any, reason: str, now: str, purpose: str = "approve") -> str:
+    return str(signer.statement(claims(request, purpose, now, reason)))
+
+
 def test_approval_workflow(world: World) -> None:
     _backend_at_max(world)
     report = world.runner.tick()
     [request] = [r for r in report.requested if r.operation["type"] == "scale"]
     assert request.operation == {"type": "scale", "from": 3, "to": 4}
+    assert request.requester == {"kind": "runner", "name": "opsgate"}
     assert "needs 4 replicas, above max_replicas 3" in request.reasons
     assert world.replicas("backend") == 3
     workflow = Approvals(StateStore(world.state.path), world.audit)  # another process's view
+    now = world.cluster.now()
     with pytest.raises(ApprovalError, match="may not answer"):
-        workflow.answer(
-            request.id, grant=True, by="mallory", reason="why not", now=world.cluster.now()
-        )
+        workflow.answer(request.id, grant=True, by="mallory", reason="why not", now=now)
+    # a name with a key in governance is not enough: the attack of typing a name
+    with pytest.raises(ApprovalError, match="sre-lead has a public key"):
+        workflow.answer(request.id, grant=True, by="sre-lead", reason="x", now=now)
+    with pytest.raises(ApprovalError, match="not an approver with a public key"):
+        workflow.answer_signed(_sign(request, MALLORY, "why not", now), now=now)
     with pytest.raises(ApprovalError, match="justification"):
-        workflow.answer(request.id, grant=True, by="sre-lead", reason="", now=world.cluster.now())
-    workflow.answer(
-        request.id, grant=True, by="sre-lead", reason="launch traffic", now=world.cluster.now()
-    )
+        workflow.answer_signed(_sign(request, SRE_LEAD, "", now), now=now)
+    token = _sign(request, SRE_LEAD, "launch traffic", now)
+    workflow.answer_signed(token, now=now)
     workflow.state.close()
     world.cluster.wait(30)
     report = world.runner.tick()
@@ -149,11 +160,30 @@ def test_approval_workflow(world: World) -> None:
     assert world.replicas("backend") == 4
     granted = world.events("approval_granted")[0]
     assert (granted["actor"], granted["justification"]) == ("sre-lead", "launch traffic")
+    assert granted["signed_answer"] == token  # re-verifiable later with the public key alone
     started = [
         e for e in world.events("execution_started", "backend") if e["operation"]["type"] == "scale"
     ]
     assert [e["actor"] for e in started] == ["sre-lead"]
     assert world.state.approval(request.id).status == "executed"  # type: ignore[union-attr]
+
+
+def test_name_only_approval_never_executes(world: World) -> None:
+    # orders-oncall is listed by name only: anyone could type it, so it can't approve a run
+    _backend_at_max(world)
+    [request] = [r for r in world.runner.tick().requested if r.operation["type"] == "scale"]
+    world.runner.approvals.answer(
+        request.id, grant=True, by="orders-oncall", reason="typed", now=world.cluster.now()
+    )
+    world.cluster.wait(30)
+    report = world.runner.tick()
+    [result] = _scaling(report.results)
+    assert result.outcome == "awaiting_approval"
+    assert "given by name only" in result.detail
+    assert world.replicas("backend") == 3
+    assert world.events("approval_refused", "backend")
+    started = world.events("execution_started", "backend")
+    assert [e for e in started if e["operation"]["type"] == "scale"] == []
 
 
 def test_unanswered_approval_expires_and_nothing_runs(world: World) -> None:
@@ -321,7 +351,7 @@ def test_opa_killed_mid_run_then_back(tmp_path: Path) -> None:
 def test_fail_closed_answers_never_execute(tmp_path: Path, session: PolicySession) -> None:
     with fake_opa() as opa:
         opa.revision = session.revision
-        remote = PolicySession(REPO / "blueprints", remote=RemoteOpa(url=opa.url), timeout=0.5)
+        remote = PolicySession(session.blueprints, remote=RemoteOpa(url=opa.url), timeout=0.5)
         with remote:
             built = World(tmp_path, remote)
             built.cluster.set_load("frontend", rps=309)
@@ -342,7 +372,7 @@ def test_decide_all_answer_with_wrong_count_is_refused(
     with fake_opa() as opa:
         opa.revision = session.revision
         opa.reply = Reply(body={"result": {"bundle_revision": "x", "services": [], "notes": []}})
-        remote = PolicySession(REPO / "blueprints", remote=RemoteOpa(url=opa.url))
+        remote = PolicySession(session.blueprints, remote=RemoteOpa(url=opa.url))
         with remote, pytest.raises(PolicyError, match="0 documents for 1"):
             remote.decide_all([{"service": "frontend"}])
 
@@ -506,9 +536,9 @@ def test_terminal_prompt_answers_in_the_same_tick(tmp_path: Path, session: Polic
     built = World(tmp_path, session)
     asked: list[str] = []
 
-    def prompt(approval: Any) -> tuple[bool, str, str]:
+    def prompt(approval: Any, now: str) -> str:
         asked.append(approval.id)
-        return True, "sre-lead", "seen on the terminal"
+        return _sign(approval, SRE_LEAD, "seen on the terminal", now)
 
     built.runner.prompt = prompt
     built.cluster.apply(BACKEND, {"type": "scale", "to": 3})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,8 +33,11 @@ def test_run_once_on_a_fresh_checkout(run_cli: RunCli, tmp_path: Path) -> None:
     assert sorted(p.name for p in state.iterdir()) >= ["audit.jsonl", "cluster.json", "state.db"]
 
 
-def test_run_with_trace_then_approve_from_another_shell(run_cli: RunCli, tmp_path: Path) -> None:
-    _run(run_cli, tmp_path, "--load", str(TRACE), "--ticks", "4")
+def test_run_with_trace_then_approve_from_another_shell(
+    run_cli: RunCli, tmp_path: Path, signed_blueprints: Path, sre_lead_key: Path
+) -> None:
+    keyed = ("--blueprints", str(signed_blueprints))
+    _run(run_cli, tmp_path, *keyed, "--load", str(TRACE), "--ticks", "4")
     listed = run_cli("approvals", "list", "--state-dir", _state(tmp_path), "--json")
     assert listed.exit_code == 0
     requests = json.loads(listed.stdout)
@@ -42,37 +46,38 @@ def test_run_with_trace_then_approve_from_another_shell(run_cli: RunCli, tmp_pat
     )
     shown = run_cli("approvals", "show", scale["id"][:8], "--state-dir", _state(tmp_path), "--json")
     assert json.loads(shown.stdout)["reasons"][0].startswith("cpu ")
-    refused = run_cli(
-        "approvals",
-        "approve",
-        scale["id"],
-        "--by",
-        "mallory",
-        "--reason",
-        "x",
-        "--state-dir",
-        _state(tmp_path),
-    )
+    answer = ("--reason", "x", "--state-dir", _state(tmp_path))
+    refused = run_cli("approvals", "approve", scale["id"], "--by", "mallory", *answer)
     assert refused.exit_code == 1
     assert "mallory may not answer" in refused.stderr
+    typed = run_cli("approvals", "approve", scale["id"], "--by", "sre-lead", *answer)
+    assert typed.exit_code == 1
+    assert "sre-lead has a public key" in typed.stderr
     granted = run_cli(
         "approvals",
         "approve",
         scale["id"],
-        "--by",
-        "sre-lead",
+        "--key",
+        str(sre_lead_key),
         "--reason",
         "launch",
         "--state-dir",
         _state(tmp_path),
     )
-    assert granted.exit_code == 0
+    assert granted.exit_code == 0, granted.stderr
+    assert "approved by sre-lead (signed)" in granted.stderr
     again = run_cli(
-        "approvals", "reject", scale["id"], "--by", "sre-lead", "--state-dir", _state(tmp_path)
+        "approvals",
+        "reject",
+        scale["id"],
+        "--key",
+        str(sre_lead_key),
+        "--state-dir",
+        _state(tmp_path),
     )
     assert again.exit_code == 1
     assert "already granted" in again.stderr
-    _run(run_cli, tmp_path, "--load", str(TRACE), "--ticks", "1")
+    _run(run_cli, tmp_path, *keyed, "--load", str(TRACE), "--ticks", "1")
     cluster = SimulatedCluster.load(tmp_path / "state" / "cluster.json")
     assert cluster.service("backend")["replicas"] == 4
     verified = run_cli("audit", "verify", "--state-dir", _state(tmp_path))
@@ -83,6 +88,153 @@ def test_run_with_trace_then_approve_from_another_shell(run_cli: RunCli, tmp_pat
     )
     kinds = [e["event"] for e in json.loads(shown.stdout)]
     assert "approval_granted" in kinds and "execution_succeeded" in kinds
+
+
+def _execute(run_cli: RunCli, tmp_path: Path, blueprints: Path, *args: str) -> Any:
+    return run_cli(
+        "execute", "--blueprints", str(blueprints), "--state-dir", _state(tmp_path), *args
+    )
+
+
+def test_attack_an_approval_spent_on_another_operation(
+    run_cli: RunCli, tmp_path: Path, signed_blueprints: Path, sre_lead_key: Path
+) -> None:
+    """Round one: an approval for a CPU change executed a scale to 50. Now refused."""
+    cpu = '{"type": "adjust_resources", "resource": "cpu", "to": "150m"}'
+    filed = _execute(
+        run_cli,
+        tmp_path,
+        signed_blueprints,
+        "--service",
+        "frontend",
+        "--operation",
+        cpu,
+        "--as",
+        "alice",
+    )
+    assert filed.exit_code == 3, filed.stderr
+    request_id = json.loads(filed.stdout)["approval_id"]
+    assert request_id and "approvals approve" in filed.stderr
+    granted = run_cli(
+        "approvals",
+        "approve",
+        request_id,
+        "--key",
+        str(sre_lead_key),
+        "--reason",
+        "cpu bump",
+        "--state-dir",
+        _state(tmp_path),
+    )
+    assert granted.exit_code == 0, granted.stderr
+    for service, operation in (
+        ("frontend", '{"type": "scale", "to": 50}'),
+        ("frontend", '{"type": "adjust_resources", "resource": "cpu", "to": "151m"}'),
+        (
+            "backend",
+            '{"type": "update_health_checks", "probe": "readiness", '
+            '"changes": {"failureThreshold": 100}}',
+        ),
+        ("backend", cpu),
+    ):
+        spent = _execute(
+            run_cli,
+            tmp_path,
+            signed_blueprints,
+            "--service",
+            service,
+            "--operation",
+            operation,
+            "--as",
+            "alice",
+            "--approval",
+            request_id,
+        )
+        assert spent.exit_code in (3, 4), (operation, spent.stdout)
+        assert json.loads(spent.stdout)["outcome"] in ("awaiting_approval", "blocked")
+    other_requester = _execute(
+        run_cli,
+        tmp_path,
+        signed_blueprints,
+        "--service",
+        "frontend",
+        "--operation",
+        cpu,
+        "--as",
+        "bob",
+        "--approval",
+        request_id,
+    )
+    assert other_requester.exit_code == 3
+    assert (
+        "requested by person alice, not person bob" in json.loads(other_requester.stdout)["detail"]
+    )
+    cluster = SimulatedCluster.load(tmp_path / "state" / "cluster.json")
+    assert cluster.service("frontend")["replicas"] == 2
+    assert cluster.service("backend")["replicas"] == 2
+    # the exact operation runs, once
+    done = _execute(
+        run_cli,
+        tmp_path,
+        signed_blueprints,
+        "--service",
+        "frontend",
+        "--operation",
+        cpu,
+        "--as",
+        "alice",
+        "--approval",
+        request_id,
+    )
+    assert done.exit_code == 0, done.stdout
+    assert json.loads(done.stdout)["outcome"] in ("succeeded", "partial")
+    replay = _execute(
+        run_cli,
+        tmp_path,
+        signed_blueprints,
+        "--service",
+        "frontend",
+        "--operation",
+        cpu,
+        "--as",
+        "alice",
+        "--approval",
+        request_id,
+    )
+    assert replay.exit_code in (3, 5)
+    assert json.loads(replay.stdout)["outcome"] != "succeeded"
+
+
+def test_attack_self_approval(
+    run_cli: RunCli, tmp_path: Path, signed_blueprints: Path, sre_lead_key: Path
+) -> None:
+    """Whoever proposed an operation can't approve it, key or not."""
+    filed = _execute(
+        run_cli,
+        tmp_path,
+        signed_blueprints,
+        "--service",
+        "frontend",
+        "--operation",
+        '{"type": "rollback"}',
+        "--as",
+        "sre-lead",
+    )
+    assert filed.exit_code == 3
+    request_id = json.loads(filed.stdout)["approval_id"]
+    own = run_cli(
+        "approvals",
+        "approve",
+        request_id,
+        "--key",
+        str(sre_lead_key),
+        "--reason",
+        "mine",
+        "--state-dir",
+        _state(tmp_path),
+    )
+    assert own.exit_code == 1
+    assert "sre-lead requested" in own.stderr and "someone else must answer" in own.stderr
 
 
 def test_audit_verify_finds_tampering(run_cli: RunCli, tmp_path: Path) -> None:
@@ -120,11 +272,21 @@ def test_execute_exit_codes(run_cli: RunCli, tmp_path: Path) -> None:
     assert unknown.exit_code == 2
 
 
-def test_breaker_list_and_reset(run_cli: RunCli, tmp_path: Path) -> None:
+def test_breaker_list_and_reset(
+    run_cli: RunCli, tmp_path: Path, signed_blueprints: Path, sre_lead_key: Path
+) -> None:
     _run(run_cli, tmp_path, "--once")
-    not_open = run_cli(
-        "breaker", "reset", "frontend", "--by", "sre-lead", "--state-dir", _state(tmp_path)
+    signed = (
+        "--key",
+        str(sre_lead_key),
+        "--reason",
+        "fixed",
+        "--blueprints",
+        str(signed_blueprints),
+        "--state-dir",
+        _state(tmp_path),
     )
+    not_open = run_cli("breaker", "reset", "frontend", *signed)
     assert not_open.exit_code == 1
     assert "not open" in not_open.stderr
     from engine.state import StateStore
@@ -134,13 +296,32 @@ def test_breaker_list_and_reset(run_cli: RunCli, tmp_path: Path) -> None:
     store.close()
     listed = run_cli("breaker", "list", "--state-dir", _state(tmp_path), "--json")
     assert json.loads(listed.stdout)[0]["breaker_open"] == 1
-    reset = run_cli(
-        "breaker", "reset", "frontend", "--by", "sre-lead", "--state-dir", _state(tmp_path)
+    # round one: `--by nobody-in-particular` closed a breaker; a name is no longer enough
+    by_name = run_cli(
+        "breaker",
+        "reset",
+        "frontend",
+        "--by",
+        "nobody-in-particular",
+        "--reason",
+        "x",
+        "--state-dir",
+        _state(tmp_path),
     )
-    assert reset.exit_code == 0
+    assert by_name.exit_code == 2
+    assert "must be signed" in by_name.stderr
+    assert (
+        json.loads(run_cli("breaker", "list", "--state-dir", _state(tmp_path), "--json").stdout)[0][
+            "breaker_open"
+        ]
+        == 1
+    )
+    reset = run_cli("breaker", "reset", "frontend", *signed)
+    assert reset.exit_code == 0, reset.stderr
     events = run_cli("audit", "show", "--state-dir", _state(tmp_path), "--json")
     reset_event = next(e for e in json.loads(events.stdout) if e["event"] == "breaker_reset")
     assert reset_event["actor"] == "sre-lead"
+    assert reset_event["signed_answer"].count(".") == 2
 
 
 def test_verify_command(run_cli: RunCli, tmp_path: Path) -> None:

@@ -52,7 +52,7 @@ def test_new_service_has_no_history(store: StateStore) -> None:
         "consecutive_failures": 0,
         "breaker_open": False,
     }
-    assert store.schema_version == 1
+    assert store.schema_version == 2
 
 
 def test_breaker_opens_at_threshold_and_survives_restart(store: StateStore, tmp_path: Path) -> None:

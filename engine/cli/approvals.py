@@ -6,9 +6,16 @@ from pathlib import Path
 
 import click
 
-from engine.approval import Approvals
+from engine import signing
+from engine.approval import ApprovalError, Approvals, claims
 from engine.audit import AuditLog, utc_now
-from engine.cli.options import json_option, state_dir_option, state_paths
+from engine.cli.options import (
+    json_option,
+    key_option,
+    passphrase_prompt,
+    state_dir_option,
+    state_paths,
+)
 from engine.cli.terminal import emit_json, escape, line, note
 from engine.cluster.simulated import SimulatedCluster
 from engine.contracts import describe
@@ -30,14 +37,19 @@ def _open(state_dir: Path) -> tuple[StateStore, Approvals]:
 Examples:
   opsgate approvals list
   opsgate approvals show 3f9c2a
-  opsgate approvals approve 3f9c2a --by sre-lead --reason "traffic event, DB pool raised"
-  opsgate approvals reject 3f9c2a --by sre-lead --reason "wait for the DB upgrade\"""",
+  opsgate approvals approve 3f9c2a --key ~/.ssh/id_ed25519 --reason "traffic event, DB pool raised"
+  opsgate approvals reject 3f9c2a --key ~/.ssh/id_ed25519 --reason "wait for the DB upgrade"
+  opsgate approvals keygen ~/.ssh/opsgate_ed25519 --name sre-lead""",
 )
 def approvals() -> None:
     """Answer the approval requests of a running (or stopped) runner.
 
-    Only approvers named in the service's blueprint may answer. Answering
-    executes nothing by itself: the runner asks OPA again before it acts.
+    An answer is a statement signed with the approver's ssh-ed25519 key,
+    bound to exactly one request (service, operation, blueprint version,
+    bundle revision, requester). Only approvers listed with that public key
+    in the blueprint's governance may answer, and never for their own
+    request. Answering executes nothing by itself: the runner asks OPA again,
+    and Rego verifies the signature, before it acts.
     """
 
 
@@ -93,40 +105,102 @@ def _now(state_dir: Path) -> str:
     return utc_now()[:19] + "Z"
 
 
-def _answer(approval_id: str, by: str, reason: str | None, state_dir: Path, grant: bool) -> None:
-    state, workflow = _open(state_dir)
-    try:
-        answered = workflow.answer(
-            approval_id, grant=grant, by=by, reason=reason, now=_now(state_dir)
+def _answer(
+    approval_id: str,
+    key: Path | None,
+    by: str | None,
+    reason: str | None,
+    state_dir: Path,
+    grant: bool,
+) -> None:
+    if (key is None) == (by is None):
+        raise click.UsageError(
+            "give --key PATH (a signed answer) or --by NAME (name only), not both"
         )
+    state, workflow = _open(state_dir)
+    now = _now(state_dir)
+    try:
+        if key is not None:
+            request = state.approval(approval_id)
+            if request is None:
+                raise ApprovalError(f"no approval request {approval_id}")
+            private = signing.load_private_key(key, passphrase_prompt(key))
+            signer = signing.signer_for(private, request.approver_keys or [])
+            purpose = "approve" if grant else "reject"
+            token = signer.statement(claims(request, purpose, now, reason))
+            answered = workflow.answer_signed(token, now=now)
+        else:
+            assert by is not None
+            answered = workflow.answer(approval_id, grant=grant, by=by, reason=reason, now=now)
     finally:
         state.close()
     verb = "approved" if grant else "rejected"
+    how = "signed" if answered.token else "by name only: good for dry runs, not for an execution"
     note(
-        f"{escape(answered.id)} {verb} by {escape(by)}: "
+        f"{escape(answered.id)} {verb} by {escape(answered.answered_by or '?')} ({how}): "
         f"{escape(describe(answered.operation))} on {escape(answered.service)}"
     )
 
 
-@approvals.command(
-    epilog='Example:  opsgate approvals approve 3f9c2a --by sre-lead --reason "planned traffic"'
+_by_option = click.option(
+    "--by",
+    default=None,
+    help="Answer by name only, for an approver listed without a key (dry runs, simulations).",
 )
-@click.argument("approval_id")
-@click.option("--by", required=True, help="Your name; must be an approver in the blueprint.")
-@click.option("--reason", required=True, help="Justification, kept in the audit log.")
-@state_dir_option
-def approve(approval_id: str, by: str, reason: str, state_dir: Path) -> None:
-    """Grant a pending request."""
-    _answer(approval_id, by, reason, state_dir, True)
 
 
 @approvals.command(
-    epilog='Example:  opsgate approvals reject 3f9c2a --by sre-lead --reason "not now"'
+    epilog='Example:  opsgate approvals approve 3f9c2a --key ~/.ssh/id_ed25519 --reason "planned"'
 )
 @click.argument("approval_id")
-@click.option("--by", required=True, help="Your name; must be an approver in the blueprint.")
-@click.option("--reason", default=None, help="Why, kept in the audit log.")
+@key_option
+@_by_option
+@click.option("--reason", required=True, help="Justification, signed and kept in the audit log.")
 @state_dir_option
-def reject(approval_id: str, by: str, reason: str | None, state_dir: Path) -> None:
-    """Refuse a pending request."""
-    _answer(approval_id, by, reason, state_dir, False)
+def approve(
+    approval_id: str, key: Path | None, by: str | None, reason: str, state_dir: Path
+) -> None:
+    """Grant a pending request with your signature."""
+    _answer(approval_id, key, by, reason, state_dir, True)
+
+
+@approvals.command(
+    epilog='Example:  opsgate approvals reject 3f9c2a --key ~/.ssh/id_ed25519 --reason "not now"'
+)
+@click.argument("approval_id")
+@key_option
+@_by_option
+@click.option("--reason", default=None, help="Why, signed and kept in the audit log.")
+@state_dir_option
+def reject(
+    approval_id: str, key: Path | None, by: str | None, reason: str | None, state_dir: Path
+) -> None:
+    """Refuse a pending request with your signature."""
+    _answer(approval_id, key, by, reason, state_dir, False)
+
+
+@approvals.command(
+    epilog="""\b
+Example:
+  opsgate approvals keygen ~/.ssh/opsgate_ed25519 --name sre-lead
+  (ssh-keygen -t ed25519 makes a key that works the same way)""",
+)
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--name", required=True, help="Your approver name in governance.")
+def keygen(path: Path, name: str) -> None:
+    """Make an ssh-ed25519 key pair (PATH 0600, PATH.pub) and print the governance entry."""
+    if not signing.NAME_PATTERN.match(name):
+        raise click.UsageError(f"--name {name!r}: use letters, digits, '.', '_', '@' or '-'")
+    public_path = path.with_name(path.name + ".pub")
+    for existing in (path, public_path):
+        if existing.exists():
+            raise click.UsageError(f"{existing} exists: not overwriting a key")
+    key = signing.generate_key()
+    try:
+        signing.write_private_key(path, key)
+        public_path.write_text(signing.public_key_line(key.public_key(), name) + "\n")
+    except OSError as e:
+        raise click.ClickException(f"{path}: can't write the key: {e.strerror or e}") from e
+    public = signing.public_key_line(key.public_key(), name)
+    line(f"- name: {name}\n  public_key: {public}")
+    note(f"private key in {escape(str(path))} (0600); add the entry above to the approvers")

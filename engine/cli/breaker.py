@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import click
 
+from engine import signing
 from engine.audit import AuditLog, utc_now
-from engine.cli.options import json_option, state_dir_option, state_paths
-from engine.cli.terminal import emit_json, line, note
+from engine.blueprint import load_blueprints
+from engine.cli.options import (
+    blueprints_option,
+    json_option,
+    key_option,
+    passphrase_prompt,
+    state_dir_option,
+    state_paths,
+)
+from engine.cli.terminal import emit_json, escape, line, note
 from engine.state import StateStore
+
+# how long a signed reset may wait before it is used (it is used at once)
+RESET_VALIDITY_SECONDS = 300
 
 
 @click.group(
-    epilog="Examples:\n\n  opsgate breaker list\n\n  opsgate breaker reset frontend --by sre-lead"
+    epilog="Examples:\n\n  opsgate breaker list\n\n"
+    "  opsgate breaker reset frontend --key ~/.ssh/id_ed25519 --reason TEXT"
 )
 def breaker() -> None:
     """Circuit breakers: after circuit_breaker_threshold failures a service is halted."""
@@ -43,19 +57,75 @@ def list_(state_dir: Path, as_json: bool) -> None:
         note("no service has a recorded operation yet")
 
 
-@breaker.command(epilog="Example:  opsgate breaker reset frontend --by sre-lead")
+@breaker.command(
+    epilog="""\b
+Example:
+  opsgate breaker reset frontend --key ~/.ssh/id_ed25519 --reason "DB restored, error rate normal"
+
+The reset is a statement signed with the key of one of the service's
+approvers (governance.approval_workflow.approvers), bound to this service and
+to this opening of its breaker; a name alone is not enough.""",
+)
 @click.argument("service")
-@click.option("--by", required=True, help="Who takes responsibility for resuming automation.")
+@key_option
+@click.option("--reason", required=True, help="Why automation may resume (signed, audited).")
+@click.option("--by", hidden=True, default=None)
+@blueprints_option
 @state_dir_option
-def reset(service: str, by: str, state_dir: Path) -> None:
-    """Close a service's breaker (audited); automation resumes on the next tick."""
+def reset(
+    service: str,
+    key: Path | None,
+    reason: str,
+    by: str | None,
+    blueprints: Path,
+    state_dir: Path,
+) -> None:
+    """Close a service's breaker (signed, audited); automation resumes on the next tick."""
+    if by is not None or key is None:
+        raise click.UsageError(
+            "a breaker reset must be signed: give --key PATH (an approver's ssh-ed25519 key); "
+            "a name is not enough"
+        )
+    loaded = load_blueprints([blueprints])
+    blueprint = next((b.effective for b in loaded.blueprints if b.name == service), None)
+    if blueprint is None:
+        raise click.UsageError(f"no blueprint named {service!r} in {blueprints}")
+    approvers = blueprint["governance"]["approval_workflow"]["approvers"]
     state_path, audit_path, _ = state_paths(state_dir)
+    if not state_path.exists():
+        raise click.UsageError(f"no runner state in {state_dir} (pass --state-dir)")
     state = StateStore(state_path)
     try:
+        row = next((r for r in state.breakers() if r["service"] == service), None)
+        if row is None or not row["breaker_open"]:
+            raise click.ClickException(f"the breaker of {service} is not open")
         at = utc_now()
-        AuditLog(audit_path).record("breaker_reset", service=service, actor=by)
-        if not state.reset_breaker(service, by, at):
+        signer = signing.signer_for(
+            signing.load_private_key(key, passphrase_prompt(key)), approvers
+        )
+        token = signer.statement(
+            {
+                "purpose": "breaker_reset",
+                "sub": service,
+                "jti": secrets.token_hex(8),
+                "breaker_opened_at": row["breaker_changed_at"],
+                "iat": signing.epoch(at),
+                "exp": signing.epoch(at) + RESET_VALIDITY_SECONDS,
+                "reason": reason,
+            }
+        )
+        claims = signing.verify_statement(token, approvers, purpose="breaker_reset", now=at)
+        if claims["sub"] != service or claims["breaker_opened_at"] != row["breaker_changed_at"]:
+            raise click.ClickException("the signed reset does not name this opening of the breaker")
+        AuditLog(audit_path).record(
+            "breaker_reset",
+            service=service,
+            actor=signer.name,
+            reason=reason,
+            signed_answer=token,
+        )
+        if not state.reset_breaker(service, signer.name, at, token):
             raise click.ClickException(f"the breaker of {service} is not open")
     finally:
         state.close()
-    note(f"breaker of {service} reset by {by}")
+    note(f"breaker of {escape(service)} reset by {escape(signer.name)} (signed)")

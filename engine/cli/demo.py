@@ -8,8 +8,7 @@ import click
 
 from engine.cli.options import blueprints_option, policies_option
 from engine.cli.terminal import escape, note
-from engine.demos import DEMOS, run_demo
-from engine.policy import PolicySession
+from engine.demos import DEMOS, prepared, run_demo
 
 
 @click.command(
@@ -40,19 +39,20 @@ def demo(
     """Run a demonstration on the simulated cluster with the real OPA.
 
     Each one tells what it observed, decided, classified, approved, executed
-    and verified, then checks the expected outcome on its audit log.
+    and verified, then checks the expected outcome on its audit log. The
+    approver signs with a key made for the demonstration: the blueprints are
+    copied to STATE_DIR/keyed-blueprints with its public key added.
     """
     numbers = sorted(DEMOS) if which == "all" else [int(which)]
     failed = []
-    with PolicySession(blueprints, policies=policies) as session:
+    with prepared(blueprints, state_dir, policies) as scene_set:
         for number in numbers:
             title = DEMOS[number][0]
             note(f"\n[bold]Demo {number}: {title}[/]")
             outcome = run_demo(
                 number,
-                blueprints,
+                scene_set,
                 state_dir / f"demo-{number}",
-                session,
                 lambda text: note(f"  {escape(text)}"),
             )
             verdict = "[green]as expected[/]" if outcome.ok else "[red]NOT as expected[/]"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import getpass
 from pathlib import Path
 from typing import Any
 
 import click
 
+from engine import signing
+from engine.approval import Actor, Approvals
 from engine.audit import AuditLog
 from engine.blueprint import load_blueprints
 from engine.cli.inputs import read_json
@@ -52,6 +55,10 @@ def _blueprint(
 Examples:
   opsgate execute --service frontend --operation '{"type": "scale", "to": 3}'
   opsgate execute --service frontend --operation '{"type": "delete_deployment", "name": "frontend"}'
+  opsgate execute --service backend --operation '{"type": "scale", "to": 4}' --as alice
+      → exit 3 and an approval request id; once an approver signed it:
+  opsgate execute --service backend --operation '{"type": "scale", "to": 4}' --as alice \
+      --approval ID
 
 Runs on the simulated cluster in --state-dir. Prints the result as JSON.
 Exit codes: 0 executed (see "outcome"), 3 needs approval, 4 blocked,
@@ -63,8 +70,18 @@ Exit codes: 0 executed (see "outcome"), 3 needs approval, 4 blocked,
     "--operation", "operation_source", required=True, help="Operation as inline JSON, a file, or -."
 )
 @click.option(
-    "--approval", "approval_id", default=None, help="A granted approval request for this operation."
+    "--approval",
+    "approval_id",
+    default=None,
+    help="The granted, signed approval request for exactly this operation and requester.",
 )
+@click.option(
+    "--as",
+    "as_person",
+    default=None,
+    help="Who proposes the operation (a person; default: your login name). Never its approver.",
+)
+@click.option("--agent", default=None, help="The AI agent proposing the operation (not --as).")
 @click.option("--dry-run", is_flag=True, help="Plan and audit; change nothing.")
 @state_dir_option
 @policies_option
@@ -76,6 +93,8 @@ def execute(
     service: str,
     operation_source: str,
     approval_id: str | None,
+    as_person: str | None,
+    agent: str | None,
     dry_run: bool,
     state_dir: Path,
     policies: Path | None,
@@ -83,10 +102,14 @@ def execute(
 ) -> None:
     """Execute one operation through the execution engine.
 
-    OPA is asked first with the current state; only allow (or approve with a
-    granted --approval) runs. The step is journaled, verified after
-    stabilization and rolled back on failure, all of it audited.
+    OPA is asked first with the current state; only allow, or approve with a
+    granted --approval that covers exactly this operation (signed by an
+    approver other than the requester, verified in Rego), runs. An approve
+    verdict without --approval files an approval request and prints its id.
+    The step is journaled, verified after stabilization and rolled back on
+    failure, all of it audited.
     """
+    requester = _requester(as_person, agent)
     effective = _effective(blueprints)
     blueprint = _blueprint(effective, blueprints, service)
     operation = read_json(operation_source, "operation", inline=True)
@@ -110,10 +133,20 @@ def execute(
             executor = Executor(
                 cluster, state, AuditLog(audit_path), session.enforce, dry_run=dry_run
             )
-            verdict = executor.fresh_verdict(context, operation)
+            verdict = executor.fresh_verdict(context, operation, requester)
             approval = state.approval(approval_id) if approval_id else None
+            if approval_id and approval is None:
+                raise click.UsageError(f"no approval request {approval_id} in {state_dir}")
             decision = {**verdict, "operation": operation}
-            result = executor.execute(context, decision, approval)
+            result = executor.execute(context, decision, approval, requester)
+            if result.outcome == "awaiting_approval" and approval is None:
+                approval, _ = Approvals(state, executor.audit).request(
+                    verdict, service, blueprint, session.revision, cluster.now(), requester
+                )
+                result.detail = (
+                    f"approval request {approval.id} filed; an approver answers with: "
+                    f"opsgate approvals approve {approval.id} --key PATH --reason TEXT"
+                )
     finally:
         state.close()
         cluster.save(cluster_path)
@@ -127,10 +160,29 @@ def execute(
             "breaker_opened": result.breaker_opened,
             "reasons": verdict["reasons"],
             "suggestion": verdict["suggestion"],
+            "requester": requester,
+            "approval_id": approval.id if approval else None,
         }
     )
-    note(f"{result.outcome}: {escape(describe(operation))} ({'; '.join(verdict['reasons'])})")
+    note(
+        f"{result.outcome}: {escape(describe(operation))} ({escape('; '.join(verdict['reasons']))})"
+    )
+    if result.detail and result.outcome == "awaiting_approval":
+        note(escape(result.detail))
     ctx.exit(_EXIT.get(result.outcome, 0))
+
+
+def _requester(person: str | None, agent: str | None) -> Actor:
+    """Who proposes the operation: --agent, --as, or the login name."""
+    if person is not None and agent is not None:
+        raise click.UsageError("give --as or --agent, not both")
+    kind, name = ("agent", agent) if agent is not None else ("person", person or getpass.getuser())
+    option = "--agent" if agent is not None else "--as"
+    if not signing.NAME_PATTERN.match(name):
+        raise click.UsageError(f"{option} {name!r}: use letters, digits, '.', '_', '@' or '-'")
+    if name in signing.RESERVED_NAMES:
+        raise click.UsageError(f"{option} {name!r} is the runner's own name")
+    return {"kind": kind, "name": name}
 
 
 @click.command(

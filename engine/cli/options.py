@@ -140,3 +140,23 @@ state_dir_option = click.option(
 def state_paths(state_dir: Path) -> tuple[Path, Path, Path]:
     """(state database, audit log, simulated cluster file) inside ``state_dir``."""
     return state_dir / "state.db", state_dir / "audit.jsonl", state_dir / "cluster.json"
+
+
+key_option = click.option(
+    "--key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    envvar="OPSGATE_APPROVER_KEY",
+    show_envvar=True,
+    default=None,
+    help="Your ssh-ed25519 private key (OpenSSH format); its public key must be yours in "
+    "governance.approval_workflow.approvers. A passphrase is asked on the terminal.",
+)
+
+
+def passphrase_prompt(key: Path) -> Callable[[], str]:
+    """Ask the passphrase of an encrypted key on the terminal, without echo."""
+
+    def ask() -> str:
+        return str(click.prompt(f"passphrase for {key}", hide_input=True, err=True))
+
+    return ask

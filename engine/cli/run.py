@@ -11,6 +11,8 @@ import click
 from rich.live import Live
 from rich.table import Table
 
+from engine import signing
+from engine.approval import claims
 from engine.audit import AuditError, AuditLog
 from engine.blueprint import load_blueprints
 from engine.cli.options import (
@@ -54,7 +56,7 @@ def _print_report(report: TickReport) -> None:
         note(
             f"  [yellow]approval requested[/] {approval.id} for {escape(approval.service)}: "
             f"{escape(describe(approval.operation))}; approvers: {', '.join(approval.approvers)}; "
-            f"answer with: opsgate approvals approve {approval.id} --by NAME --reason TEXT"
+            f"answer with: opsgate approvals approve {approval.id} --key PATH --reason TEXT"
         )
     for result in report.results:
         if result.outcome == "deferred":
@@ -96,7 +98,7 @@ def status_table(report: TickReport) -> Table:
     return table
 
 
-def _terminal_prompt(approval: Approval) -> tuple[bool, str, str] | None:
+def _terminal_prompt(approval: Approval, now: str) -> str | None:
     note(
         f"[bold yellow]Approval needed[/] for {escape(approval.service)}: "
         f"{escape(describe(approval.operation))}"
@@ -112,9 +114,17 @@ def _terminal_prompt(approval: Approval) -> tuple[bool, str, str] | None:
     )
     if answer == "skip":
         return None
-    by = click.prompt("  your name (one of: " + ", ".join(approval.approvers) + ")", err=True)
+    path = Path(click.prompt("  your ssh-ed25519 private key", err=True)).expanduser()
+    try:
+        key = signing.load_private_key(
+            path, lambda: str(click.prompt("  passphrase", hide_input=True, err=True))
+        )
+        signer = signing.signer_for(key, approval.approver_keys or [])
+    except signing.SigningError as e:
+        note(f"  [red]not answered:[/] {escape(str(e))}")
+        return None
     reason = click.prompt("  justification", err=True)
-    return answer == "approve", by, reason
+    return signer.statement(claims(approval, answer, now, reason))
 
 
 def _loop(
