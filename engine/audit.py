@@ -57,6 +57,7 @@ EVENT_KINDS = frozenset(
         "error",
         "journal_recovered",
         "pruned",
+        "notification_failed",
     }
 )
 
