@@ -7,11 +7,12 @@ from pathlib import Path
 import click
 
 from engine.approval import Approvals
-from engine.audit import AuditLog, utc_now
+from engine.audit import AuditError, AuditLog, utc_now
 from engine.cli.options import json_option, state_dir_option, state_paths
 from engine.cli.terminal import emit_json, escape, line, note
 from engine.cluster.simulated import SimulatedCluster
 from engine.contracts import describe
+from engine.notify import TARGETS_FILE, Notifier, failures_by_request, load_targets
 from engine.state import StateStore
 
 
@@ -22,7 +23,9 @@ def _open(state_dir: Path) -> tuple[StateStore, Approvals]:
             f"no runner state in {state_dir} (run opsgate run first, or pass --state-dir)"
         )
     state = StateStore(state_path)
-    return state, Approvals(state, AuditLog(audit_path))
+    audit = AuditLog(audit_path)
+    notifier = Notifier(load_targets(state_dir / TARGETS_FILE), record=audit.record)
+    return state, Approvals(state, audit, notifier=notifier)
 
 
 @click.group(
@@ -54,13 +57,22 @@ def list_(show_all: bool, state_dir: Path, as_json: bool) -> None:
         requests = state.approvals(status=None if show_all else "pending")
     finally:
         state.close()
+    try:
+        failed = failures_by_request(AuditLog(state_paths(state_dir)[1]).events())
+    except AuditError as e:
+        failed = {}
+        note(f"notification failures not shown: {escape(str(e))}")
     if as_json:
-        emit_json([r.to_json() for r in requests])
+        emit_json(
+            [{**r.to_json(), "notification_failures": failed.get(r.id, [])} for r in requests]
+        )
         return
     for r in requests:
         line(
             f"{r.id}  {r.status:<8} {r.service:<14} {describe(r.operation)}  expires {r.expires_at}"
         )
+        for failure in failed.get(r.id, []):
+            line(f"    notify failed: {failure}")
     if not requests:
         note("no pending approval requests" if not show_all else "no approval requests")
 
@@ -101,6 +113,8 @@ def _answer(approval_id: str, by: str, reason: str | None, state_dir: Path, gran
         )
     finally:
         state.close()
+        for failure in workflow.notifier.close() if workflow.notifier else []:
+            note(f"notify failed: {escape(failure.summary())}")
     verb = "approved" if grant else "rejected"
     note(
         f"{escape(answered.id)} {verb} by {escape(by)}: "
