@@ -150,7 +150,7 @@ def render() -> str:
         "rules (thresholds in order, `minimum <= request <= limit`, unique names and targets,",
         "approvers when anything needs approval, notification webhooks on https or loopback).",
         "Governance fields left out come from `governance.yaml` beside the blueprints (same",
-        "fields, `kind: Governance`), then from the defaults below. \"Read by\" lists the rules",
+        'fields, `kind: Governance`), then from the defaults below. "Read by" lists the rules',
         "(as decisions report them in `rules`) whose verdicts name the field in",
         "`blueprint_refs`; see `docs/RULES.md`.",
         "",
