@@ -25,6 +25,7 @@ from typing import Any
 from engine import signing
 from engine.audit import AuditLog
 from engine.errors import OpsgateError
+from engine.notify import Notifier
 from engine.state import Approval, StateStore
 
 log = logging.getLogger(__name__)
@@ -145,9 +146,12 @@ def _actor(actor: Actor) -> str:
 class Approvals:
     """Approval requests kept in the state store, every change audited."""
 
-    def __init__(self, state: StateStore, audit: AuditLog) -> None:
+    def __init__(
+        self, state: StateStore, audit: AuditLog, *, notifier: Notifier | None = None
+    ) -> None:
         self.state = state
         self.audit = audit
+        self.notifier = notifier
 
     def request(
         self,
@@ -323,6 +327,10 @@ class Approvals:
             "reasons": approval.reasons,
         }
         self.audit.record(event, **{**fields, **extra}, actor=actor)
+        if self.notifier is not None:  # after the record; it queues, never blocks or raises
+            self.notifier.notify(
+                event, approval.to_json(), actor=actor, justification=extra.get("justification")
+            )
 
     def _close(self, approval: Approval, event: str, status: str, reason: str) -> None:
         """End a pending request without an answer (audited first)."""

@@ -58,6 +58,7 @@ EVENT_KINDS = frozenset(
         "journal_recovered",
         "pruned",
         "approval_refused",
+        "notification_failed",
     }
 )
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import copy
 import difflib
+import ipaddress
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
+from urllib.parse import urlsplit
 
 from jsonschema import Draft202012Validator, ValidationError
 from referencing import Registry, Resource
@@ -247,7 +249,7 @@ def _translate(document: Document, error: ValidationError) -> Iterator[Problem]:
         yield Problem(
             document.file, line, dotted, f"must be {_BOUNDS[kind]} {error.validator_value}", got
         )
-    elif kind == "minLength":
+    elif kind in ("minLength", "minItems"):
         yield Problem(document.file, line, dotted, "must not be empty", got)
     elif kind == "uniqueItems":
         yield Problem(document.file, line, dotted, "has duplicate entries", got)
@@ -297,6 +299,9 @@ def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
 def fill_defaults(value: Any, schema: dict[str, Any], root: dict[str, Any]) -> Any:
     """Return ``value`` with every schema ``default`` filled in where absent."""
     schema = _resolve(schema, root)
+    items = schema.get("items")
+    if isinstance(value, list) and isinstance(items, dict):
+        return [fill_defaults(item, items, root) for item in value]
     properties = schema.get("properties")
     if not isinstance(value, dict) or not isinstance(properties, dict):
         return value
@@ -393,6 +398,87 @@ def _operation_problems(
                 )
 
 
+_NOTIFICATIONS: JsonPath = ("governance", "approval_workflow", "notifications")
+# Fields that belong to one kind of notification target only.
+_TARGET_FIELDS = {
+    "url": "webhook",
+    "secret_env": "webhook",
+    "secret_file": "webhook",
+    "argv": "command",
+}
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _url_problem(url: str) -> str | None:
+    """Why a webhook URL (already http or https by the schema) is refused, if it is."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (a malformed port raises here)
+    except ValueError:
+        return "is not a valid URL"
+    if not parts.hostname:
+        return "must name a host"
+    if parts.username is not None or parts.password is not None:
+        return (
+            "must not carry a user name or password (the URL is kept in the compiled data): "
+            "sign requests with secret_env or secret_file instead"
+        )
+    if parts.scheme.lower() == "http" and not _loopback(parts.hostname):
+        return (
+            "plain http is allowed only to a loopback host (127.0.0.1, ::1, localhost): use "
+            "https so approval details can't be read or changed on the way"
+        )
+    return None
+
+
+def _notification_problems(document: Document) -> Iterator[Problem]:
+    """What the schema can't say about the notification targets a file writes itself.
+
+    Only the file's own list is checked, so a target in governance.yaml is
+    reported once, there, not once per blueprint that inherits it.
+    """
+    targets: Any = document.data
+    for key in _NOTIFICATIONS:
+        targets = targets.get(key) if isinstance(targets, dict) else None
+    for index, target in enumerate(targets if isinstance(targets, list) else []):
+        if not isinstance(target, dict):
+            continue
+
+        def at(key: str, index: int = index) -> tuple[str, int | None, str]:
+            path = (*_NOTIFICATIONS, index, key)
+            return document.file, document.line_of(path), _dotted(path)
+
+        for key, kind in _TARGET_FIELDS.items():
+            if key in target and target.get("type") != kind:
+                yield Problem(*at(key), f"is for {kind} targets only")
+        if target.get("type") != "webhook":
+            continue
+        problem = _url_problem(str(target.get("url", "")))
+        if problem:
+            yield Problem(*at("url"), problem, target.get("url"))
+        if "secret_env" in target and "secret_file" in target:
+            yield Problem(
+                *at("secret_file"),
+                "give secret_env or secret_file, not both",
+                target["secret_file"],
+            )
+        elif "secret_file" in target and not Path(str(target["secret_file"])).is_absolute():
+            yield Problem(
+                *at("secret_file"),
+                "must be an absolute path: the runner and opsgate approvals may start in "
+                "other directories",
+                target["secret_file"],
+            )
+
+
 def _semantic_problems(
     effective: dict[str, Any], document: Document, governance: Document | None
 ) -> Iterator[Problem]:
@@ -442,6 +528,7 @@ def _semantic_problems(
                     amounts["request"],
                 )
 
+    yield from _notification_problems(document)
     gov = effective["governance"]
     yield from _operation_problems(
         gov["agent_authority"], ("governance",), lambda p: _locate(p, document, governance)
@@ -512,6 +599,7 @@ def load_blueprints(paths: Sequence[Path]) -> BlueprintSet:
                     Problem(p.file, p.line, "governance." + p.path, p.message, p.got, p.severity)
                     for p in problems
                 ]
+                problems += _notification_problems(document)
             result.problems.extend(problems)
             result.files_read += 1
             if any(p.severity == "error" for p in problems):

@@ -20,6 +20,7 @@ from engine.audit import AuditLog
 from engine.cluster import Cluster, ClusterError, Target
 from engine.errors import PolicyError
 from engine.execute import Context, Executor, Result
+from engine.notify import Notifier, notification_targets
 from engine.policy import PolicySession
 from engine.state import Approval, StateStore
 
@@ -56,6 +57,7 @@ class Runner:
         audit: AuditLog,
         dry_run: bool = False,
         prompt: Prompt | None = None,
+        notify: bool = False,
     ) -> None:
         self.blueprints = blueprints
         self.session = session
@@ -63,12 +65,19 @@ class Runner:
         self.state = state
         self.audit = audit
         self.prompt = prompt
-        self.approvals = Approvals(state, audit)
+        # only a real run notifies people: simulations and demos replay, they don't page anyone
+        targets = notification_targets(blueprints) if notify else {}
+        self.notifier = Notifier(targets, record=audit.record)
+        self.approvals = Approvals(state, audit, notifier=self.notifier)
         self.executor = Executor(cluster, state, audit, session.enforce, dry_run=dry_run)
         self.targets = {
             name: Target(name, bp["target"]["namespace"], bp["target"]["deployment"])
             for name, bp in blueprints.items()
         }
+
+    def close(self, timeout: float | None = None) -> None:
+        """Wait (bounded) for notifications still being sent; record those that could not be."""
+        self.notifier.close(timeout)
 
     def context(self, service: str) -> Context:
         """The execution context of one service."""

@@ -37,6 +37,7 @@ OTHER_READERS = {
     "spec.scaling.scale_down_threshold_percent": ["runner: verification (utilization band)"],
     "governance.approval_workflow.approvers": ["runner: approvals"],
     "governance.approval_workflow.timeout_seconds": ["runner: approvals (expiry)"],
+    "governance.approval_workflow.notifications": ["runner: approvals (notifications)"],
     "governance.audit.retention_days": ["runner: audit prune"],
     "governance.safety.circuit_breaker_threshold": ["runner: execution (breaker)"],
     "governance.safety.dry_run": ["opsgate.govern.safety.dry_run", "runner: execution"],
@@ -128,6 +129,11 @@ def rows(
         out.append(f"| `{path}` | {_type(resolved)} | {default} | {description} | {used} |")
         if resolved.get("type") == "object" or "properties" in resolved:
             out += rows(resolved, root, f"{path}.", set(resolved.get("required", [])), read)
+        items = resolved.get("items")
+        if isinstance(items, dict) and "properties" in _resolve(items, root):
+            # a list of mappings: one row per field of an entry, as path[].field
+            item = _resolve(items, root)
+            out += rows(item, root, f"{path}[].", set(item.get("required", [])), read)
     return out
 
 
@@ -142,10 +148,11 @@ def render() -> str:
         "`scripts/blueprint_docs.py`; `make test` checks it is current. A blueprint is one YAML",
         "file per service; `opsgate validate` checks it against this schema and the semantic",
         "rules (thresholds in order, `minimum <= request <= limit`, unique names and targets,",
-        "approvers when anything needs approval). Governance fields left out come from",
-        "`governance.yaml` beside the blueprints (same fields, `kind: Governance`), then from the",
-        'defaults below. "Read by" lists the rules (as decisions report them in `rules`) whose',
-        "verdicts name the field in `blueprint_refs`; see `docs/RULES.md`.",
+        "approvers when anything needs approval, notification webhooks on https or loopback).",
+        "Governance fields left out come from `governance.yaml` beside the blueprints (same",
+        'fields, `kind: Governance`), then from the defaults below. "Read by" lists the rules',
+        "(as decisions report them in `rules`) whose verdicts name the field in",
+        "`blueprint_refs`; see `docs/RULES.md`.",
         "",
         "| field | type | default | meaning | read by |",
         "|---|---|---|---|---|",

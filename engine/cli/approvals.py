@@ -8,7 +8,7 @@ import click
 
 from engine import signing
 from engine.approval import ApprovalError, Approvals, claims
-from engine.audit import AuditLog, utc_now
+from engine.audit import AuditError, AuditLog, utc_now
 from engine.cli.options import (
     json_option,
     key_option,
@@ -19,6 +19,7 @@ from engine.cli.options import (
 from engine.cli.terminal import emit_json, escape, line, note
 from engine.cluster.simulated import SimulatedCluster
 from engine.contracts import describe
+from engine.notify import TARGETS_FILE, Notifier, failures_by_request, load_targets
 from engine.state import StateStore
 
 
@@ -29,7 +30,9 @@ def _open(state_dir: Path) -> tuple[StateStore, Approvals]:
             f"no runner state in {state_dir} (run opsgate run first, or pass --state-dir)"
         )
     state = StateStore(state_path)
-    return state, Approvals(state, AuditLog(audit_path))
+    audit = AuditLog(audit_path)
+    notifier = Notifier(load_targets(state_dir / TARGETS_FILE), record=audit.record)
+    return state, Approvals(state, audit, notifier=notifier)
 
 
 @click.group(
@@ -66,13 +69,22 @@ def list_(show_all: bool, state_dir: Path, as_json: bool) -> None:
         requests = state.approvals(status=None if show_all else "pending")
     finally:
         state.close()
+    try:
+        failed = failures_by_request(AuditLog(state_paths(state_dir)[1]).events())
+    except AuditError as e:
+        failed = {}
+        note(f"notification failures not shown: {escape(str(e))}")
     if as_json:
-        emit_json([r.to_json() for r in requests])
+        emit_json(
+            [{**r.to_json(), "notification_failures": failed.get(r.id, [])} for r in requests]
+        )
         return
     for r in requests:
         line(
             f"{r.id}  {r.status:<8} {r.service:<14} {describe(r.operation)}  expires {r.expires_at}"
         )
+        for failure in failed.get(r.id, []):
+            line(f"    notify failed: {failure}")
     if not requests:
         note("no pending approval requests" if not show_all else "no approval requests")
 
@@ -134,6 +146,8 @@ def _answer(
             answered = workflow.answer(approval_id, grant=grant, by=by, reason=reason, now=now)
     finally:
         state.close()
+        if workflow.notifier is not None:  # bounded wait; failures are logged and audited
+            workflow.notifier.close()
     verb = "approved" if grant else "rejected"
     how = "signed" if answered.token else "by name only: good for dry runs, not for an execution"
     note(

@@ -29,6 +29,7 @@ from engine.cluster.simulated import SimulatedCluster
 from engine.cluster.trace import LoadTrace
 from engine.compile import InvalidBlueprints
 from engine.contracts import describe
+from engine.notify import TARGETS_FILE, save_targets
 from engine.policy import PolicySession
 from engine.runner import Runner, TickReport
 from engine.state import Approval, StateError, StateStore
@@ -296,10 +297,16 @@ def run(
                 audit=audit,
                 dry_run=dry_run,
                 prompt=prompt,
+                notify=True,
             )
-            for entry_id, status in runner.recover():
-                note(f"recovered journal entry {entry_id}: {status}")
-            _loop(runner, cluster, simulated, trace, total, interval, pause, cluster_path)
+            # opsgate approvals, in another shell, notifies the same targets
+            save_targets(state_dir / TARGETS_FILE, runner.notifier.targets)
+            try:
+                for entry_id, status in runner.recover():
+                    note(f"recovered journal entry {entry_id}: {status}")
+                _loop(runner, cluster, simulated, trace, total, interval, pause, cluster_path)
+            finally:
+                runner.close()  # bounded; what could not be sent is recorded, not dropped
     except KeyboardInterrupt:
         note("stopped (Ctrl-C); OPA stopped")
         ctx.exit(130)
