@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from engine import redact
 from engine.audit import AuditLog
 from engine.cluster import Applied, Cluster, ClusterError, ConflictError, Target
 from engine.state import Approval, JournalEntry, StateStore
@@ -344,11 +345,16 @@ class Executor:
         }
         self._event(ctx, "journal_recovered", decision, journal_status=entry.status)
         inverse = (entry.detail or {}).get("inverse", entry.inverse)
+        reason = "resumed after a crash"
+        if redact.holds_mask(inverse):
+            # The journal keeps no secret, so this inverse lacks the values to put back:
+            # applying it would write *** into the cluster. Not undoable; a person restores it.
+            log.warning("journal entry %d: the values to put back are masked", entry.id)
+            inverse = None
+            reason += "; the journal masks the values to put back: restore them by hand"
         applied = Applied(entry.operation, inverse)
         if entry.status == "rolling_back":
-            outcome = self._roll_back(
-                ctx, decision, entry.id, applied, reason="resumed after a crash"
-            )
+            outcome = self._roll_back(ctx, decision, entry.id, applied, reason=reason)
             return "rolled_back" if outcome == "rolled_back" else "rollback_failed"
         observation = self.cluster.observe(ctx.target)
         if entry.status == "started" and not _reached(entry.operation, observation):
