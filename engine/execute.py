@@ -292,7 +292,14 @@ class Executor:
     ) -> Outcome:
         """Undo once and verify; a failed rollback opens the breaker. Never loops."""
         self._event(ctx, "rollback_started", decision, reason=reason, inverse=applied.inverse)
-        self.state.journal_mark(entry, "rolling_back", self.cluster.now(), {"reason": reason})
+        # the inverse goes with it: a rollback resumed after a crash needs it, and for most
+        # kinds it is known only once the change was made (journal_begin has none)
+        self.state.journal_mark(
+            entry,
+            "rolling_back",
+            self.cluster.now(),
+            {"reason": reason, "inverse": applied.inverse},
+        )
         try:
             self.cluster.undo(ctx.target, applied)
             self.cluster.wait(ctx.blueprint["spec"]["reliability"]["stabilization_seconds"])
