@@ -9,9 +9,9 @@ import click
 from engine.approval import Approvals
 from engine.audit import AuditLog, utc_now
 from engine.cli.options import json_option, state_dir_option, state_paths
-from engine.cli.terminal import emit_json, escape, line, note
+from engine.cli.terminal import describe_masked, emit_json, escape, line, note
 from engine.cluster.simulated import SimulatedCluster
-from engine.contracts import describe
+from engine.redact import mask
 from engine.state import StateStore
 
 
@@ -55,11 +55,12 @@ def list_(show_all: bool, state_dir: Path, as_json: bool) -> None:
     finally:
         state.close()
     if as_json:
-        emit_json([r.to_json() for r in requests])
+        emit_json([mask(r.to_json()) for r in requests])
         return
     for r in requests:
         line(
-            f"{r.id}  {r.status:<8} {r.service:<14} {describe(r.operation)}  expires {r.expires_at}"
+            f"{r.id}  {r.status:<8} {r.service:<14} {describe_masked(r.operation)}  "
+            f"expires {r.expires_at}"
         )
     if not requests:
         note("no pending approval requests" if not show_all else "no approval requests")
@@ -78,10 +79,11 @@ def show(approval_id: str, state_dir: Path, as_json: bool) -> None:
         state.close()
     if request is None:
         raise click.ClickException(f"no approval request {approval_id}")
+    shown = mask(request.to_json())
     if as_json:
-        emit_json(request.to_json())
+        emit_json(shown)
         return
-    for key, value in request.to_json().items():
+    for key, value in shown.items():
         line(f"{key:>18}: {value}")
 
 
@@ -104,7 +106,7 @@ def _answer(approval_id: str, by: str, reason: str | None, state_dir: Path, gran
     verb = "approved" if grant else "rejected"
     note(
         f"{escape(answered.id)} {verb} by {escape(by)}: "
-        f"{escape(describe(answered.operation))} on {escape(answered.service)}"
+        f"{escape(describe_masked(answered.operation))} on {escape(answered.service)}"
     )
 
 
@@ -112,7 +114,11 @@ def _answer(approval_id: str, by: str, reason: str | None, state_dir: Path, gran
     epilog='Example:  opsgate approvals approve 3f9c2a --by sre-lead --reason "planned traffic"'
 )
 @click.argument("approval_id")
-@click.option("--by", required=True, help="Your name; must be an approver in the blueprint.")
+@click.option(
+    "--by",
+    required=True,
+    help="Your name; must be an approver in the blueprint.",
+)
 @click.option("--reason", required=True, help="Justification, kept in the audit log.")
 @state_dir_option
 def approve(approval_id: str, by: str, reason: str, state_dir: Path) -> None:
@@ -124,7 +130,11 @@ def approve(approval_id: str, by: str, reason: str, state_dir: Path) -> None:
     epilog='Example:  opsgate approvals reject 3f9c2a --by sre-lead --reason "not now"'
 )
 @click.argument("approval_id")
-@click.option("--by", required=True, help="Your name; must be an approver in the blueprint.")
+@click.option(
+    "--by",
+    required=True,
+    help="Your name; must be an approver in the blueprint.",
+)
 @click.option("--reason", default=None, help="Why, kept in the audit log.")
 @state_dir_option
 def reject(approval_id: str, by: str, reason: str | None, state_dir: Path) -> None:

@@ -8,7 +8,7 @@ import click
 
 from engine.audit import AuditLog, utc_now
 from engine.cli.options import json_option, state_dir_option, state_paths
-from engine.cli.terminal import emit_json, line, note
+from engine.cli.terminal import emit_json, escape, line, note
 from engine.state import StateStore
 
 
@@ -45,7 +45,11 @@ def list_(state_dir: Path, as_json: bool) -> None:
 
 @breaker.command(epilog="Example:  opsgate breaker reset frontend --by sre-lead")
 @click.argument("service")
-@click.option("--by", required=True, help="Who takes responsibility for resuming automation.")
+@click.option(
+    "--by",
+    required=True,
+    help="Who takes responsibility for resuming automation.",
+)
 @state_dir_option
 def reset(service: str, by: str, state_dir: Path) -> None:
     """Close a service's breaker (audited); automation resumes on the next tick."""
@@ -58,4 +62,4 @@ def reset(service: str, by: str, state_dir: Path) -> None:
             raise click.ClickException(f"the breaker of {service} is not open")
     finally:
         state.close()
-    note(f"breaker of {service} reset by {by}")
+    note(f"breaker of {escape(service)} reset by {escape(by)}")

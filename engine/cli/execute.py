@@ -18,13 +18,13 @@ from engine.cli.options import (
     state_dir_option,
     state_paths,
 )
-from engine.cli.terminal import emit_json, escape, note
+from engine.cli.terminal import describe_masked, emit_json, escape, note
 from engine.cluster import Target
 from engine.cluster.simulated import SimulatedCluster
 from engine.compile import InvalidBlueprints
-from engine.contracts import describe
 from engine.execute import Context, Executor
 from engine.policy import PolicySession
+from engine.redact import mask
 from engine.state import StateStore
 from engine.verify import verify as run_checks
 
@@ -117,7 +117,7 @@ def execute(
     finally:
         state.close()
         cluster.save(cluster_path)
-    emit_json(
+    shown = mask(
         {
             "outcome": result.outcome,
             "tier": result.tier,
@@ -129,7 +129,9 @@ def execute(
             "suggestion": verdict["suggestion"],
         }
     )
-    note(f"{result.outcome}: {escape(describe(operation))} ({'; '.join(verdict['reasons'])})")
+    emit_json(shown)
+    reasons = "; ".join(shown["reasons"])
+    note(f"{result.outcome}: {escape(describe_masked(operation))} ({escape(reasons)})")
     ctx.exit(_EXIT.get(result.outcome, 0))
 
 
