@@ -158,6 +158,32 @@ def test_approvals_and_breakers_are_shown_escaped(run_cli: RunCli, tmp_path: Pat
         _clean(result)
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("approvals", "approve", "a1b2c3d4e5", "--by", "\x1b[2Ksre", "--reason", "x"),
+        ("approvals", "reject", "a1b2c3d4e5", "--by", "\x1b[2Ksre"),
+        ("breaker", "reset", "frontend", "--by", "\x1b[2Ksre"),
+        ("breaker", "reset", "frontend", "--by", "sre lead"),
+        ("breaker", "reset", "frontend", "--by", "x" * 65),
+    ],
+)
+def test_names_given_with_by_are_checked(run_cli: RunCli, tmp_path: Path, args: tuple[str]) -> None:
+    state_dir = tmp_path / "state"
+    StateStore(state_dir / "state.db").close()
+    result = run_cli(*args, "--state-dir", str(state_dir))
+    assert result.exit_code == 2
+    assert "--by" in result.stderr
+    assert "not a valid name" in result.stderr
+    _clean(result)
+    assert not (state_dir / "audit.jsonl").exists()  # refused before anything is recorded
+    plain = run_cli(
+        "breaker", "reset", "frontend", "--by", "sre.lead@example-1", "--state-dir", str(state_dir)
+    )
+    assert plain.exit_code == 1  # a valid name; the breaker just is not open
+    assert "not open" in plain.stderr
+
+
 def test_an_error_keeps_its_line_number(run_cli: RunCli, tmp_path: Path) -> None:
     source = tmp_path / "op.json"
     source.write_text("\n" * 99 + "{oops}\n")

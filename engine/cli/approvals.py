@@ -8,7 +8,7 @@ import click
 
 from engine.approval import Approvals
 from engine.audit import AuditLog, utc_now
-from engine.cli.options import json_option, state_dir_option, state_paths
+from engine.cli.options import checked_name, json_option, state_dir_option, state_paths
 from engine.cli.terminal import describe_masked, emit_json, escape, line, note
 from engine.cluster.simulated import SimulatedCluster
 from engine.redact import mask
@@ -117,6 +117,7 @@ def _answer(approval_id: str, by: str, reason: str | None, state_dir: Path, gran
 @click.option(
     "--by",
     required=True,
+    callback=checked_name,
     help="Your name; must be an approver in the blueprint.",
 )
 @click.option("--reason", required=True, help="Justification, kept in the audit log.")
@@ -133,6 +134,7 @@ def approve(approval_id: str, by: str, reason: str, state_dir: Path) -> None:
 @click.option(
     "--by",
     required=True,
+    callback=checked_name,
     help="Your name; must be an approver in the blueprint.",
 )
 @click.option("--reason", default=None, help="Why, kept in the audit log.")

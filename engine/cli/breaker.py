@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from engine.audit import AuditLog, utc_now
-from engine.cli.options import json_option, state_dir_option, state_paths
+from engine.cli.options import checked_name, json_option, state_dir_option, state_paths
 from engine.cli.terminal import emit_json, escape, line, note
 from engine.state import StateStore
 
@@ -48,6 +48,7 @@ def list_(state_dir: Path, as_json: bool) -> None:
 @click.option(
     "--by",
     required=True,
+    callback=checked_name,
     help="Who takes responsibility for resuming automation.",
 )
 @state_dir_option

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any, TypeVar, cast
 
 import click
 
+from engine.cli.terminal import printable
 from engine.opa import DEFAULT_QUERY_TIMEOUT
 from engine.policy import RemoteOpa
 
@@ -140,3 +142,24 @@ state_dir_option = click.option(
 def state_paths(state_dir: Path) -> tuple[Path, Path, Path]:
     """(state database, audit log, simulated cluster file) inside ``state_dir``."""
     return state_dir / "state.db", state_dir / "audit.jsonl", state_dir / "cluster.json"
+
+
+# A person's name as given with --by: it is recorded in the audit log and shown
+# on terminals, so it is a plain identifier, never text with control characters.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+
+
+def check_name(value: str) -> str:
+    """Return ``value`` if it is a valid person name; raise click.BadParameter otherwise."""
+    if not _NAME.fullmatch(value):
+        shown = f"'{printable(value)}'"
+        raise click.BadParameter(
+            f"{shown} is not a valid name: use 1 to 64 letters, digits and . _ @ - "
+            "(starting with a letter or digit)"
+        )
+    return value
+
+
+def checked_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Click callback for --by: a usage error (exit 2) unless the name is valid."""
+    return None if value is None else check_name(value)

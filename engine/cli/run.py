@@ -16,6 +16,7 @@ from engine.blueprint import load_blueprints
 from engine.cli.options import (
     OpaSettings,
     blueprints_option,
+    check_name,
     opa_options,
     policies_option,
     state_dir_option,
@@ -122,7 +123,7 @@ def _terminal_prompt(approval: Approval) -> tuple[bool, str, str] | None:
     if answer == "skip":
         return None
     approvers = printable(", ".join(approval.approvers))
-    by = click.prompt(f"  your name (one of: {approvers})", err=True)
+    by = click.prompt(f"  your name (one of: {approvers})", err=True, value_proc=check_name)
     reason = click.prompt("  justification", err=True)
     return answer == "approve", by, reason
 
