@@ -202,6 +202,10 @@ def test_the_error_printer_escapes(run_cli: RunCli, tmp_path: Path) -> None:
     unknown = run_cli("enforce", "--service", "frontend", f"--x{ATTACK}")
     assert unknown.exit_code == 2
     _clean(unknown)
+    secret_path = run_cli("enforce", "--service", "frontend", "--operation", "/x/password=hunter2")
+    assert secret_path.exit_code == 1
+    assert "/x/password=*** no such file" in secret_path.stderr  # the mask takes the colon too
+    _clean(secret_path)
 
 
 def test_run_report_and_live_table_are_escaped() -> None:

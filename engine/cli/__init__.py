@@ -29,7 +29,7 @@ class _OpsgateFailure(click.ClickException):
     """Carries an OpsgateError to click's error printing (exit code 1)."""
 
     def show(self, file: Any = None) -> None:
-        console.print(f"[bold red]opsgate: error:[/] {escape(self.message)}")
+        console.print(f"[bold red]opsgate: error:[/] {escape(mask_text(self.message))}")
 
 
 class _OpsgateUsageFailure(_OpsgateFailure):
@@ -39,10 +39,10 @@ class _OpsgateUsageFailure(_OpsgateFailure):
 
 
 def _made_printable(error: click.ClickException) -> click.ClickException:
-    """Escape what click would print raw: its messages quote the command line and our inputs."""
+    """Mask and escape what click would print raw: its messages quote the command line."""
     if not isinstance(error, _OpsgateFailure):
         # click types the message Final; its exceptions are plain objects and show() reads it
-        setattr(error, "message", printable(error.message))  # noqa: B010
+        setattr(error, "message", printable(mask_text(error.message)))  # noqa: B010
     return error
 
 
