@@ -22,7 +22,7 @@ import json
 import logging
 from typing import Any
 
-from engine import signing
+from engine import redact, signing
 from engine.audit import AuditLog
 from engine.errors import OpsgateError
 from engine.notify import Notifier
@@ -181,7 +181,8 @@ class Approvals:
             id=request_id,
             service=service,
             decision_id=decision["id"],
-            operation=decision["operation"],
+            # stored and shown masked; the digest binds the real values
+            operation=redact.mask_operation(decision["operation"]),
             reasons=decision["reasons"],
             rules=decision["rules"],
             blueprint_refs=decision["blueprint_refs"],

@@ -16,21 +16,37 @@ import hashlib
 import json
 import logging
 import os
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine import redact
 from engine.errors import OpsgateError
 from engine.files import write_atomically
 
 log = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
-MASK = "***"
-# Keys whose values never reach the log, at any depth (same words the policies treat as sensitive).
-_SENSITIVE = re.compile(r"password|passwd|token|secret|key|credential|cert|authorization", re.I)
+MASK = redact.MASK
+# Fields the log writes itself: ids, hashes, rule ids and blueprint fields are never masked.
+_OWN_FIELDS = frozenset(
+    {
+        "time",
+        "event",
+        "prev",
+        "hash",
+        "decision_id",
+        "signed_answer",  # a JWS: public by design, re-verified later with the public key
+        "operation_digest",
+        "approval_id",
+        "journal_entry",
+        "bundle_revision",
+        "rules",
+        "blueprint_refs",
+        "blueprint",
+    }
+)
 
 EVENT_KINDS = frozenset(
     {
@@ -72,15 +88,8 @@ class AuditTampered(OpsgateError):
 
 
 def mask(value: Any) -> Any:
-    """Return ``value`` with the values of sensitive-looking keys replaced by ***."""
-    if isinstance(value, dict):
-        return {
-            k: (MASK if isinstance(k, str) and _SENSITIVE.search(k) else mask(v))
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [mask(v) for v in value]
-    return value
+    """Return ``value`` with secrets masked by key and by value (see engine.redact)."""
+    return redact.mask(value, keep=_OWN_FIELDS)
 
 
 def _canonical(event: dict[str, Any]) -> str:

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from engine import redact
 from engine.approval import RUNNER, Actor, binding_problems
 from engine.audit import AuditLog
 from engine.cluster import Applied, Cluster, ClusterError, ConflictError, Target
@@ -387,7 +388,14 @@ class Executor:
     ) -> Outcome:
         """Undo once and verify; a failed rollback opens the breaker. Never loops."""
         self._event(ctx, "rollback_started", decision, reason=reason, inverse=applied.inverse)
-        self.state.journal_mark(entry, "rolling_back", self.cluster.now(), {"reason": reason})
+        # the inverse goes with it: a rollback resumed after a crash needs it, and for most
+        # kinds it is known only once the change was made (journal_begin has none)
+        self.state.journal_mark(
+            entry,
+            "rolling_back",
+            self.cluster.now(),
+            {"reason": reason, "inverse": applied.inverse},
+        )
         try:
             self.cluster.undo(ctx.target, applied)
             self.cluster.wait(ctx.blueprint["spec"]["reliability"]["stabilization_seconds"])
@@ -440,11 +448,16 @@ class Executor:
         }
         self._event(ctx, "journal_recovered", decision, journal_status=entry.status)
         inverse = (entry.detail or {}).get("inverse", entry.inverse)
+        reason = "resumed after a crash"
+        if redact.holds_mask(inverse):
+            # The journal keeps no secret, so this inverse lacks the values to put back:
+            # applying it would write *** into the cluster. Not undoable; a person restores it.
+            log.warning("journal entry %d: the values to put back are masked", entry.id)
+            inverse = None
+            reason += "; the journal masks the values to put back: restore them by hand"
         applied = Applied(entry.operation, inverse)
         if entry.status == "rolling_back":
-            outcome = self._roll_back(
-                ctx, decision, entry.id, applied, reason="resumed after a crash"
-            )
+            outcome = self._roll_back(ctx, decision, entry.id, applied, reason=reason)
             return "rolled_back" if outcome == "rolled_back" else "rollback_failed"
         observation = self.cluster.observe(ctx.target)
         if entry.status == "started" and not _reached(entry.operation, observation):

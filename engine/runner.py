@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine import redact
 from engine.approval import Approvals
 from engine.audit import AuditLog
 from engine.cluster import Cluster, ClusterError, Target
@@ -162,8 +163,11 @@ class Runner:
                 approval = self._ask_at_terminal(approval)
             if approval.status != "granted":
                 return
-            # run exactly what the approver saw, not this tick's variant of it
-            decision = {**decision, "operation": approval.operation}
+            # run exactly what the approver saw, not this tick's variant of it; a request
+            # stored with masked values runs only as the tick's own operation, and the
+            # executor refuses that unless its digest is the approved one
+            if not redact.holds_mask(approval.operation):
+                decision = {**decision, "operation": approval.operation}
         if decision["tier"] == "defer":
             self.audit.record(
                 "deferred",

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine import redact
 from engine.errors import OpsgateError
 
 log = logging.getLogger(__name__)
@@ -430,7 +431,12 @@ class StateStore:
         inverse: dict[str, Any] | None,
         at: str,
     ) -> int:
-        """Record that an operation is about to be applied; return the entry id."""
+        """Record that an operation is about to be applied; return the entry id.
+
+        The operation and its inverse are stored masked (engine.redact): the
+        journal must not keep a secret, so recovery acts on what is left and
+        refuses to write back a masked value.
+        """
         with self._write() as db:
             cursor = db.execute(
                 "INSERT INTO journal (decision_id, service, operation, inverse, status, "
@@ -438,8 +444,12 @@ class StateStore:
                 (
                     decision_id,
                     service,
-                    json.dumps(operation, sort_keys=True),
-                    json.dumps(inverse, sort_keys=True) if inverse is not None else None,
+                    json.dumps(redact.mask_operation(operation), sort_keys=True),
+                    (
+                        json.dumps(redact.mask_operation(inverse), sort_keys=True)
+                        if inverse is not None
+                        else None
+                    ),
                     at,
                     at,
                 ),
@@ -451,13 +461,17 @@ class StateStore:
     def journal_mark(
         self, entry_id: int, status: str, at: str, detail: dict[str, Any] | None = None
     ) -> None:
-        """Move a journal entry to ``status`` (see JOURNAL_OPEN and JOURNAL_CLOSED)."""
+        """Move a journal entry to ``status`` (see JOURNAL_OPEN and JOURNAL_CLOSED).
+
+        ``detail`` (an inverse, an error, a verification) is stored masked.
+        """
         if status not in JOURNAL_OPEN + JOURNAL_CLOSED:
             raise StateError(f"unknown journal status {status!r}")
+        stored = json.dumps(redact.mask(detail), sort_keys=True) if detail else None
         with self._write() as db:
             db.execute(
                 "UPDATE journal SET status = ?, updated_at = ?, detail = ? WHERE id = ?",
-                (status, at, json.dumps(detail, sort_keys=True) if detail else None, entry_id),
+                (status, at, stored, entry_id),
             )
 
     def journal(self, *, unfinished: bool = False) -> list[JournalEntry]:

@@ -119,3 +119,41 @@ def test_killed_at_a_step_boundary(
     assert state.journal(unfinished=True) == []
     assert AuditLog(tmp_path / "audit.jsonl").verify().ok
     state.close()
+
+
+class _Killed(BaseException):
+    """Stands in for SIGKILL in-process: nothing after it runs."""
+
+
+def test_rollback_resumed_for_a_change_whose_inverse_is_known_only_after_it(
+    tmp_path: Path,
+) -> None:
+    # a configmap's old values are known once the change is made, not up front: the
+    # journal's rolling_back mark must still carry them, or the resumed rollback has nothing
+    from engine.cluster import Applied, Target
+    from engine.execute import Context, Executor
+
+    blueprints = {b.name: b.effective for b in load_blueprints([REPO / "blueprints"]).blueprints}
+    cluster = SimulatedCluster.from_blueprints(list(blueprints.values()), seed=3)
+    target = Target("frontend", "shop", "frontend")
+    state = StateStore(tmp_path / "state.db")
+    executor = Executor(cluster, state, AuditLog(tmp_path / "audit.jsonl"), lambda _: {})
+    context = Context(target, blueprints["frontend"], "rev")
+    operation = {"type": "update_configmap", "name": "frontend-config", "changes": {"LOG": "x"}}
+    decision = {"id": "d1", "operation": operation, "tier": "allow", "rules": [], "reasons": []}
+    entry = state.journal_begin("d1", "frontend", operation, None, cluster.now())
+    applied = cluster.apply(target, operation)
+    state.journal_mark(entry, "applied", cluster.now(), {"inverse": applied.inverse})
+
+    def killed(*_: object) -> None:
+        raise _Killed
+
+    cluster.undo = killed  # type: ignore[method-assign]
+    with pytest.raises(_Killed):
+        executor._roll_back(context, decision, entry, Applied(operation, applied.inverse))
+    del cluster.undo
+    [open_entry] = state.journal(unfinished=True)
+    assert open_entry.status == "rolling_back"
+    assert executor.recover(open_entry, context) == "rolled_back"
+    assert "LOG" not in cluster.service("frontend")["configmaps"]["frontend-config"]
+    state.close()

@@ -20,15 +20,16 @@ from engine.cli import execute as execute_command
 from engine.cli import run as run_command
 from engine.cli import simulate as simulate_command
 from engine.cli import validate as validate_command
-from engine.cli.terminal import console, escape
+from engine.cli.terminal import console, escape, printable
 from engine.errors import OpsgateError
+from engine.redact import mask_text
 
 
 class _OpsgateFailure(click.ClickException):
     """Carries an OpsgateError to click's error printing (exit code 1)."""
 
     def show(self, file: Any = None) -> None:
-        console.print(f"[bold red]opsgate: error:[/] {escape(self.message)}")
+        console.print(f"[bold red]opsgate: error:[/] {escape(mask_text(self.message))}")
 
 
 class _OpsgateUsageFailure(_OpsgateFailure):
@@ -37,13 +38,43 @@ class _OpsgateUsageFailure(_OpsgateFailure):
     exit_code = 2
 
 
+def _made_printable(error: click.ClickException) -> click.ClickException:
+    """Mask and escape what click would print raw: its messages quote the command line."""
+    if not isinstance(error, _OpsgateFailure):
+        # click types the message Final; its exceptions are plain objects and show() reads it
+        setattr(error, "message", printable(mask_text(error.message)))  # noqa: B010
+    return error
+
+
 class _Group(click.Group):
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.ClickException as e:
+            raise _made_printable(e) from None
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except OpsgateError as e:
             failure = _OpsgateUsageFailure if e.exit_code == 2 else _OpsgateFailure
             raise failure(str(e)) from e
+        except click.ClickException as e:
+            raise _made_printable(e) from None
+
+
+class _LogFormatter(logging.Formatter):
+    """Log lines from library code: secrets masked, control characters escaped, line by line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        return "\n".join(printable(mask_text(part)) for part in text.split("\n"))
 
 
 @click.group(
@@ -83,9 +114,9 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
         level = logging.DEBUG
     if quiet:
         level = logging.ERROR
-    logging.basicConfig(
-        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LogFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
     ctx.obj = {"quiet": quiet}
 
 

@@ -10,16 +10,17 @@ from engine import signing
 from engine.approval import ApprovalError, Approvals, claims
 from engine.audit import AuditError, AuditLog, utc_now
 from engine.cli.options import (
+    checked_name,
     json_option,
     key_option,
     passphrase_prompt,
     state_dir_option,
     state_paths,
 )
-from engine.cli.terminal import emit_json, escape, line, note
+from engine.cli.terminal import describe_masked, emit_json, escape, line, note
 from engine.cluster.simulated import SimulatedCluster
-from engine.contracts import describe
 from engine.notify import TARGETS_FILE, Notifier, failures_by_request, load_targets
+from engine.redact import mask
 from engine.state import StateStore
 
 
@@ -76,12 +77,18 @@ def list_(show_all: bool, state_dir: Path, as_json: bool) -> None:
         note(f"notification failures not shown: {escape(str(e))}")
     if as_json:
         emit_json(
-            [{**r.to_json(), "notification_failures": failed.get(r.id, [])} for r in requests]
+            [
+                mask(
+                    {**r.to_json(), "notification_failures": failed.get(r.id, [])}, keep=("token",)
+                )
+                for r in requests
+            ]
         )
         return
     for r in requests:
         line(
-            f"{r.id}  {r.status:<8} {r.service:<14} {describe(r.operation)}  expires {r.expires_at}"
+            f"{r.id}  {r.status:<8} {r.service:<14} {describe_masked(r.operation)}  "
+            f"expires {r.expires_at}"
         )
         for failure in failed.get(r.id, []):
             line(f"    notify failed: {failure}")
@@ -102,10 +109,11 @@ def show(approval_id: str, state_dir: Path, as_json: bool) -> None:
         state.close()
     if request is None:
         raise click.ClickException(f"no approval request {approval_id}")
+    shown = mask(request.to_json(), keep=("token",))
     if as_json:
-        emit_json(request.to_json())
+        emit_json(shown)
         return
-    for key, value in request.to_json().items():
+    for key, value in shown.items():
         line(f"{key:>18}: {value}")
 
 
@@ -152,13 +160,14 @@ def _answer(
     how = "signed" if answered.token else "by name only: good for dry runs, not for an execution"
     note(
         f"{escape(answered.id)} {verb} by {escape(answered.answered_by or '?')} ({how}): "
-        f"{escape(describe(answered.operation))} on {escape(answered.service)}"
+        f"{escape(describe_masked(answered.operation))} on {escape(answered.service)}"
     )
 
 
 _by_option = click.option(
     "--by",
     default=None,
+    callback=checked_name,
     help="Answer by name only, for an approver listed without a key (dry runs, simulations).",
 )
 

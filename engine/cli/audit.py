@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 
-from engine.audit import AuditError, AuditLog
+from engine.audit import AuditError, AuditLog, mask
 from engine.blueprint import load_blueprints
 from engine.cli.options import json_option, state_dir_option, state_paths
-from engine.cli.terminal import emit_json, line, note
+from engine.cli.terminal import emit_json, escape, line, note
 
 
 def _log(state_dir: Path) -> AuditLog:
@@ -35,7 +35,7 @@ def verify(state_dir: Path) -> None:
     report = log.verify()
     if not report.ok:
         raise AuditError(f"{log.path}:{report.first_break}: {report.reason}")
-    note(f"{log.path}: {report.events} events, chain intact")
+    note(f"{escape(str(log.path))}: {report.events} events, chain intact")
 
 
 @audit.command(epilog="Example:  opsgate audit show --service backend --json")
@@ -45,8 +45,9 @@ def verify(state_dir: Path) -> None:
 @json_option
 def show(service: str | None, since: str | None, state_dir: Path, as_json: bool) -> None:
     """Print audit events, oldest first."""
+    # masked again: a log written before values were masked may still hold secrets
     events = [
-        e
+        mask(e)
         for e in _log(state_dir).events()
         if (service is None or e.get("service") == service)
         and (since is None or str(e.get("time", "")) >= since)

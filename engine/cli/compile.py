@@ -64,5 +64,5 @@ def compile_(
             written.append(str(result.bundle_path))
         note(
             f"[green]compiled[/] {len(result.blueprints)} blueprint(s), revision "
-            f"[bold]{result.revision}[/] → {', '.join(written)}"
+            f"[bold]{result.revision}[/] → {escape(', '.join(written))}"
         )

@@ -11,6 +11,7 @@ from engine.cli.options import OpaSettings, blueprints_option, opa_options, poli
 from engine.cli.terminal import emit_json, escape, note
 from engine.contracts import describe
 from engine.policy import PolicySession
+from engine.redact import mask
 
 
 @click.command(
@@ -48,7 +49,8 @@ def decide(
     with PolicySession(
         blueprints, policies=policies, remote=opa.remote, timeout=opa.timeout
     ) as session:
-        document = session.decide(observation)
+        # an observation is outside data too: a pod name can carry anything
+        document = mask(session.decide(observation))
     emit_json(document)
     if not ctx.obj["quiet"]:
         for decision in document["decisions"]:

@@ -13,6 +13,7 @@ from engine.cli.inputs import read_json
 from engine.cli.options import OpaSettings, blueprints_option, opa_options, policies_option
 from engine.cli.terminal import emit_json, escape, note
 from engine.policy import PolicySession
+from engine.redact import mask
 
 _COLOURS = {"allow": "green", "approve": "yellow", "forbid": "red", "defer": "blue"}
 
@@ -82,8 +83,10 @@ def enforce(
         blueprints, policies=policies, remote=opa.remote, timeout=opa.timeout
     ) as session:
         verdict = session.enforce(request)
-    emit_json(verdict)
     tier = verdict["tier"]
+    # what the agent sent may hold a secret: neither channel shows it
+    verdict = mask(verdict)
+    emit_json(verdict)
     if not ctx.obj["quiet"]:
         colour = _COLOURS.get(tier, "white")
         note(f"[bold {colour}]{tier}[/]: {escape('; '.join(verdict['reasons']))}")

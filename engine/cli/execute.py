@@ -21,13 +21,13 @@ from engine.cli.options import (
     state_dir_option,
     state_paths,
 )
-from engine.cli.terminal import emit_json, escape, note
+from engine.cli.terminal import describe_masked, emit_json, escape, note
 from engine.cluster import Target
 from engine.cluster.simulated import SimulatedCluster
 from engine.compile import InvalidBlueprints
-from engine.contracts import describe
 from engine.execute import Context, Executor
 from engine.policy import PolicySession
+from engine.redact import mask
 from engine.state import StateStore
 from engine.verify import verify as run_checks
 
@@ -150,7 +150,7 @@ def execute(
     finally:
         state.close()
         cluster.save(cluster_path)
-    emit_json(
+    shown = mask(
         {
             "outcome": result.outcome,
             "tier": result.tier,
@@ -164,9 +164,9 @@ def execute(
             "approval_id": approval.id if approval else None,
         }
     )
-    note(
-        f"{result.outcome}: {escape(describe(operation))} ({escape('; '.join(verdict['reasons']))})"
-    )
+    emit_json(shown)
+    reasons = "; ".join(shown["reasons"])
+    note(f"{result.outcome}: {escape(describe_masked(operation))} ({escape(reasons)})")
     if result.detail and result.outcome == "awaiting_approval":
         note(escape(result.detail))
     ctx.exit(_EXIT.get(result.outcome, 0))

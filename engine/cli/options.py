@@ -11,6 +11,8 @@ from typing import Any, TypeVar, cast
 
 import click
 
+from engine import signing
+from engine.cli.terminal import printable
 from engine.opa import DEFAULT_QUERY_TIMEOUT
 from engine.policy import RemoteOpa
 
@@ -160,3 +162,19 @@ def passphrase_prompt(key: Path) -> Callable[[], str]:
         return str(click.prompt(f"passphrase for {key}", hide_input=True, err=True))
 
     return ask
+
+
+def check_name(value: str) -> str:
+    """Return ``value`` if it is a valid person name; raise click.BadParameter otherwise."""
+    if not signing.NAME_PATTERN.fullmatch(value):
+        shown = f"'{printable(value)}'"
+        raise click.BadParameter(
+            f"{shown} is not a valid name: use 1 to 64 letters, digits and . _ @ - "
+            "(starting with a letter or digit)"
+        )
+    return value
+
+
+def checked_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Click callback for --by: a usage error (exit 2) unless the name is valid."""
+    return None if value is None else check_name(value)

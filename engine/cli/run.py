@@ -23,14 +23,14 @@ from engine.cli.options import (
     state_dir_option,
     state_paths,
 )
-from engine.cli.terminal import console, escape, note
+from engine.cli.terminal import console, describe_masked, escape, note
 from engine.cluster import Cluster
 from engine.cluster.simulated import SimulatedCluster
 from engine.cluster.trace import LoadTrace
 from engine.compile import InvalidBlueprints
-from engine.contracts import describe
 from engine.notify import TARGETS_FILE, save_targets
 from engine.policy import PolicySession
+from engine.redact import mask, mask_text
 from engine.runner import Runner, TickReport
 from engine.state import Approval, StateError, StateStore
 
@@ -40,7 +40,7 @@ _COLOURS = {"allow": "green", "approve": "yellow", "forbid": "red", "defer": "bl
 def _print_report(report: TickReport) -> None:
     note(f"[bold]tick {report.time}[/]")
     for error in report.errors:
-        note(f"  [red]error:[/] {escape(error)}")
+        note(f"  [red]error:[/] {escape(mask_text(error))}")
     deferred = 0
     for decision in report.decisions:
         if decision["tier"] == "defer":
@@ -48,26 +48,28 @@ def _print_report(report: TickReport) -> None:
             continue
         colour = _COLOURS.get(decision["tier"], "white")
         note(
-            f"  {escape(decision['service'])}: [{colour}]{decision['tier']}[/] "
-            f"{escape(describe(decision['operation']))} — {escape(decision['reasons'][0])}"
+            f"  {escape(decision['service'])}: [{colour}]{escape(decision['tier'])}[/] "
+            f"{escape(describe_masked(decision['operation']))} — "
+            f"{escape(mask_text(decision['reasons'][0]))}"
         )
     if deferred:
         note(f"  [blue]{deferred} decision(s) deferred by cooldown[/]")
     for approval in report.requested:
         note(
-            f"  [yellow]approval requested[/] {approval.id} for {escape(approval.service)}: "
-            f"{escape(describe(approval.operation))}; approvers: {', '.join(approval.approvers)}; "
-            f"answer with: opsgate approvals approve {approval.id} --key PATH --reason TEXT"
+            f"  [yellow]approval requested[/] {escape(approval.id)} for "
+            f"{escape(approval.service)}: {escape(describe_masked(approval.operation))}; "
+            f"approvers: {escape(', '.join(approval.approvers))}; "
+            f"answer with: opsgate approvals approve {escape(approval.id)} --key PATH --reason TEXT"
         )
     for result in report.results:
         if result.outcome == "deferred":
             continue
-        detail = f" ({escape(result.detail)})" if result.detail else ""
+        detail = f" ({escape(mask_text(result.detail))})" if result.detail else ""
         verification = (
             f", verification {result.verification.outcome}" if result.verification else ""
         )
         breaker = " — [red]circuit breaker opened[/]" if result.breaker_opened else ""
-        what = escape(describe(result.operation))
+        what = escape(describe_masked(result.operation))
         note(f"  → {result.outcome}{verification}: {what}{detail}{breaker}")
     if not report.decisions and not report.errors:
         note("  nothing to do")
@@ -86,14 +88,18 @@ def status_table(report: TickReport) -> Table:
         shown = "—"
         if decision:
             colour = _COLOURS.get(decision["tier"], "white")
-            shown = f"[{colour}]{decision['tier']}[/] {escape(describe(decision['operation']))}"
+            shown = (
+                f"[{colour}]{escape(decision['tier'])}[/] "
+                f"{escape(describe_masked(decision['operation']))}"
+            )
         breaker = "[red]OPEN[/]" if observation["state"]["breaker_open"] else "closed"
+        # observed values come from the cluster: text in the table, never markup
         table.add_row(
             escape(name),
-            f"{replicas.get('ready', '?')}/{replicas.get('desired', '?')}",
-            str(metrics.get("cpu_percent", "?")),
-            str(metrics.get("latency_p95_ms", "?")),
-            escape(shown) if not decision else shown,
+            escape(f"{replicas.get('ready', '?')}/{replicas.get('desired', '?')}"),
+            escape(mask_text(str(metrics.get("cpu_percent", "?")))),
+            escape(mask_text(str(metrics.get("latency_p95_ms", "?")))),
+            shown,
             breaker,
         )
     return table
@@ -102,11 +108,14 @@ def status_table(report: TickReport) -> Table:
 def _terminal_prompt(approval: Approval, now: str) -> str | None:
     note(
         f"[bold yellow]Approval needed[/] for {escape(approval.service)}: "
-        f"{escape(describe(approval.operation))}"
+        f"{escape(describe_masked(approval.operation))}"
     )
-    for reason in approval.reasons:
+    for reason in mask(approval.reasons):
         note(f"  - {escape(reason)}")
-    note(f"  rules: {', '.join(approval.rules)}; fields: {', '.join(approval.blueprint_refs)}")
+    note(
+        f"  rules: {escape(', '.join(approval.rules))}; "
+        f"fields: {escape(', '.join(approval.blueprint_refs))}"
+    )
     answer = click.prompt(
         "  approve, reject or skip",
         type=click.Choice(["approve", "reject", "skip"]),
@@ -153,7 +162,7 @@ def _loop(
                     if row.fault:
                         value = row.value if row.value is not None else "on"
                         change += f" fault {row.fault}={value}"
-                    note(f"[dim]load: {escape(row.service)} {change.strip()}[/]")
+                    note(f"[dim]load: {escape(row.service)} {escape(change.strip())}[/]")
             try:
                 report = runner.tick()
             except (AuditError, StateError) as e:
@@ -314,4 +323,7 @@ def run(
         state.close()
         if simulated is not None:
             simulated.save(cluster_path)
-    note(f"audit log: {audit_path} (check it with: opsgate audit verify --state-dir {state_dir})")
+    note(
+        f"audit log: {escape(str(audit_path))} "
+        f"(check it with: opsgate audit verify --state-dir {escape(str(state_dir))})"
+    )

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from engine.cli.options import blueprints_option, json_option, policies_option
-from engine.cli.terminal import emit_json, line, note
+from engine.cli.terminal import emit_json, escape, line, note
 from engine.plot import plot, summary_table
 from engine.simulate import simulate as run_simulation
 
@@ -130,4 +130,4 @@ def simulate(
             if len(base.summary) > 1:
                 target = plot_path.with_name(f"{plot_path.stem}-{service}{plot_path.suffix}")
             plot(runs, service, target)
-            note(f"plot: {target}")
+            note(f"plot: {escape(str(target))}")

@@ -1,35 +1,77 @@
-"""The one terminal object: human output to stderr, machine output to stdout."""
+"""The one terminal object: human output to stderr, machine output to stdout.
+
+Strings from outside (operations, blueprints, traces, answers, errors) never
+reach a terminal raw: control characters and bidi overrides are shown as
+visible escapes (``\\x1b``), so an operation can't move the cursor, clear a
+line, hide text or reorder it. rich reads neither markup nor emoji codes in
+them, so ``[red]`` and ``:100:`` stay text.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape as rich_escape
+
+from engine.contracts import describe
+from engine.redact import mask_operation
 
 # Human-readable lines go to stderr so stdout stays clean for JSON and piping.
-console = Console(stderr=True, highlight=False, soft_wrap=True)
+# emoji=False: rich would turn ":100:" in an error's FILE:LINE: into an emoji.
+console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+
+# C0 (ESC, CR, NUL, BEL, backspace, newline, tab …), DEL, C1 (0x80-0x9f, 0x9b is CSI),
+# and the bidi embeddings, overrides and isolates that reorder what follows them.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# What JSON with ensure_ascii=False leaves raw: DEL, C1 and the bidi characters.
+_JSON_RAW = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _visible(match: re.Match[str]) -> str:
+    character = match.group()
+    if character in _SHORT:
+        return _SHORT[character]
+    code = ord(character)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    """Return ``text`` with control characters and bidi overrides as visible escapes."""
+    return _CONTROL.sub(_visible, text)
 
 
 def emit_json(document: Any) -> None:
-    """Write one JSON document to stdout, the machine-readable channel."""
-    sys.stdout.write(json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    """Write one JSON document to stdout, the machine-readable channel.
+
+    JSON escapes C0 itself; DEL, C1 and bidi characters are written as
+    ``\\uXXXX`` too, the same string to a JSON reader, inert on a terminal.
+    """
+    text = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False)
+    text = _JSON_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    sys.stdout.write(text + "\n")
     sys.stdout.flush()
 
 
 def line(text: str) -> None:
-    """Write one plain result line to stdout (no markup, safe to pipe)."""
-    sys.stdout.write(text + "\n")
+    """Write one plain result line to stdout (no markup, control characters escaped)."""
+    sys.stdout.write(printable(text) + "\n")
 
 
 def note(text: str) -> None:
-    """Tell the person at the terminal something, on stderr."""
+    """Tell the person at the terminal something, on stderr (``text`` is rich markup)."""
     console.print(text, markup=True)
 
 
 def escape(text: str) -> str:
-    """Protect text taken from files from being read as rich markup."""
-    from rich.markup import escape as rich_escape
+    """Make text from outside safe inside a ``note``: no control characters, no markup."""
+    return rich_escape(printable(text))
 
-    return rich_escape(text)
+
+def describe_masked(operation: Any) -> str:
+    """An operation in a few words for people, its secrets masked (escape it before showing)."""
+    return describe(mask_operation(operation))

@@ -1,0 +1,44 @@
+"""An approval request stores the operation masked, and binds the real one by its digest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine import signing
+from engine.approval import Approvals, binding_problems
+from engine.audit import AuditLog
+from engine.blueprint import load_blueprints
+from engine.state import StateStore
+
+SECRET_DSN = "postgres://admin:hunter2@db/x"
+
+
+def test_a_request_keeps_no_secret_and_binds_the_real_values(
+    tmp_path: Path, signed_blueprints: Path
+) -> None:
+    blueprint = next(
+        b.effective for b in load_blueprints([signed_blueprints]).blueprints if b.name == "backend"
+    )
+    operation = {"type": "update_configmap", "name": "db", "changes": {"dsn": SECRET_DSN}}
+    decision = {
+        "id": "d1",
+        "operation": operation,
+        "reasons": ["r"],
+        "rules": ["x"],
+        "blueprint_refs": [],
+    }
+    agent = {"kind": "agent", "name": "kagent"}
+    state = StateStore(tmp_path / "state.db")
+    approval, new = Approvals(state, AuditLog(tmp_path / "audit.jsonl")).request(
+        decision, "backend", blueprint, "rev", "2026-02-10T12:00:00Z", agent
+    )
+    assert new
+    assert "hunter2" not in str(approval.operation)
+    assert approval.operation_digest == signing.operation_digest(operation)
+    state.close()
+    for path in tmp_path.iterdir():
+        assert b"hunter2" not in path.read_bytes(), path
+    granted = approval.__class__(**{**approval.to_json(), "status": "granted"})
+    assert binding_problems(granted, "backend", operation, blueprint, "rev", agent) == []
+    changed = {**operation, "changes": {"dsn": "postgres://admin:other@db/x"}}
+    assert binding_problems(granted, "backend", changed, blueprint, "rev", agent)
