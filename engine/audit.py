@@ -74,6 +74,7 @@ EVENT_KINDS = frozenset(
         "journal_recovered",
         "pruned",
         "approval_refused",
+        "opa_restarted",
         "notification_failed",
     }
 )

@@ -4,16 +4,28 @@ Only this module runs ``opa`` or imports ``opa_client``. It fails closed: any
 answer it can't vouch for (OPA down, slow, an HTTP error, a body that isn't
 JSON, an undefined result) raises ``PolicyError``, and callers execute
 nothing on a ``PolicyError``.
+
+Only our OPA answers us. The managed OPA listens on a Unix socket in a
+private (0700) directory, never on a TCP port another user could take, and
+every connection checks the peer's credentials (``SO_PEERCRED``): the
+process on the other end must be the very OPA this runner started, run by
+the same user; anything else is refused (``NotOurOpa``). OPA runs in the
+runner's process group and is killed by the kernel if the runner dies
+(``PR_SET_PDEATHSIG``), so it can't outlive it.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
+import ctypes.util
 import logging
 import os
+import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import time
@@ -21,10 +33,12 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import requests
+import urllib3
 from opa_client import OpaClient
+from requests.adapters import HTTPAdapter
 
 from engine.errors import CompileError, PolicyError
 from engine.toolchain import find_tool
@@ -63,27 +77,141 @@ def build_bundle(source_dir: Path, output: Path, opa_binary: Path | None = None)
         raise CompileError(f"opa build failed: {detail[:500]}")
 
 
+class NotOurOpa(PolicyError):
+    """The process answering on the managed OPA's socket is not the OPA we started."""
+
+
+_SO_PEERCRED_FORMAT = "3i"  # struct ucred: pid, uid, gid
+
+
+def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
+    """(pid, uid, gid) of the process at the other end of a Unix socket."""
+    raw = sock.getsockopt(
+        socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize(_SO_PEERCRED_FORMAT)
+    )
+    pid, uid, gid = struct.unpack(_SO_PEERCRED_FORMAT, raw)
+    return int(pid), int(uid), int(gid)
+
+
+class _UnixConnection(urllib3.connection.HTTPConnection):
+    """HTTP over a Unix socket, to a peer whose credentials are checked on connect."""
+
+    def __init__(self, socket_path: str, peer_pid: int | None, **kwargs: Any) -> None:
+        super().__init__("localhost", **kwargs)
+        self.socket_path = socket_path
+        self.peer_pid = peer_pid
+
+    def _new_conn(self) -> socket.socket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        if isinstance(self.timeout, int | float):
+            sock.settimeout(self.timeout)
+        try:
+            sock.connect(self.socket_path)
+            pid, uid, _ = peer_credentials(sock)
+        except OSError as e:
+            sock.close()
+            raise urllib3.exceptions.NewConnectionError(self, f"{self.socket_path}: {e}") from e
+        if uid != os.geteuid() or (self.peer_pid is not None and pid != self.peer_pid):
+            sock.close()
+            raise NotOurOpa(
+                f"the process answering on {self.socket_path} (pid {pid}, uid {uid}) is not "
+                f"the OPA this runner started (pid {self.peer_pid}, uid {os.geteuid()}): "
+                "refusing its answers"
+            )
+        return sock
+
+
+class _UnixPool(urllib3.HTTPConnectionPool):
+    def __init__(self, socket_path: str, peer_pid: int | None, **kwargs: Any) -> None:
+        super().__init__("localhost", **kwargs)
+        self.socket_path = socket_path
+        self.peer_pid = peer_pid
+
+    def _new_conn(self) -> _UnixConnection:
+        return _UnixConnection(
+            self.socket_path, self.peer_pid, timeout=self.timeout.connect_timeout
+        )
+
+
+class UnixSocketAdapter(HTTPAdapter):
+    """A requests adapter that sends every request to one Unix socket, peer-checked."""
+
+    def __init__(self, socket_path: str, peer_pid: int | None) -> None:
+        super().__init__(max_retries=0)
+        self._pool = _UnixPool(socket_path, peer_pid)
+
+    def get_connection_with_tls_context(self, *args: Any, **kwargs: Any) -> _UnixPool:
+        """Every URL goes to the one socket."""
+        return self._pool
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self._pool.close()
+        super().close()
+
+
+def unix_socket_path(url: str) -> str | None:
+    """The socket path of a ``unix://`` URL (None for http and https)."""
+    parts = urlsplit(url)
+    return unquote(parts.path) if parts.scheme == "unix" else None
+
+
+def http_session(url: str, peer_pid: int | None = None) -> tuple[requests.Session, str]:
+    """A requests session for ``url`` and the base URL to use with it (unix:// or http(s)://)."""
+    session = requests.Session()
+    path = unix_socket_path(url)
+    if path is None:
+        return session, url
+    session.mount("http://", UnixSocketAdapter(path, peer_pid))
+    return session, "http://localhost"
+
+
 def wait_for_bundle(
     url: str,
     seconds: float,
     *,
     interval: float = 0.05,
     still_starting: Callable[[], None] | None = None,
+    peer_pid: int | None = None,
 ) -> bool:
     """Poll ``url``/health?bundles=true until OPA serves its bundle; False after ``seconds``.
 
     ``still_starting`` is called before each poll and may raise to give up early
     (for example when the OPA process has already exited).
     """
+    session, base = http_session(url, peer_pid)
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if still_starting is not None:
-            still_starting()
-        with contextlib.suppress(requests.RequestException):
-            if requests.get(f"{url}/health?bundles=true", timeout=1).status_code == 200:
-                return True
-        time.sleep(interval)
-    return False
+    try:
+        while time.monotonic() < deadline:
+            if still_starting is not None:
+                still_starting()
+            with contextlib.suppress(requests.RequestException):
+                if session.get(f"{base}/health?bundles=true", timeout=1).status_code == 200:
+                    return True
+            time.sleep(interval)
+        return False
+    finally:
+        session.close()
+
+
+def _parent_death_signal() -> Callable[[], None] | None:
+    """A pre-exec hook that has the kernel kill the child when this process dies (Linux)."""
+    name = ctypes.util.find_library("c")
+    if name is None or not hasattr(os, "getppid"):
+        return None
+    try:
+        prctl = ctypes.CDLL(name, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+    pr_set_pdeathsig = 1
+
+    def hook() -> None:  # runs in the child between fork and exec: no allocation, no locks
+        prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the signal was armed
+            os._exit(1)
+
+    return hook
 
 
 class ManagedServer:
@@ -96,6 +224,15 @@ class ManagedServer:
     def stop(self) -> None:
         """Stop OPA; safe to call twice."""
         raise NotImplementedError
+
+    def alive(self) -> bool:
+        """False once the server is known to have stopped on its own."""
+        return True
+
+    @property
+    def pid(self) -> int | None:
+        """The process that must be at the other end of the connection (None: not checked)."""
+        return None
 
     def __enter__(self) -> Self:
         self.start()
@@ -110,19 +247,14 @@ class ManagedServer:
         self.stop()
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 class OpaServer(ManagedServer):
-    """A local ``opa run --server`` with one bundle, on a free loopback port.
+    """A local ``opa run --server`` with one bundle, on a Unix socket only we can reach.
 
-    Use it as a context manager: the server is stopped on every way out of
-    the block (normal exit, error, Ctrl-C), and at interpreter exit for good
-    measure, so no OPA process outlives the runner.
+    The socket lives in a fresh 0700 directory (``socket_dir``, made under the
+    system's temporary directory when not given). Use it as a context manager:
+    the server is stopped on every way out of the block (normal exit, error,
+    Ctrl-C, SIGTERM through the CLI), at interpreter exit for good measure,
+    and by the kernel if this process is killed outright.
     """
 
     def __init__(
@@ -131,56 +263,86 @@ class OpaServer(ManagedServer):
         *,
         opa_binary: Path | None = None,
         startup_timeout: float = STARTUP_TIMEOUT_SECONDS,
+        socket_dir: Path | None = None,
     ) -> None:
         self.bundle = bundle
         self.opa_binary = opa_binary
         self.startup_timeout = startup_timeout
+        self.socket_dir = socket_dir
         self.process: subprocess.Popen[bytes] | None = None
         self.url = ""
         self._log_file: Any = None
+        self._own_dir: Path | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The OPA process id while it runs (what the socket's peer must be)."""
+        return self.process.pid if self.process is not None else None
+
+    def alive(self) -> bool:
+        """True while the OPA process runs."""
+        return self.process is not None and self.process.poll() is None
+
+    def _private_dir(self) -> Path:
+        if self.socket_dir is not None:
+            self.socket_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            directory = self.socket_dir
+        else:
+            self._own_dir = Path(tempfile.mkdtemp(prefix="opsgate-opa-"))
+            directory = self._own_dir
+        info = directory.stat()
+        if info.st_uid != os.geteuid() or info.st_mode & 0o077:
+            raise PolicyError(
+                f"{directory}: OPA's socket directory must be private (0700, owned by us), "
+                f"it is {info.st_mode & 0o777:04o} owned by uid {info.st_uid}"
+            )
+        return directory
 
     def start(self) -> str:
-        """Start OPA and wait until it serves the bundle; return its URL."""
+        """Start OPA and wait until it serves the bundle; return its ``unix://`` URL."""
         binary = self.opa_binary or find_tool("opa")
-        last_error = "no attempt made"
-        for _ in range(3):  # the free port may be taken between probe and bind
-            port = _free_port()
-            self._log_file = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
-            command = [
-                str(binary),
-                "run",
-                "--server",
-                "--addr",
-                f"127.0.0.1:{port}",
-                "--optimize-store-for-read-speed",
-                "--disable-telemetry",
-                "--log-level",
-                "error",
-                "--bundle",
-                str(self.bundle),
-            ]
-            log.debug("starting %s", command)
-            try:
-                self.process = subprocess.Popen(
-                    command,
-                    stdin=subprocess.DEVNULL,
-                    stdout=self._log_file,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,  # Ctrl-C reaches us; we stop OPA ourselves
-                )
-            except OSError as e:
-                raise PolicyError(f"can't start {binary}: {e.strerror or e}") from e
-            _RUNNING.add(self)
-            self.url = f"http://127.0.0.1:{port}"
-            try:
-                self._wait_until_ready()
-            except PolicyError as e:
-                last_error = str(e)
-                self.stop()
-                continue
-            log.info("OPA serving %s at %s", self.bundle, self.url)
-            return self.url
-        raise PolicyError(f"OPA did not start: {last_error}")
+        socket_path = self._private_dir() / "opa.sock"
+        socket_path.unlink(missing_ok=True)
+        self._log_file = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
+        command = [
+            str(binary),
+            "run",
+            "--server",
+            "--addr",
+            f"unix://{socket_path}",
+            "--unix-socket-perm",
+            "600",
+            "--optimize-store-for-read-speed",
+            "--disable-telemetry",
+            "--log-level",
+            "error",
+            "--bundle",
+            str(self.bundle),
+        ]
+        log.debug("starting %s", command)
+        try:
+            # in our process group, so a signal to the group reaches OPA too, and killed
+            # by the kernel when we die, so it never outlives the runner
+            self.process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=self._log_file,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_parent_death_signal(),
+            )
+        except OSError as e:
+            self._log_file.close()
+            self._log_file = None
+            raise PolicyError(f"can't start {binary}: {e.strerror or e}") from e
+        _RUNNING.add(self)
+        self.url = f"unix://{socket_path}"
+        try:
+            self._wait_until_ready()
+        except PolicyError as e:
+            self.stop()
+            raise PolicyError(f"OPA did not start: {e}") from e
+        log.info("OPA serving %s at %s (pid %s)", self.bundle, self.url, self.pid)
+        return self.url
 
     def _wait_until_ready(self) -> None:
         def exited() -> None:
@@ -190,7 +352,10 @@ class OpaServer(ManagedServer):
                     f"OPA exited with code {self.process.returncode}: {self._output()}"
                 )
 
-        if not wait_for_bundle(self.url, self.startup_timeout, still_starting=exited):
+        ready = wait_for_bundle(
+            self.url, self.startup_timeout, still_starting=exited, peer_pid=self.pid
+        )
+        if not ready:
             raise PolicyError(f"OPA not ready after {self.startup_timeout:.0f}s: {self._output()}")
 
     def _output(self) -> str:
@@ -206,16 +371,19 @@ class OpaServer(ManagedServer):
         _RUNNING.discard(self)
         if process is not None and process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
+                process.terminate()
             try:
                 process.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
+                    process.kill()
                 process.wait(timeout=5)
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
+        if self._own_dir is not None:
+            shutil.rmtree(self._own_dir, ignore_errors=True)
+            self._own_dir = None
 
 
 @atexit.register
@@ -238,7 +406,16 @@ class OpaGateway:
         token: str | None = None,
         timeout: float = DEFAULT_QUERY_TIMEOUT,
         ca: bool | str = True,
+        peer_pid: int | None = None,
     ) -> None:
+        socket_path = unix_socket_path(url)
+        if socket_path is not None:
+            # the managed OPA: HTTP over its private socket, each connection peer-checked
+            self.url = url
+            self.timeout = timeout
+            self._client = OpaClient(host="localhost", port=80, retries=0, timeout=timeout)
+            self._client._session.mount("http://", UnixSocketAdapter(socket_path, peer_pid))
+            return
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise PolicyError(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -27,15 +28,36 @@ from engine.toolchain import find_tool
 log = logging.getLogger(__name__)
 
 ENTRYPOINTS = "opsgate.main"
+RESTART_BACKOFF_MAX_SECONDS = 60.0
 
 
 @dataclass
 class RemoteOpa:
-    """Where an existing OPA server is, and how to reach it."""
+    """Where an existing OPA server is, and how to reach it.
+
+    A remote OPA must be reached over TLS with a bearer token: anything else
+    could be answered by whoever sits on the network path. ``insecure``
+    allows plain http (a trusted network, tests), never a missing token.
+    """
 
     url: str
     token: str | None = None
     ca: bool | str = True
+    insecure: bool = False
+
+    def problem(self) -> str:
+        """Why this server may not be trusted ("" when it may)."""
+        if not self.url.startswith("https://") and not self.insecure:
+            return (
+                f"OPA at {self.url} is not reached over TLS: use https:// (or --opa-insecure "
+                "on a network you trust)"
+            )
+        if not self.token:
+            return (
+                f"OPA at {self.url} needs a bearer token (--opa-token-file or OPSGATE_OPA_TOKEN): "
+                "an OPA anyone can query or load policies into is not ours"
+            )
+        return ""
 
 
 def _local_server(bundle: Path) -> ManagedServer:
@@ -72,6 +94,8 @@ class PolicySession:
         self._server: ManagedServer | None = None
         self._gateway: OpaGateway | None = None
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
+        self._backoff = 0.0
+        self._next_restart = 0.0
 
     @property
     def revision(self) -> str:
@@ -90,14 +114,50 @@ class PolicySession:
         if self.remote is None:
             assert self.compiled.bundle_path is not None
             self._server = _local_server(self.compiled.bundle_path)
-            url = self._server.start()
-            self._gateway = OpaGateway(url, timeout=self.timeout)
+            self._connect(self._server.start())
         else:
+            problem = self.remote.problem()
+            if problem:
+                raise PolicyError(problem)
             self._gateway = OpaGateway(
                 self.remote.url, token=self.remote.token, timeout=self.timeout, ca=self.remote.ca
             )
         self.check_revision()
         return self
+
+    def _connect(self, url: str) -> None:
+        assert self._server is not None
+        self._gateway = OpaGateway(url, timeout=self.timeout, peer_pid=self._server.pid)
+
+    def ensure_running(self) -> str | None:
+        """Restart the managed OPA if it died (with backoff); say so, or None when it runs.
+
+        Raises PolicyError while OPA is down and can't be restarted yet: the
+        caller executes nothing then.
+        """
+        if self._server is None or self._server.alive():
+            return None
+        now = time.monotonic()
+        if now < self._next_restart:
+            raise PolicyError(
+                f"OPA stopped; next restart attempt in {self._next_restart - now:.0f}s"
+            )
+        if self._gateway is not None:
+            self._gateway.close()
+            self._gateway = None
+        try:
+            self._server.stop()
+            self._connect(self._server.start())
+            self.check_revision()
+        except PolicyError as e:
+            self._backoff = min(max(self._backoff * 2, 1.0), RESTART_BACKOFF_MAX_SECONDS)
+            self._next_restart = now + self._backoff
+            raise PolicyError(
+                f"OPA stopped and did not restart: {e} (next attempt in {self._backoff:.0f}s)"
+            ) from e
+        self._backoff = 0.0
+        self._next_restart = 0.0
+        return f"OPA had stopped; restarted it (pid {self._server.pid})"
 
     def check_revision(self) -> None:
         """Raise PolicyError unless OPA serves exactly the compiled bundle."""

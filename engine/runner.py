@@ -104,6 +104,15 @@ class Runner:
         """Run one tick; errors are reported, and nothing is executed after one that matters."""
         now = self.cluster.now()
         report = TickReport(time=now)
+        try:
+            restarted = self.session.ensure_running()
+        except PolicyError as e:
+            report.errors.append(f"OPA: {e}: nothing executed this tick")
+            self.audit.record("error", error=f"OPA down: {e}", actor="opsgate")
+            return report
+        if restarted:
+            report.notes.append(restarted)
+            self.audit.record("opa_restarted", reason=restarted, actor="opsgate")
         versions = {name: bp["metadata"]["version"] for name, bp in self.blueprints.items()}
         self.approvals.void_stale(versions, self.session.revision)
         self.approvals.expire(now)

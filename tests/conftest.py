@@ -44,8 +44,8 @@ RunCli = Callable[..., Result]
 def run_cli() -> RunCli:
     """Invoke ``opsgate`` in-process; fail the test on any uncaught exception."""
 
-    def invoke(*args: str) -> Result:
-        result = CliRunner().invoke(cli, list(args), prog_name="opsgate")
+    def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
+        result = CliRunner().invoke(cli, list(args), prog_name="opsgate", env=env)
         if result.exception is not None and not isinstance(result.exception, SystemExit):
             raise AssertionError(f"opsgate {' '.join(args)} raised") from result.exception
         assert "Traceback" not in result.output

@@ -135,7 +135,7 @@ def test_token_file_needs_url(run_cli: RunCli, tmp_path: Path) -> None:
         "enforce", "--service", "frontend", "--operation", "{}", "--opa-token-file", str(token)
     )
     assert result.exit_code == 2
-    assert "--opa-token-file and --opa-ca need --opa-url" in result.stderr
+    assert "--opa-token-file, --opa-ca and --opa-insecure need --opa-url" in result.stderr
 
 
 def test_remote_opa_down_is_exit_1(run_cli: RunCli) -> None:
@@ -147,8 +147,28 @@ def test_remote_opa_down_is_exit_1(run_cli: RunCli) -> None:
         '{"type": "scale", "to": 3}',
         "--opa-url",
         "http://127.0.0.1:9",
+        "--opa-insecure",
         "--opa-timeout",
         "0.5",
+        env={"OPSGATE_OPA_TOKEN": "t"},
     )
     assert result.exit_code == 1
     assert "unreachable" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--opa-url", "http://127.0.0.1:9"], "not reached over TLS"),
+        (["--opa-url", "https://127.0.0.1:9"], "needs a bearer token"),
+        (["--opa-url", "http://127.0.0.1:9", "--opa-insecure"], "needs a bearer token"),
+    ],
+)
+def test_remote_opa_without_tls_or_token_is_refused(
+    run_cli: RunCli, extra: list[str], message: str
+) -> None:
+    result = run_cli(
+        "enforce", "--service", "frontend", "--operation", '{"type": "scale", "to": 3}', *extra
+    )
+    assert result.exit_code == 2
+    assert message in result.stderr

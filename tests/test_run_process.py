@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO
 
 TRACE = REPO / "blueprints" / "examples" / "traces" / "demo-ramp.csv"
@@ -127,3 +129,43 @@ def test_approve_while_running_then_ctrl_c(
             runner.wait()
         if runner.stderr is not None:
             runner.stderr.close()
+
+
+def _gone(pid: int) -> bool:
+    stat = Path(f"/proc/{pid}/stat")
+    return not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_stop_the_runner_and_its_opa(tmp_path: Path, signum: int) -> None:
+    """Round one: `kill -TERM` of the runner, or `timeout`, left OPA running as an orphan."""
+    state = tmp_path / "state"
+    runner = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "engine",
+            "run",
+            "--state-dir",
+            str(state),
+            "--ticks",
+            "400",
+            "--pause",
+            "0.2",
+        ],
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for(lambda: (state / "cluster.json").exists() and bool(_children(runner.pid)))
+        opa = _children(runner.pid)
+        runner.send_signal(signum)
+        assert runner.wait(timeout=30) == 128 + signum
+        for pid in opa:
+            _wait_for(lambda pid=pid: _gone(pid), seconds=10)  # type: ignore[misc]
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from typing import Any
 
@@ -134,8 +135,16 @@ cli.add_command(demo_command.demo)
 cli.add_command(simulate_command.simulate)
 
 
+def _stop_on(signum: int, frame: Any) -> None:
+    """SIGTERM or SIGHUP: unwind like Ctrl-C, so every with-block stops what it started."""
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
     """Run the ``opsgate`` command (the console-script entry point)."""
+    # `kill`, `timeout` and a closed terminal must stop OPA too, not leave it orphaned
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _stop_on)
     try:
         cli.main(prog_name="opsgate")
     except KeyboardInterrupt:

@@ -63,7 +63,8 @@ def opa_options(function: F) -> F:
             envvar="OPSGATE_OPA_URL",
             show_envvar=True,
             default=None,
-            help="Use this OPA server instead of starting one (it must serve the compiled bundle).",
+            help="Use this OPA server instead of starting one (it must serve the compiled bundle; "
+            "https and a bearer token required).",
         ),
         click.option(
             "--opa-token-file",
@@ -80,6 +81,13 @@ def opa_options(function: F) -> F:
             show_envvar=True,
             default=None,
             help="CA bundle to verify an https --opa-url (default: the system store).",
+        ),
+        click.option(
+            "--opa-insecure",
+            is_flag=True,
+            envvar="OPSGATE_OPA_INSECURE",
+            show_envvar=True,
+            help="Allow a plain-http --opa-url (a network you trust); a token is still required.",
         ),
         click.option(
             "--opa-timeout",
@@ -100,6 +108,7 @@ def opa_options(function: F) -> F:
                 kwargs.pop("opa_token_file"),
                 kwargs.pop("opa_ca"),
                 os.environ.get("OPSGATE_OPA_TOKEN"),
+                kwargs.pop("opa_insecure"),
             ),
             timeout=kwargs.pop("opa_timeout"),
         )
@@ -112,12 +121,16 @@ def opa_options(function: F) -> F:
 
 
 def _remote_opa(
-    url: str | None, token_file: Path | None, ca: Path | None, token_env: str | None
+    url: str | None,
+    token_file: Path | None,
+    ca: Path | None,
+    token_env: str | None,
+    insecure: bool = False,
 ) -> RemoteOpa | None:
     """Build the RemoteOpa settings from the shared options (None: start a local OPA)."""
     if url is None:
-        if token_file is not None or ca is not None:
-            raise click.UsageError("--opa-token-file and --opa-ca need --opa-url")
+        if token_file is not None or ca is not None or insecure:
+            raise click.UsageError("--opa-token-file, --opa-ca and --opa-insecure need --opa-url")
         return None
     token = token_env
     if token_file is not None:
@@ -125,7 +138,11 @@ def _remote_opa(
             token = token_file.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as e:
             raise click.UsageError(f"can't read --opa-token-file {token_file}: {e}") from e
-    return RemoteOpa(url=url, token=token or None, ca=str(ca) if ca else True)
+    remote = RemoteOpa(url=url, token=token or None, ca=str(ca) if ca else True, insecure=insecure)
+    problem = remote.problem()
+    if problem:
+        raise click.UsageError(problem)
+    return remote
 
 
 state_dir_option = click.option(

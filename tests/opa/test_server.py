@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -15,7 +16,7 @@ import requests
 
 from engine.compile import compile_blueprints
 from engine.errors import PolicyError
-from engine.opa import OpaServer
+from engine.opa import NotOurOpa, OpaGateway, OpaServer, http_session
 from engine.policy import PolicySession, RemoteOpa
 from tests.conftest import REPO
 from tests.opa.fake_opa import fake_opa
@@ -44,28 +45,72 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _get(server: OpaServer, path: str) -> requests.Response:
+    session, base = http_session(server.url, server.pid)
+    with session:
+        return session.get(f"{base}{path}", timeout=2)
+
+
 def test_server_serves_and_stops(bundle: Path) -> None:
     with OpaServer(bundle) as server:
-        assert server.process is not None
-        pid = server.process.pid
-        answer = requests.get(
-            f"{server.url}/v1/data/opsgate/blueprints/frontend/spec/scaling/max_replicas", timeout=2
-        )
+        assert server.url.startswith("unix://")
+        pid = server.pid
+        assert pid is not None
+        answer = _get(server, "/v1/data/opsgate/blueprints/frontend/spec/scaling/max_replicas")
         assert answer.json() == {"result": 5}
+        socket_path = Path(server.url.removeprefix("unix://"))
+        # reachable by us alone: a private directory, a socket only its owner may use
+        assert socket_path.parent.stat().st_mode & 0o777 == 0o700
+        assert socket_path.stat().st_mode & 0o077 == 0
     assert not _alive(pid) or subprocess.run(
         ["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True
     ).stdout.strip().startswith("Z")
-    with pytest.raises(requests.ConnectionError):
-        requests.get(f"{server.url}/health", timeout=1)
+    assert not socket_path.parent.exists()
+
+
+def test_opa_listens_on_no_tcp_port(bundle: Path) -> None:
+    with OpaServer(bundle) as server:
+        inodes = {
+            link.split("[")[1].rstrip("]")
+            for fd in Path(f"/proc/{server.pid}/fd").iterdir()
+            if (link := os.readlink(fd)).startswith("socket:[")
+        }
+        listening = [
+            line.split()
+            for table in ("/proc/net/tcp", "/proc/net/tcp6")
+            for line in Path(table).read_text().splitlines()[1:]
+        ]
+        assert not [row for row in listening if row[9] in inodes and row[3] == "0A"]
+
+
+def test_an_impostor_on_the_socket_is_refused(bundle: Path) -> None:
+    """Round one: a fake server on the managed OPA's port was obeyed. Now its socket is
+    checked on every connection: the peer must be the OPA process this runner started."""
+    with OpaServer(bundle) as server:
+        gateway = OpaGateway(server.url, peer_pid=server.pid)
+        assert gateway.served_revision()
+        socket_path = server.url.removeprefix("unix://")
+        assert server.process is not None
+        server.process.kill()
+        server.process.wait()
+        Path(socket_path).unlink(missing_ok=True)
+        impostor = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        impostor.bind(socket_path)
+        impostor.listen(1)
+        try:
+            with pytest.raises(NotOurOpa, match="is not the OPA this runner started"):
+                gateway.served_revision()
+        finally:
+            impostor.close()
+            gateway.close()
 
 
 def test_server_stops_when_the_block_raises(bundle: Path) -> None:
     server = OpaServer(bundle)
     with pytest.raises(RuntimeError), server:
-        url = server.url
+        pid = server.pid
         raise RuntimeError("boom")
-    with pytest.raises(requests.ConnectionError):
-        requests.get(f"{url}/health", timeout=1)
+    assert pid is not None and not _alive(pid)
 
 
 def test_bad_bundle_is_a_policy_error(tmp_path: Path) -> None:
@@ -81,7 +126,7 @@ def test_no_orphan_after_ctrl_c(bundle: Path, tmp_path: Path) -> None:
         f"""
         import time
         from pathlib import Path
-        from engine.opa import OpaServer
+        from engine.opa import NotOurOpa, OpaGateway, OpaServer, http_session
         with OpaServer(Path({str(bundle)!r})) as server:
             Path({str(marker)!r}).write_text(str(server.process.pid))
             time.sleep(60)
@@ -136,6 +181,49 @@ def test_session_enforce(session: PolicySession) -> None:
 def test_remote_with_other_revision_is_refused() -> None:
     with fake_opa() as opa:
         opa.revision = "someone-elses-bundle"
-        session = PolicySession(REPO / "blueprints", remote=RemoteOpa(url=opa.url))
+        remote = RemoteOpa(url=opa.url, token="t", insecure=True)
+        session = PolicySession(REPO / "blueprints", remote=remote)
         with pytest.raises(PolicyError, match="refusing to act"), session:
+            pass
+
+
+def test_runner_killed_outright_takes_opa_with_it(bundle: Path, tmp_path: Path) -> None:
+    """SIGKILL leaves no time to clean up: the kernel kills OPA (parent-death signal)."""
+    marker = tmp_path / "pid"
+    script = textwrap.dedent(
+        f"""
+        import time
+        from pathlib import Path
+        from engine.opa import OpaServer
+        with OpaServer(Path({str(bundle)!r})) as server:
+            Path({str(marker)!r}).write_text(str(server.pid))
+            time.sleep(60)
+        """
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
+    for _ in range(200):
+        if marker.exists() and marker.read_text():
+            break
+        subprocess.run(["sleep", "0.05"], check=True)
+    opa_pid = int(marker.read_text())
+    assert _alive(opa_pid)
+    child.kill()
+    child.wait(timeout=15)
+    for _ in range(100):
+        if not _alive(opa_pid):
+            break
+        subprocess.run(["sleep", "0.05"], check=True)
+    assert not _alive(opa_pid)
+
+
+def test_remote_opa_needs_tls_and_a_token() -> None:
+    for remote, message in (
+        (RemoteOpa(url="http://opa.internal:8181", token="t"), "not reached over TLS"),
+        (RemoteOpa(url="https://opa.internal:8181"), "needs a bearer token"),
+        (RemoteOpa(url="http://127.0.0.1:8181", insecure=True), "needs a bearer token"),
+    ):
+        with (
+            pytest.raises(PolicyError, match=message),
+            PolicySession(REPO / "blueprints", remote=remote),
+        ):
             pass
