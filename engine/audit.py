@@ -74,6 +74,7 @@ EVENT_KINDS = frozenset(
         "journal_recovered",
         "pruned",
         "approval_refused",
+        "approval_answer_refused",
         "opa_restarted",
         "notification_failed",
     }
@@ -135,7 +136,8 @@ class AuditLog:
         body.update(mask(fields))
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a+b") as handle:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "a+b") as handle:
                 fcntl.flock(handle, fcntl.LOCK_EX)
                 try:
                     previous = self._last_hash(handle)

@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine import redact
-from engine.approval import Approvals
+from engine.approval import ApprovalError, Approvals
 from engine.audit import AuditLog
 from engine.cluster import Cluster, ClusterError, Target
 from engine.errors import PolicyError
 from engine.execute import Context, Executor, Result
+from engine.inbox import Inbox
 from engine.notify import Notifier, notification_targets
 from engine.policy import PolicySession
 from engine.state import Approval, StateStore
@@ -59,6 +60,7 @@ class Runner:
         dry_run: bool = False,
         prompt: Prompt | None = None,
         notify: bool = False,
+        inbox: Inbox | None = None,
     ) -> None:
         self.blueprints = blueprints
         self.session = session
@@ -66,6 +68,7 @@ class Runner:
         self.state = state
         self.audit = audit
         self.prompt = prompt
+        self.inbox = inbox
         # only a real run notifies people: simulations and demos replay, they don't page anyone
         targets = notification_targets(blueprints) if notify else {}
         self.notifier = Notifier(targets, record=audit.record)
@@ -104,6 +107,39 @@ class Runner:
         """Run one tick; errors are reported, and nothing is executed after one that matters."""
         now = self.cluster.now()
         report = TickReport(time=now)
+        if self.inbox is not None:
+            self._read_inbox(now, report)
+        try:
+            self._tick(now, report)
+        finally:
+            if self.inbox is not None:
+                self.inbox.publish(self.state.approvals(status="pending"))
+        return report
+
+    def _read_inbox(self, now: str, report: TickReport) -> None:
+        """Take the answers approvers dropped: each counts only once its signature verifies."""
+        assert self.inbox is not None
+        for answer in self.inbox.answers():
+            try:
+                if answer.token is None:
+                    raise ApprovalError(answer.problem)
+                approval = self.approvals.answer_signed(answer.token, now=now)
+                report.notes.append(
+                    f"approval {approval.id} {approval.status} by {approval.answered_by} "
+                    "(signed answer from the inbox)"
+                )
+            except ApprovalError as e:
+                report.errors.append(f"inbox: {answer.path.name}: refused: {e}")
+                self.audit.record(
+                    "approval_answer_refused",
+                    answer_file=answer.path.name,
+                    reason=str(e),
+                    actor="opsgate",
+                )
+            finally:
+                self.inbox.discard(answer)
+
+    def _tick(self, now: str, report: TickReport) -> TickReport:
         try:
             restarted = self.session.ensure_running()
         except PolicyError as e:

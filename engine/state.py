@@ -20,6 +20,7 @@ from typing import Any
 
 from engine import redact
 from engine.errors import OpsgateError
+from engine.files import create_private_file
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +155,13 @@ class StateStore:
         self.path = path
         self._db: sqlite3.Connection | None = None
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # 0600 before SQLite sees it: its -wal and -shm files take the same mode
+            create_private_file(path)
+            for companion in ("-wal", "-shm"):
+                extra = path.with_name(path.name + companion)
+                if extra.exists():
+                    create_private_file(extra)
             self._db = sqlite3.connect(path, timeout=timeout, isolation_level=None)
             self.db.row_factory = sqlite3.Row
             self.db.execute("PRAGMA journal_mode=WAL")

@@ -378,6 +378,7 @@ def test_approvals_without_state(run_cli: RunCli, tmp_path: Path) -> None:
     result = run_cli("approvals", "list", "--state-dir", str(tmp_path / "none"))
     assert result.exit_code == 2
     assert "no runner state" in result.stderr
+    assert not (tmp_path / "none").exists()
 
 
 @pytest.mark.parametrize(

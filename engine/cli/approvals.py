@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+import os
 from pathlib import Path
 
 import click
@@ -11,14 +13,16 @@ from engine.approval import ApprovalError, Approvals, claims
 from engine.audit import AuditError, AuditLog, utc_now
 from engine.cli.options import (
     checked_name,
+    inbox_option,
     json_option,
     key_option,
-    passphrase_prompt,
+    load_key,
     state_dir_option,
     state_paths,
 )
 from engine.cli.terminal import describe_masked, emit_json, escape, line, note
 from engine.cluster.simulated import SimulatedCluster
+from engine.inbox import Inbox, default_inbox
 from engine.notify import TARGETS_FILE, Notifier, failures_by_request, load_targets
 from engine.redact import mask
 from engine.state import StateStore
@@ -62,19 +66,28 @@ def approvals() -> None:
     "--all", "show_all", is_flag=True, help="Include answered, expired and void requests."
 )
 @state_dir_option
+@inbox_option
 @json_option
-def list_(show_all: bool, state_dir: Path, as_json: bool) -> None:
-    """List pending approval requests (oldest first)."""
-    state, _ = _open(state_dir)
-    try:
-        requests = state.approvals(status=None if show_all else "pending")
-    finally:
-        state.close()
-    try:
-        failed = failures_by_request(AuditLog(state_paths(state_dir)[1]).events())
-    except AuditError as e:
-        failed = {}
-        note(f"notification failures not shown: {escape(str(e))}")
+def list_(show_all: bool, state_dir: Path, inbox: Path | None, as_json: bool) -> None:
+    """List pending approval requests (oldest first).
+
+    An approver who can't read the runner's private state sees the requests
+    the runner published in the inbox (pending ones only).
+    """
+    failed: dict[str, list[str]] = {}
+    box = _inbox_for(state_dir, inbox)
+    if box is not None:
+        requests = box.requests()
+    else:
+        state, _ = _open(state_dir)
+        try:
+            requests = state.approvals(status=None if show_all else "pending")
+        finally:
+            state.close()
+        try:
+            failed = failures_by_request(AuditLog(state_paths(state_dir)[1]).events())
+        except AuditError as e:
+            note(f"notification failures not shown: {escape(str(e))}")
     if as_json:
         emit_json(
             [
@@ -99,14 +112,19 @@ def list_(show_all: bool, state_dir: Path, as_json: bool) -> None:
 @approvals.command(epilog="Example:  opsgate approvals show 3f9c2a")
 @click.argument("approval_id")
 @state_dir_option
+@inbox_option
 @json_option
-def show(approval_id: str, state_dir: Path, as_json: bool) -> None:
+def show(approval_id: str, state_dir: Path, inbox: Path | None, as_json: bool) -> None:
     """Show one request: operation, reasons, rules, blueprint fields, approvers."""
-    state, _ = _open(state_dir)
-    try:
-        request = state.approval(approval_id)
-    finally:
-        state.close()
+    box = _inbox_for(state_dir, inbox)
+    if box is not None:
+        request = box.request(approval_id)
+    else:
+        state, _ = _open(state_dir)
+        try:
+            request = state.approval(approval_id)
+        finally:
+            state.close()
     if request is None:
         raise click.ClickException(f"no approval request {approval_id}")
     shown = mask(request.to_json(), keep=("token",))
@@ -125,18 +143,41 @@ def _now(state_dir: Path) -> str:
     return utc_now()[:19] + "Z"
 
 
+def _inbox_for(state_dir: Path, inbox: Path | None) -> Inbox | None:
+    """The inbox when this user can't use the state dir (an approver); None when it can."""
+    try:
+        if state_dir.stat().st_uid == os.geteuid():
+            return None
+    except OSError:
+        pass
+    box = Inbox(inbox or default_inbox(state_dir))
+    if not box.requests_dir.is_dir():
+        raise click.UsageError(
+            f"no runner state in {state_dir} and no inbox at {box.path} "
+            "(run opsgate run first, or pass --state-dir or --inbox)"
+        )
+    return box
+
+
 def _answer(
     approval_id: str,
     key: Path | None,
     by: str | None,
     reason: str | None,
     state_dir: Path,
+    inbox: Path | None,
     grant: bool,
 ) -> None:
     if (key is None) == (by is None):
         raise click.UsageError(
             "give --key PATH (a signed answer) or --by NAME (name only), not both"
         )
+    purpose = "approve" if grant else "reject"
+    verb = "approved" if grant else "rejected"
+    box = _inbox_for(state_dir, inbox)
+    if box is not None:
+        _drop_answer(approval_id, key, reason, box, purpose)
+        return
     state, workflow = _open(state_dir)
     now = _now(state_dir)
     try:
@@ -144,9 +185,7 @@ def _answer(
             request = state.approval(approval_id)
             if request is None:
                 raise ApprovalError(f"no approval request {approval_id}")
-            private = signing.load_private_key(key, passphrase_prompt(key))
-            signer = signing.signer_for(private, request.approver_keys or [])
-            purpose = "approve" if grant else "reject"
+            signer = signing.signer_for(load_key(key), request.approver_keys or [])
             token = signer.statement(claims(request, purpose, now, reason))
             answered = workflow.answer_signed(token, now=now)
         else:
@@ -156,12 +195,43 @@ def _answer(
         state.close()
         if workflow.notifier is not None:  # bounded wait; failures are logged and audited
             workflow.notifier.close()
-    verb = "approved" if grant else "rejected"
     how = "signed" if answered.token else "by name only: good for dry runs, not for an execution"
     note(
         f"{escape(answered.id)} {verb} by {escape(answered.answered_by or '?')} ({how}): "
         f"{escape(describe_masked(answered.operation))} on {escape(answered.service)}"
     )
+
+
+def _drop_answer(
+    approval_id: str, key: Path | None, reason: str | None, box: Inbox, purpose: str
+) -> None:
+    """Sign a published request and leave the answer in the inbox for the runner to verify."""
+    if key is None:
+        raise click.UsageError(
+            "without access to the runner's state an answer must be signed: give --key PATH"
+        )
+    request = box.request(approval_id)
+    if request is None:
+        raise ApprovalError(f"no pending approval request {approval_id} published in {box.path}")
+    signer = signing.signer_for(load_key(key), request.approver_keys or [])
+    now = _clamped(utc_now()[:19] + "Z", request.requested_at, request.expires_at)
+    token = signer.statement(claims(request, purpose, now, reason))
+    dropped = box.drop(request.id, signer.name, purpose, token)
+    note(
+        f"{escape(request.id)}: signed answer ({purpose}) by {escape(signer.name)} left in "
+        f"{escape(str(dropped.parent))}; the runner verifies it at its next tick"
+    )
+
+
+def _clamped(moment: str, earliest: str, latest: str) -> str:
+    """``moment`` within [earliest, latest) (a simulated runner's clock is not the wall's)."""
+    return min(max(moment, earliest), _before(latest))
+
+
+def _before(moment: str) -> str:
+    """One second before ``moment`` (RFC 3339, UTC)."""
+    parsed = datetime.datetime.fromisoformat(moment.replace("Z", "+00:00"))
+    return (parsed - datetime.timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 _by_option = click.option(
@@ -180,11 +250,17 @@ _by_option = click.option(
 @_by_option
 @click.option("--reason", required=True, help="Justification, signed and kept in the audit log.")
 @state_dir_option
+@inbox_option
 def approve(
-    approval_id: str, key: Path | None, by: str | None, reason: str, state_dir: Path
+    approval_id: str,
+    key: Path | None,
+    by: str | None,
+    reason: str,
+    state_dir: Path,
+    inbox: Path | None,
 ) -> None:
     """Grant a pending request with your signature."""
-    _answer(approval_id, key, by, reason, state_dir, True)
+    _answer(approval_id, key, by, reason, state_dir, inbox, True)
 
 
 @approvals.command(
@@ -195,11 +271,17 @@ def approve(
 @_by_option
 @click.option("--reason", default=None, help="Why, signed and kept in the audit log.")
 @state_dir_option
+@inbox_option
 def reject(
-    approval_id: str, key: Path | None, by: str | None, reason: str | None, state_dir: Path
+    approval_id: str,
+    key: Path | None,
+    by: str | None,
+    reason: str | None,
+    state_dir: Path,
+    inbox: Path | None,
 ) -> None:
     """Refuse a pending request with your signature."""
-    _answer(approval_id, key, by, reason, state_dir, False)
+    _answer(approval_id, key, by, reason, state_dir, inbox, False)
 
 
 @approvals.command(

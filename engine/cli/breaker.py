@@ -14,7 +14,7 @@ from engine.cli.options import (
     blueprints_option,
     json_option,
     key_option,
-    passphrase_prompt,
+    load_key,
     state_dir_option,
     state_paths,
 )
@@ -100,9 +100,7 @@ def reset(
         if row is None or not row["breaker_open"]:
             raise click.ClickException(f"the breaker of {service} is not open")
         at = utc_now()
-        signer = signing.signer_for(
-            signing.load_private_key(key, passphrase_prompt(key)), approvers
-        )
+        signer = signing.signer_for(load_key(key), approvers)
         token = signer.statement(
             {
                 "purpose": "breaker_reset",

@@ -115,7 +115,7 @@ def execute(
     operation = read_json(operation_source, "operation", inline=True)
     if not isinstance(operation, dict):
         raise click.UsageError("--operation must be a JSON object")
-    state_path, audit_path, cluster_path = state_paths(state_dir)
+    state_path, audit_path, cluster_path = state_paths(state_dir, create=True)
     cluster = (
         SimulatedCluster.load(cluster_path)
         if cluster_path.exists()

@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import click
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from engine import signing
 from engine.cli.terminal import printable
+from engine.files import OPEN_TO_OTHERS, check_private, private_directory
 from engine.opa import DEFAULT_QUERY_TIMEOUT
 from engine.policy import RemoteOpa
 
@@ -156,8 +158,24 @@ state_dir_option = click.option(
 )
 
 
-def state_paths(state_dir: Path) -> tuple[Path, Path, Path]:
-    """(state database, audit log, simulated cluster file) inside ``state_dir``."""
+inbox_option = click.option(
+    "--inbox",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="OPSGATE_INBOX",
+    show_envvar=True,
+    default=None,
+    help="Where the runner publishes requests and approvers drop signed answers "
+    "(default: STATE_DIR.inbox).",
+)
+
+
+def state_paths(state_dir: Path, *, create: bool = False) -> tuple[Path, Path, Path]:
+    """(state database, audit log, simulated cluster file) inside ``state_dir``.
+
+    The state dir must be private: made 0700 when ``create`` and missing;
+    refused when another user owns it or group or others may write to it.
+    """
+    private_directory(state_dir, "state directory", create=create)
     return state_dir / "state.db", state_dir / "audit.jsonl", state_dir / "cluster.json"
 
 
@@ -172,13 +190,14 @@ key_option = click.option(
 )
 
 
-def passphrase_prompt(key: Path) -> Callable[[], str]:
-    """Ask the passphrase of an encrypted key on the terminal, without echo."""
+def load_key(key: Path) -> Ed25519PrivateKey:
+    """An approver's private key: private to this user (like ssh), passphrase asked if needed."""
+    check_private(key, "private key", forbidden=OPEN_TO_OTHERS)
 
     def ask() -> str:
         return str(click.prompt(f"passphrase for {key}", hide_input=True, err=True))
 
-    return ask
+    return signing.load_private_key(key, ask)
 
 
 def check_name(value: str) -> str:

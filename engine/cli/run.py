@@ -18,6 +18,8 @@ from engine.blueprint import load_blueprints
 from engine.cli.options import (
     OpaSettings,
     blueprints_option,
+    inbox_option,
+    load_key,
     opa_options,
     policies_option,
     state_dir_option,
@@ -28,6 +30,8 @@ from engine.cluster import Cluster
 from engine.cluster.simulated import SimulatedCluster
 from engine.cluster.trace import LoadTrace
 from engine.compile import InvalidBlueprints
+from engine.files import PrivacyError
+from engine.inbox import Inbox, default_inbox
 from engine.notify import TARGETS_FILE, save_targets
 from engine.policy import PolicySession
 from engine.redact import mask, mask_text
@@ -126,11 +130,8 @@ def _terminal_prompt(approval: Approval, now: str) -> str | None:
         return None
     path = Path(click.prompt("  your ssh-ed25519 private key", err=True)).expanduser()
     try:
-        key = signing.load_private_key(
-            path, lambda: str(click.prompt("  passphrase", hide_input=True, err=True))
-        )
-        signer = signing.signer_for(key, approval.approver_keys or [])
-    except signing.SigningError as e:
+        signer = signing.signer_for(load_key(path), approval.approver_keys or [])
+    except (signing.SigningError, PrivacyError) as e:
         note(f"  [red]not answered:[/] {escape(str(e))}")
         return None
     reason = click.prompt("  justification", err=True)
@@ -183,7 +184,8 @@ Examples:
   opsgate run --interval 30 --ticks 20          # simulated: 30 s of virtual time per tick
   opsgate run --cluster sim --dry-run --once
 
-Answer approval requests from another shell with `opsgate approvals`.
+Answer approval requests from another shell with `opsgate approvals`; approvers
+without access to the private --state-dir drop signed answers in --inbox.
 State (state.db), audit log (audit.jsonl) and the simulated cluster
 (cluster.json) live in --state-dir.""",
 )
@@ -241,6 +243,7 @@ State (state.db), audit log (audit.jsonl) and the simulated cluster
     help="Plan and audit; change nothing.",
 )
 @state_dir_option
+@inbox_option
 @policies_option
 @opa_options
 @click.pass_context
@@ -257,6 +260,7 @@ def run(
     load_trace: Path | None,
     dry_run: bool,
     state_dir: Path,
+    inbox: Path | None,
     policies: Path | None,
     opa: OpaSettings,
 ) -> None:
@@ -272,7 +276,7 @@ def run(
     if blueprint_set.errors:
         raise InvalidBlueprints(blueprint_set)
     effective = {b.name: b.effective for b in blueprint_set.blueprints}
-    state_path, audit_path, cluster_path = state_paths(state_dir)
+    state_path, audit_path, cluster_path = state_paths(state_dir, create=True)
     simulated: SimulatedCluster | None = None
     cluster: Cluster
     if cluster_kind == "kube":
@@ -292,6 +296,8 @@ def run(
         raise click.UsageError(f"{load_trace}: no blueprint for {unknown}")
     state = StateStore(state_path)
     audit = AuditLog(audit_path)
+    approvals_inbox = Inbox(inbox or default_inbox(state_dir))
+    approvals_inbox.prepare()
     prompt = _terminal_prompt if sys.stdin.isatty() and sys.stderr.isatty() else None
     total = 1 if once else ticks
     try:
@@ -306,6 +312,7 @@ def run(
                 audit=audit,
                 dry_run=dry_run,
                 prompt=prompt,
+                inbox=approvals_inbox,
                 notify=True,
             )
             # opsgate approvals, in another shell, notifies the same targets

@@ -201,3 +201,8 @@ test_digest_of_non_object if {
 }
 
 _listed_key_problem := `not signed (EdDSA) by the public key of approver "sre-lead" listed in governance.approval_workflow.approvers`
+
+test_check_signed_at_its_expiry_is_judged_by_its_signature if {
+	# an answer signed on a clock ahead of the runner's (a simulated cluster) can carry iat = exp
+	_check(_signed(object.union(_claims, {"iat": _now + 600}), _sre_key), []).valid
+}

@@ -1,0 +1,185 @@
+"""The approvals inbox: how approvers answer without touching the runner's private state.
+
+The state directory is private to the runner's user (0700): approvers can
+neither read nor write it. They get a directory of their own, the inbox:
+
+- ``requests/`` is written by the runner: one JSON file per pending request
+  (0644, operation values masked), so an approver can read what they are
+  asked and sign exactly that;
+- ``answers/`` is sticky and writable by the approvers' group (01730): an
+  approver drops a signed answer (a JWS) there; nobody can list it, or
+  replace or remove somebody else's file.
+
+At every tick the runner reads ``answers/`` and hands each statement to the
+approval workflow, which checks the signature against the approver's key and
+the claims against the request before anything is stored. A forged,
+tampered, expired or misdirected answer is refused, audited and removed:
+who owns the file proves nothing, the signature does.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.errors import OpsgateError
+from engine.files import write_atomically
+from engine.state import Approval
+
+log = logging.getLogger(__name__)
+
+MAX_ANSWER_BYTES = 16 * 1024
+REQUESTS_MODE = 0o755
+ANSWERS_MODE = 0o1730  # sticky; the group (the approvers) may add files, not list them
+_SAFE_ID = set("0123456789abcdef")
+
+
+class InboxError(OpsgateError):
+    """The inbox can't be prepared, read or written."""
+
+
+def default_inbox(state_dir: Path) -> Path:
+    """The inbox beside a state directory: ``STATE_DIR.inbox``."""
+    return state_dir.with_name(state_dir.name + ".inbox")
+
+
+@dataclass(frozen=True)
+class DroppedAnswer:
+    """One file found in ``answers/``: its statement, or why it can't be one."""
+
+    path: Path
+    token: str | None
+    problem: str = ""
+
+
+class Inbox:
+    """One inbox directory (see the module's description)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.requests_dir = path / "requests"
+        self.answers_dir = path / "answers"
+
+    # --- the runner's side -----------------------------------------------------
+
+    def prepare(self) -> None:
+        """Create the inbox if missing (requests/ 0755, answers/ 01730); keep its group."""
+        try:
+            self.path.mkdir(mode=0o755, parents=True, exist_ok=True)
+            for directory, mode in (
+                (self.requests_dir, REQUESTS_MODE),
+                (self.answers_dir, ANSWERS_MODE),
+            ):
+                if not directory.exists():
+                    directory.mkdir()
+                    os.chmod(directory, mode)
+        except OSError as e:
+            raise InboxError(f"{self.path}: can't prepare the inbox: {e.strerror or e}") from e
+
+    def publish(self, pending: list[Approval]) -> None:
+        """Make ``requests/`` hold exactly the pending requests."""
+        wanted = {approval.id: approval for approval in pending}
+        try:
+            for existing in self.requests_dir.glob("*.json"):
+                if existing.stem not in wanted:
+                    existing.unlink(missing_ok=True)
+            for approval_id, approval in wanted.items():
+                target = self.requests_dir / f"{approval_id}.json"
+                if target.exists():
+                    continue
+                write_atomically(target, json.dumps(approval.to_json(), sort_keys=True) + "\n")
+                os.chmod(target, 0o644)
+        except OSError as e:
+            raise InboxError(f"{self.path}: can't publish requests: {e.strerror or e}") from e
+
+    def answers(self) -> Iterator[DroppedAnswer]:
+        """Every file dropped in ``answers/``, read safely (no links, no specials, bounded)."""
+        try:
+            names = sorted(os.listdir(self.answers_dir))
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            raise InboxError(f"{self.answers_dir}: can't read answers: {e.strerror or e}") from e
+        for name in names:
+            if name.startswith("."):
+                continue  # an answer still being written (see drop)
+            yield self._read_answer(self.answers_dir / name)
+
+    @staticmethod
+    def _read_answer(path: Path) -> DroppedAnswer:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError as e:
+            return DroppedAnswer(path, None, f"can't open it: {e.strerror or e}")
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                return DroppedAnswer(path, None, "not a regular file")
+            data = os.read(fd, MAX_ANSWER_BYTES + 1)
+        finally:
+            os.close(fd)
+        if len(data) > MAX_ANSWER_BYTES:
+            return DroppedAnswer(path, None, f"over {MAX_ANSWER_BYTES} bytes")
+        try:
+            text = data.decode("ascii").strip()
+        except UnicodeDecodeError:
+            return DroppedAnswer(path, None, "not an ASCII JWS")
+        return DroppedAnswer(path, text)
+
+    @staticmethod
+    def discard(answer: DroppedAnswer) -> None:
+        """Remove a processed answer (the runner owns answers/, so it may)."""
+        try:
+            answer.path.unlink(missing_ok=True)
+        except OSError as e:
+            log.warning("can't remove %s: %s", answer.path, e)
+
+    # --- the approver's side ---------------------------------------------------------
+
+    def request(self, approval_id: str) -> Approval | None:
+        """A published request by id (or a unique prefix of at least 6 characters)."""
+        if not approval_id or not set(approval_id) <= _SAFE_ID:
+            return None
+        matches = sorted(self.requests_dir.glob(f"{approval_id}*.json"))
+        if len(matches) != 1 or (len(approval_id) < 6 and matches[0].stem != approval_id):
+            return None
+        return self._load(matches[0])
+
+    def requests(self) -> list[Approval]:
+        """Every published (pending) request, oldest first."""
+        try:
+            found = [self._load(path) for path in sorted(self.requests_dir.glob("*.json"))]
+        except OSError as e:
+            raise InboxError(f"{self.requests_dir}: can't read requests: {e.strerror or e}") from e
+        return sorted(found, key=lambda a: (a.requested_at, a.id))
+
+    @staticmethod
+    def _load(path: Path) -> Approval:
+        try:
+            data: Any = json.loads(path.read_text(encoding="utf-8"))
+            return Approval(**data)
+        except (OSError, ValueError, TypeError) as e:
+            raise InboxError(f"{path}: not a published approval request: {e}") from e
+
+    def drop(self, approval_id: str, approver: str, purpose: str, token: str) -> Path:
+        """Leave a signed answer in ``answers/`` (written under a dot-name, then renamed)."""
+        name = f"{approval_id}.{approver}.{purpose}.jws"
+        final = self.answers_dir / name
+        partial = self.answers_dir / f".{name}.{os.getpid()}"
+        try:
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o640)
+            with os.fdopen(fd, "w", encoding="ascii") as handle:
+                handle.write(token + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(partial, final)
+        except OSError as e:
+            partial.unlink(missing_ok=True)
+            raise InboxError(f"{self.answers_dir}: can't drop the answer: {e.strerror or e}") from e
+        return final

@@ -1,0 +1,230 @@
+"""The state is private to the runner's user; approvers answer through the inbox.
+
+Round one: the state dir was created 0755 with state.db and audit.jsonl 0644,
+and every approver needed write access to it (SQLite WAL): the same access
+that rewrites approvals, breakers and the audit log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from engine.approval import claims
+from engine.cluster.simulated import SimulatedCluster
+from tests.conftest import MALLORY, SRE_LEAD, RunCli
+
+TRACE = Path(__file__).resolve().parent.parent / "blueprints/examples/traces/demo-ramp.csv"
+NOBODY = 65534
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_state_is_created_private_whatever_the_umask(run_cli: RunCli, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    old = os.umask(0)
+    try:
+        result = run_cli(
+            "run", "--state-dir", str(state), "--ticks", "3", "--pause", "0", "--load", str(TRACE)
+        )
+    finally:
+        os.umask(old)
+    assert result.exit_code == 0, result.stderr
+    assert _mode(state) == 0o700
+    for name in ("state.db", "audit.jsonl", "cluster.json"):
+        assert _mode(state / name) == 0o600, name
+    for extra in state.glob("state.db-*"):
+        assert _mode(extra) & 0o077 == 0, extra
+
+
+@pytest.mark.parametrize("mode", [0o775, 0o757, 0o777])
+def test_a_state_dir_others_can_write_is_refused(
+    run_cli: RunCli, tmp_path: Path, mode: int
+) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    os.chmod(state, mode)
+    result = run_cli("run", "--state-dir", str(state), "--once")
+    assert result.exit_code == 1
+    assert "open to group or others: refusing to use it (run: chmod 700" in result.stderr
+    assert list(state.iterdir()) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
+def test_a_state_dir_of_another_user_is_refused(run_cli: RunCli, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    os.chown(state, NOBODY, NOBODY)
+    result = run_cli(
+        "execute",
+        "--state-dir",
+        str(state),
+        "--service",
+        "frontend",
+        "--operation",
+        '{"type": "scale", "to": 3}',
+    )
+    assert result.exit_code == 1
+    assert f"owned by uid {NOBODY}, not by this user" in result.stderr
+
+
+def test_breaker_list_with_a_mistyped_state_dir_creates_nothing(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    result = run_cli("breaker", "list", "--state-dir", str(tmp_path / "typo"))
+    assert result.exit_code == 1
+    assert "no state directory here" in result.stderr
+    assert not (tmp_path / "typo").exists()
+
+
+def test_an_approver_key_others_can_read_is_refused(
+    run_cli: RunCli, tmp_path: Path, signed_blueprints: Path, sre_lead_key: Path
+) -> None:
+    open_key = tmp_path / "key"
+    open_key.write_bytes(sre_lead_key.read_bytes())
+    os.chmod(open_key, 0o644)
+    state = tmp_path / "state"
+    filed = run_cli(
+        "execute",
+        "--blueprints",
+        str(signed_blueprints),
+        "--state-dir",
+        str(state),
+        "--service",
+        "frontend",
+        "--operation",
+        '{"type": "rollback"}',
+        "--as",
+        "alice",
+    )
+    request_id = json.loads(filed.stdout)["approval_id"]
+    result = run_cli(
+        "approvals",
+        "approve",
+        request_id,
+        "--key",
+        str(open_key),
+        "--reason",
+        "x",
+        "--state-dir",
+        str(state),
+    )
+    assert result.exit_code == 1
+    assert "the private key has mode 0644" in result.stderr
+
+
+def _runner_ticks(run_cli: RunCli, state: Path, blueprints: Path, ticks: int) -> None:
+    result = run_cli(
+        "run",
+        "--blueprints",
+        str(blueprints),
+        "--state-dir",
+        str(state),
+        "--load",
+        str(TRACE),
+        "--ticks",
+        str(ticks),
+        "--pause",
+        "0",
+    )
+    assert result.exit_code == 0, result.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="acting as another user needs root")
+def test_approvers_answer_through_the_inbox_and_count_only_once_verified(
+    run_cli: RunCli, tmp_path: Path, signed_blueprints: Path, sre_lead_key: Path
+) -> None:
+    state = tmp_path / "state"
+    inbox = tmp_path / "state.inbox"
+    _runner_ticks(run_cli, state, signed_blueprints, 4)
+    published = {p.stem: json.loads(p.read_text()) for p in (inbox / "requests").glob("*.json")}
+    [scale_id] = [
+        i
+        for i, r in published.items()
+        if r["service"] == "backend" and r["operation"]["type"] == "scale"
+    ]
+    assert _mode(inbox / "requests" / f"{scale_id}.json") == 0o644
+    assert stat.S_IMODE((inbox / "answers").stat().st_mode) == 0o1730
+
+    # the approver is not the state's owner: they see the inbox, never the state
+    os.chown(state, NOBODY, NOBODY)
+    try:
+        listed = run_cli("approvals", "list", "--state-dir", str(state), "--json")
+        assert scale_id in [r["id"] for r in json.loads(listed.stdout)]
+        by_name = run_cli(
+            "approvals",
+            "approve",
+            scale_id,
+            "--by",
+            "orders-oncall",
+            "--reason",
+            "x",
+            "--state-dir",
+            str(state),
+        )
+        assert by_name.exit_code == 2 and "must be signed" in by_name.stderr
+        # forged answers, dropped by "another user": a stranger's key, a tampered token, junk
+        request = next(a for a in _inbox_requests(inbox) if a.id == scale_id)
+        now = request.requested_at
+        forged = {
+            "mallory": MALLORY.statement(claims(request, "approve", now, "me")),
+            "tampered": _tamper(SRE_LEAD.statement(claims(request, "approve", now, "ok"))),
+            "junk": "not a jws at all",
+        }
+        for name, token in forged.items():
+            path = inbox / "answers" / f"{scale_id}.{name}.approve.jws"
+            path.write_text(token)
+            os.chown(path, NOBODY, NOBODY)
+    finally:
+        os.chown(state, os.geteuid(), os.getegid())
+    _runner_ticks(run_cli, state, signed_blueprints, 1)
+    assert list((inbox / "answers").iterdir()) == []  # read, refused, removed
+    events = [json.loads(line) for line in (state / "audit.jsonl").read_text().splitlines()]
+    refused = [e for e in events if e["event"] == "approval_answer_refused"]
+    assert len(refused) == 3
+    assert SimulatedCluster.load(state / "cluster.json").service("backend")["replicas"] == 3
+
+    # the real approver signs from their own account; the answer counts once verified
+    os.chown(state, NOBODY, NOBODY)
+    try:
+        dropped = run_cli(
+            "approvals",
+            "approve",
+            scale_id,
+            "--key",
+            str(sre_lead_key),
+            "--reason",
+            "launch",
+            "--state-dir",
+            str(state),
+        )
+        assert dropped.exit_code == 0, dropped.stderr
+        assert "the runner verifies it at its next tick" in dropped.stderr
+        [answer] = (inbox / "answers").iterdir()
+        os.chown(answer, NOBODY, NOBODY)
+    finally:
+        os.chown(state, os.geteuid(), os.getegid())
+    _runner_ticks(run_cli, state, signed_blueprints, 1)
+    events = [json.loads(line) for line in (state / "audit.jsonl").read_text().splitlines()]
+    assert [e["actor"] for e in events if e["event"] == "approval_granted"] == ["sre-lead"]
+    assert SimulatedCluster.load(state / "cluster.json").service("backend")["replicas"] == 4
+    assert not (inbox / "requests" / f"{scale_id}.json").exists()
+
+
+def _inbox_requests(inbox: Path) -> list:  # type: ignore[type-arg]
+    from engine.inbox import Inbox
+
+    return Inbox(inbox).requests()
+
+
+def _tamper(token: str) -> str:
+    header, payload, signature = token.split(".")
+    return ".".join(
+        [header, payload[:-4] + ("AAAA" if payload[-4:] != "AAAA" else "BBBB"), signature]
+    )
