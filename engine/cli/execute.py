@@ -9,7 +9,7 @@ import click
 
 from engine.audit import AuditLog
 from engine.blueprint import load_blueprints
-from engine.cli.inputs import read_json
+from engine.cli.inputs import read_json_object
 from engine.cli.options import (
     OpaSettings,
     blueprints_option,
@@ -89,9 +89,7 @@ def execute(
     """
     effective = _effective(blueprints)
     blueprint = _blueprint(effective, blueprints, service)
-    operation = read_json(operation_source, "operation", inline=True)
-    if not isinstance(operation, dict):
-        raise click.UsageError("--operation must be a JSON object")
+    operation = read_json_object(operation_source, "operation", "--operation", inline=True)
     state_path, audit_path, cluster_path = state_paths(state_dir)
     cluster = (
         SimulatedCluster.load(cluster_path)
@@ -163,12 +161,9 @@ def verify(
 ) -> None:
     """Run the verification checks for one operation on two observations."""
     blueprint = _blueprint(_effective(blueprints), blueprints, service)
-    operation = read_json(operation_source, "operation", inline=True)
-    before = read_json(before_source, "before observation")
-    after = read_json(after_source, "after observation")
-    for name, value in (("operation", operation), ("before", before), ("after", after)):
-        if not isinstance(value, dict):
-            raise click.UsageError(f"--{name} must be a JSON object")
+    operation = read_json_object(operation_source, "operation", "--operation", inline=True)
+    before = read_json_object(before_source, "before observation", "--before")
+    after = read_json_object(after_source, "after observation", "--after")
     result = run_checks(operation, after, before, blueprint)
     emit_json(result.to_json())
     ctx.exit({"pass": 0, "fail": 6, "partial": 7}[result.outcome])

@@ -1,0 +1,225 @@
+"""Bad input never gets a traceback, a hang or a half-written file.
+
+Each attack goes through the real command line and must end quickly with
+exit 1 (2 for usage) and one error line that says where and why.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from engine.cli import cli
+from tests.conftest import REPO
+
+DEEP = "[" * 100_000 + "]" * 100_000
+HUGE = "9" * 5000
+SCALE = '{"type": "scale", "to": 3}'
+TRACE = REPO / "blueprints" / "examples" / "traces" / "spike.csv"
+
+
+def refused(*args: str, code: int = 1, stdin: bytes | str | None = None) -> str:
+    """Run opsgate in-process; assert a quick refusal with one error line; return that line."""
+    started = time.monotonic()
+    result = CliRunner().invoke(cli, list(args), input=stdin, prog_name="opsgate")
+    took = time.monotonic() - started
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
+        result.exception
+    )
+    assert "Traceback" not in result.output
+    assert result.exit_code == code, result.output
+    errors = [line for line in result.stderr.splitlines() if "error:" in line.lower()]
+    assert len(errors) == 1, result.stderr
+    if code == 1:
+        assert result.stderr.strip() == errors[0], result.stderr
+        assert errors[0].startswith("opsgate: error: ")
+    assert took < 20
+    return errors[0]
+
+
+def written(tmp_path: Path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def verify_args(operation: str, before: str, after: str) -> list[str]:
+    return [
+        "verify",
+        "--service",
+        "frontend",
+        "--operation",
+        operation,
+        "--before",
+        before,
+        "--after",
+        after,
+    ]
+
+
+# --- JSON on the command line: depth, numbers, NaN, duplicate keys, stdin -----------------
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["enforce --operation", "enforce --state", "decide --observation", "verify --before"],
+)
+def test_a_deep_json_file_is_refused_with_the_depth_limit(tmp_path: Path, where: str) -> None:
+    deep = written(tmp_path, "deep.json", DEEP)
+    empty = written(tmp_path, "empty.json", "{}")
+    args = {
+        "enforce --operation": ["enforce", "--service", "frontend", "--operation", deep],
+        "enforce --state": ["enforce", "--service", "frontend", "--operation", SCALE],
+        "decide --observation": ["decide", "--observation", deep],
+        "verify --before": verify_args(SCALE, deep, empty),
+    }[where]
+    if where == "enforce --state":
+        args += ["--state", deep]
+    line = refused(*args)
+    assert f"{deep}:1:65: nested deeper than 64 levels" in line
+
+
+def test_deep_json_inline_and_on_stdin(tmp_path: Path) -> None:
+    inline = refused("enforce", "--service", "frontend", "--operation", DEEP)
+    assert "operation (inline):1:65: nested deeper than 64 levels" in inline
+    piped = refused("decide", "--observation", "-", stdin=DEEP)
+    assert "observation (stdin):1:65: nested deeper than 64 levels" in piped
+
+
+def test_deep_json_in_a_real_process_has_no_traceback(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "engine", "decide", "--observation", "-"],
+        input=DEEP,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        check=False,
+    )
+    assert completed.returncode == 1
+    assert "Traceback" not in completed.stderr
+    assert completed.stderr.strip().splitlines() == [
+        "opsgate: error: observation (stdin):1:65: nested deeper than 64 levels"
+    ]
+
+
+def test_just_over_the_depth_limit_is_refused_before_opa() -> None:
+    operation = '{"type": "scale", "to": ' + "[" * 64 + "]" * 64 + "}"
+    line = refused("enforce", "--service", "frontend", "--operation", operation)
+    assert "operation (inline):1:88: nested deeper than 64 levels" in line
+
+
+def test_a_5000_digit_integer_is_refused(tmp_path: Path) -> None:
+    inline = refused(
+        "enforce", "--service", "frontend", "--operation", '{"type": "scale", "to": ' + HUGE + "}"
+    )
+    assert "operation (inline):1:25: integer 99999999999999999999… (5000 digits)" in inline
+    assert "is out of range (opsgate reads 64-bit integers)" in inline
+    observation = written(tmp_path, "obs.json", '{\n  "replicas": {"desired": ' + HUGE + "}}")
+    line = refused("decide", "--observation", observation)
+    assert f"{observation}:2:27: integer" in line
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("NaN", "NaN is not valid JSON (JSON numbers are finite)"),
+        ("Infinity", "Infinity is not valid JSON (JSON numbers are finite)"),
+        ("-Infinity", "-Infinity is not valid JSON (JSON numbers are finite)"),
+        ("1e400", "number 1e400 is out of range (not a finite number)"),
+    ],
+)
+def test_nan_and_infinity_are_refused_at_read_time(value: str, message: str) -> None:
+    operation = '{"type": "scale", "to": ' + value + "}"
+    line = refused("enforce", "--service", "frontend", "--operation", operation)
+    assert f"operation (inline):1:25: {message}" in line
+    assert "OPA" not in line
+
+
+def test_duplicate_keys_are_refused_with_the_key_and_where(tmp_path: Path) -> None:
+    inline = refused(
+        "enforce", "--service", "frontend", "--operation", '{"type": "scale", "to": 3, "to": 4}'
+    )
+    assert "operation (inline):1:28: duplicate key 'to' (first on line 1)" in inline
+    observation = written(
+        tmp_path, "obs.json", '{"metrics": {\n  "cpu_percent": 10,\n  "cpu_percent": 99}}'
+    )
+    line = refused("decide", "--observation", observation)
+    assert f"{observation}:3:3: duplicate key 'cpu_percent' (first on line 2)" in line
+
+
+def test_the_limits_themselves_are_accepted_and_one_past_them_is_not() -> None:
+    from engine.cli.inputs import InputError, read_json
+
+    def read(text: str) -> object:
+        return read_json(text, "operation", inline=True)
+
+    assert read("[" * 64 + "]" * 64) is not None
+    with pytest.raises(InputError, match="nested deeper than 64 levels"):
+        read("[" * 65 + "]" * 65)
+    top, bottom = 2**63 - 1, -(2**63)
+    assert read(f"[{top}, {bottom}, 1e308, 1.5]") == [top, bottom, 1e308, 1.5]
+    for outside in (top + 1, bottom - 1):
+        with pytest.raises(InputError, match="is out of range"):
+            read(f"[{outside}]")
+    siblings = '{"a": {"x": 1}, "b": {"x": 2}, "x": [{"x": 3}]}'
+    assert read(siblings) == {"a": {"x": 1}, "b": {"x": 2}, "x": [{"x": 3}]}
+    with pytest.raises(InputError, match="duplicate key 'x'"):
+        read('{"a": {"x": 1, "x": 2}}')
+    assert read('["\\ud83d\\ude00"]') == ["\U0001f600"]
+
+
+def test_a_lone_surrogate_is_refused(tmp_path: Path) -> None:
+    line = refused(
+        "enforce", "--service", "frontend", "--operation", '{"type": "scale\\ud800", "to": 3}'
+    )
+    assert "operation (inline):1:10: not valid Unicode: lone surrogate \\ud800 in a string" in line
+    after = written(tmp_path, "after.json", '{"pods": [{"name": "\\udc00x", "phase": "Failed"}]}')
+    assert "lone surrogate" in refused(
+        *verify_args(SCALE, written(tmp_path, "before.json", "{}"), after)
+    )
+
+
+def test_stdin_that_is_not_utf8() -> None:
+    line = refused("decide", "--observation", "-", stdin=b'{"service": "\xff"}')
+    assert "observation (stdin): not UTF-8 text" in line
+
+
+def test_stdin_that_is_closed() -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "engine", "decide", "--observation", "-"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        check=False,
+        preexec_fn=lambda: os.close(0),
+    )
+    assert completed.returncode == 1
+    assert completed.stderr.strip().splitlines() == [
+        "opsgate: error: observation (stdin): there is no stdin to read (observation)"
+    ]
+
+
+def test_state_and_observation_must_be_objects(tmp_path: Path) -> None:
+    state = written(tmp_path, "state.json", "[1]")
+    line = refused(
+        "enforce", "--service", "frontend", "--operation", SCALE, "--state", state, code=2
+    )
+    assert f"{state}: --state must be a JSON object (got an array)" in line
+    observation = written(tmp_path, "obs.json", '"frontend"')
+    line = refused("decide", "--observation", observation, code=2)
+    assert f"{observation}: --observation must be a JSON object (got a string)" in line
+
+
+def test_now_must_be_an_rfc3339_time() -> None:
+    line = refused(
+        "enforce", "--service", "frontend", "--operation", SCALE, "--now", "garbage", code=2
+    )
+    assert "--now must be an RFC 3339 time such as 2026-02-10T12:00:00Z (got 'garbage')" in line
