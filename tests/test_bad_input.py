@@ -6,6 +6,7 @@ exit 1 (2 for usage) and one error line that says where and why.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -223,3 +224,45 @@ def test_now_must_be_an_rfc3339_time() -> None:
         "enforce", "--service", "frontend", "--operation", SCALE, "--now", "garbage", code=2
     )
     assert "--now must be an RFC 3339 time such as 2026-02-10T12:00:00Z (got 'garbage')" in line
+
+
+# --- verify and execute: observations and operations of any shape -------------------------
+
+
+@pytest.mark.parametrize(
+    ("observation", "message"),
+    [
+        ({"pods": "x"}, "pods: must be an array (got a string)"),
+        ({"pods": [1]}, "pods[0]: must be an object (got a whole number)"),
+        ({"pods": [{"name": {"a": 1}}]}, "pods[0].name: must be a string (got an object)"),
+        ({"pods": [{"restart_count": "3"}]}, "pods[0].restart_count: must be a whole number"),
+        ({"pods": [{"ready": "yes"}]}, "pods[0].ready: must be true or false (got a string)"),
+        ({"metrics": [1]}, "metrics: must be an object (got an array)"),
+        ({"metrics": {"cpu_percent": "high"}}, "metrics.cpu_percent: must be a number or null"),
+        ({"replicas": "3"}, "replicas: must be an object (got a string)"),
+        ({"replicas": {"ready": 2.5}}, "replicas.ready: must be a whole number or null"),
+    ],
+)
+@pytest.mark.parametrize("which", ["before", "after"])
+def test_verify_names_a_wrong_shape(
+    tmp_path: Path, observation: dict[str, object], message: str, which: str
+) -> None:
+    good = written(tmp_path, "good.json", "{}")
+    bad = written(tmp_path, "bad.json", json.dumps(observation))
+    before, after = (bad, good) if which == "before" else (good, bad)
+    line = refused(*verify_args(SCALE, before, after))
+    assert f"{bad}: {message}" in line
+
+
+def test_execute_describes_an_operation_of_any_shape(tmp_path: Path) -> None:
+    operation = '{"type": "update_configmap", "name": "frontend-config", "changes": [1]}'
+    result = CliRunner().invoke(
+        cli,
+        ["execute", "--service", "frontend", "--operation", operation],
+        env={"OPSGATE_STATE_DIR": str(tmp_path / "state")},
+    )
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
+        result.exception
+    )
+    assert result.exit_code == 4, result.output
+    assert "blocked: update_configmap frontend-config ([1])" in result.stderr

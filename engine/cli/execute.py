@@ -9,7 +9,7 @@ import click
 
 from engine.audit import AuditLog
 from engine.blueprint import load_blueprints
-from engine.cli.inputs import read_json_object
+from engine.cli.inputs import InputError, read_json_object, where_of
 from engine.cli.options import (
     OpaSettings,
     blueprints_option,
@@ -22,7 +22,7 @@ from engine.cli.terminal import emit_json, escape, note
 from engine.cluster import Target
 from engine.cluster.simulated import SimulatedCluster
 from engine.compile import InvalidBlueprints
-from engine.contracts import describe
+from engine.contracts import describe, observation_problem
 from engine.execute import Context, Executor
 from engine.policy import PolicySession
 from engine.state import StateStore
@@ -164,6 +164,13 @@ def verify(
     operation = read_json_object(operation_source, "operation", "--operation", inline=True)
     before = read_json_object(before_source, "before observation", "--before")
     after = read_json_object(after_source, "after observation", "--after")
+    for source, what, observation in (
+        (before_source, "before observation", before),
+        (after_source, "after observation", after),
+    ):
+        problem = observation_problem(observation)
+        if problem is not None:
+            raise InputError(f"{where_of(source, what)}: {problem}")
     result = run_checks(operation, after, before, blueprint)
     emit_json(result.to_json())
     ctx.exit({"pass": 0, "fail": 6, "partial": 7}[result.outcome])
