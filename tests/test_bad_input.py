@@ -266,3 +266,13 @@ def test_execute_describes_an_operation_of_any_shape(tmp_path: Path) -> None:
     )
     assert result.exit_code == 4, result.output
     assert "blocked: update_configmap frontend-config ([1])" in result.stderr
+
+
+# --- an error is one line, whatever it quotes ---------------------------------------------
+
+
+def test_a_service_name_with_a_newline_stays_on_one_line(tmp_path: Path) -> None:
+    trace = written(tmp_path, "trace.csv", 'seconds,service,rps\n0,"front\nend\x1b[31m",5\n')
+    line = refused("run", "--once", "--state-dir", str(tmp_path / "state"), "--load", trace, code=2)
+    assert line.startswith("opsgate: error: ")
+    assert "no blueprint for front\\nend\\x1b[31m" in line

@@ -20,7 +20,7 @@ from engine.cli import execute as execute_command
 from engine.cli import run as run_command
 from engine.cli import simulate as simulate_command
 from engine.cli import validate as validate_command
-from engine.cli.terminal import console, escape
+from engine.cli.terminal import console, escape, printable
 from engine.errors import OpsgateError
 
 
@@ -28,7 +28,7 @@ class _OpsgateFailure(click.ClickException):
     """Carries an OpsgateError to click's error printing (exit code 1)."""
 
     def show(self, file: Any = None) -> None:
-        console.print(f"[bold red]opsgate: error:[/] {escape(self.message)}")
+        console.print(f"[bold red]opsgate: error:[/] {escape(printable(self.message))}")
 
 
 class _OpsgateUsageFailure(_OpsgateFailure):

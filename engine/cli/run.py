@@ -27,6 +27,7 @@ from engine.cluster.simulated import SimulatedCluster
 from engine.cluster.trace import LoadTrace
 from engine.compile import InvalidBlueprints
 from engine.contracts import describe
+from engine.errors import UsageError
 from engine.policy import PolicySession
 from engine.runner import Runner, TickReport
 from engine.state import Approval, StateError, StateStore
@@ -269,7 +270,7 @@ def run(
     trace = LoadTrace.read(load_trace) if load_trace else None
     if trace is not None and trace.services() - set(effective):
         unknown = ", ".join(sorted(trace.services() - set(effective)))
-        raise click.UsageError(f"{load_trace}: no blueprint for {unknown}")
+        raise UsageError(f"{load_trace}: no blueprint for {unknown}")
     state = StateStore(state_path)
     audit = AuditLog(audit_path)
     prompt = _terminal_prompt if sys.stdin.isatty() and sys.stderr.isatty() else None

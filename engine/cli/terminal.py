@@ -25,7 +25,22 @@ def line(text: str) -> None:
 
 def note(text: str) -> None:
     """Tell the person at the terminal something, on stderr."""
-    console.print(text, markup=True)
+    console.print(printable(text, keep="\n"), markup=True)
+
+
+def printable(text: str, keep: str = "") -> str:
+    """``text`` with control characters written as escapes (``\\x1b``, ``\\n``), except ``keep``.
+
+    Messages quote what came from outside (file names, service names, JSON
+    keys); an escape sequence or a newline in one must not reach the
+    terminal raw, and an error stays one line.
+    """
+    if text.isprintable():
+        return text
+    return "".join(
+        c if c.isprintable() or c in keep else c.encode("unicode_escape").decode("ascii")
+        for c in text
+    )
 
 
 def escape(text: str) -> str:
