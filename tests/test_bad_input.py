@@ -276,3 +276,44 @@ def test_a_service_name_with_a_newline_stays_on_one_line(tmp_path: Path) -> None
     line = refused("run", "--once", "--state-dir", str(tmp_path / "state"), "--load", trace, code=2)
     assert line.startswith("opsgate: error: ")
     assert "no blueprint for front\\nend\\x1b[31m" in line
+
+
+# --- load traces --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ("0,frontend,nan", ":2: rps must be a finite number (got 'nan')"),
+        ("0,frontend,inf", ":2: rps must be a finite number (got 'inf')"),
+        ("0,frontend,-inf", ":2: rps must be a finite number (got '-inf')"),
+        ("0,frontend,1e400", ":2: rps must be a finite number (got '1e400')"),
+        ("0,frontend,1e300", ":2: rps must be at most 1000000000 (got '1e300')"),
+        ("nan,frontend,5", ":2: seconds must be a finite number (got 'nan')"),
+        ("0,frontend,,latency_spike_ms,nan", ":2: value must be a finite number (got 'nan')"),
+    ],
+)
+@pytest.mark.parametrize("command", ["simulate", "run"])
+def test_a_trace_number_that_is_not_finite(
+    tmp_path: Path, row: str, message: str, command: str
+) -> None:
+    trace = written(tmp_path, "trace.csv", "seconds,service,rps,fault,value\n" + row + "\n")
+    args = ["simulate", "--load", trace]
+    if command == "run":
+        args = ["run", "--once", "--state-dir", str(tmp_path / "state"), "--load", trace]
+    line = refused(*args)
+    assert f"{trace}{message}" in line
+    assert not (tmp_path / "state" / "cluster.json").exists()
+
+
+def test_a_trace_field_over_the_csv_limit(tmp_path: Path) -> None:
+    trace = written(tmp_path, "trace.csv", "seconds,service,rps\n0,frontend," + "1" * 200_000)
+    line = refused("simulate", "--load", trace)
+    assert f"{trace}:2: not a CSV load trace: field larger than field limit" in line
+
+
+def test_a_trace_over_the_size_limit(tmp_path: Path) -> None:
+    rows = "0,frontend,100\n" * (17 * 1024 * 1024 // 15 + 1)
+    trace = written(tmp_path, "trace.csv", "seconds,service,rps\n" + rows)
+    line = refused("simulate", "--load", trace)
+    assert f"{trace}: over the 16 MiB limit for a load trace" in line
