@@ -317,3 +317,68 @@ def test_a_trace_over_the_size_limit(tmp_path: Path) -> None:
     trace = written(tmp_path, "trace.csv", "seconds,service,rps\n" + rows)
     line = refused("simulate", "--load", trace)
     assert f"{trace}: over the 16 MiB limit for a load trace" in line
+
+
+# --- how long a simulation runs, and numbers given as options -----------------------------
+
+
+def test_a_trace_that_lasts_too_long_is_refused_quickly(tmp_path: Path) -> None:
+    trace = written(
+        tmp_path, "trace.csv", "seconds,service,rps\n0,frontend,100\n86400000,frontend,5\n"
+    )
+    started = time.monotonic()
+    completed = subprocess.run(
+        [sys.executable, "-m", "engine", "simulate", "--load", trace],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        check=False,
+    )
+    assert time.monotonic() - started < 30
+    assert completed.returncode == 1
+    assert "Traceback" not in completed.stderr
+    assert completed.stderr.strip().splitlines() == [
+        f"opsgate: error: {trace}: the trace lasts 86400000 s, 1440011 ticks of --step 60: "
+        "over the limit of 10000 ticks (use a larger --step or a shorter trace)"
+    ]
+
+
+def test_simulate_help_states_the_tick_limit() -> None:
+    result = CliRunner().invoke(cli, ["simulate", "--help"])
+    assert "at most 10000 ticks" in " ".join(result.stdout.split())
+
+
+def test_a_simulation_step_that_is_not_positive_is_refused_by_the_library() -> None:
+    # the CLI bounds --step; a caller of engine.simulate must not loop forever either
+    code = (
+        "from pathlib import Path\n"
+        "from engine.simulate import SimulationError, simulate\n"
+        "try:\n"
+        f"    simulate(Path({str(REPO / 'blueprints')!r}), Path({str(TRACE)!r}), step=0)\n"
+        "except SimulationError as e:\n"
+        "    print(e)\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO
+    )
+    assert completed.stdout.strip() == "the step must be a positive number of seconds (got 0)"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["simulate", "--load", str(TRACE), "--step", "nan"],
+        ["simulate", "--load", str(TRACE), "--step", "inf"],
+        ["run", "--once", "--interval", "nan"],
+        ["run", "--ticks", "2", "--pause", "0", "--interval", "inf"],
+        ["run", "--ticks", "2", "--pause", "0", "--interval", "1e300"],
+        ["run", "--ticks", "2", "--pause", "nan"],
+        ["enforce", "--service", "frontend", "--operation", SCALE, "--opa-timeout", "nan"],
+    ],
+)
+def test_a_number_option_that_is_not_finite_or_absurd(tmp_path: Path, args: list[str]) -> None:
+    if args[0] == "run":
+        args = [*args, "--state-dir", str(tmp_path / "state")]
+    line = refused(*args, code=2)
+    assert "Error: Invalid value for '--" in line

@@ -14,6 +14,7 @@ from rich.table import Table
 from engine.audit import AuditError, AuditLog
 from engine.blueprint import load_blueprints
 from engine.cli.options import (
+    FiniteFloatRange,
     OpaSettings,
     blueprints_option,
     opa_options,
@@ -189,7 +190,7 @@ State (state.db), audit log (audit.jsonl) and the simulated cluster
 @click.option("--once", is_flag=True, help="Run one tick and stop.")
 @click.option(
     "--interval",
-    type=click.FloatRange(min=0),
+    type=FiniteFloatRange(min=0, max=86400),
     default=30.0,
     show_default=True,
     help="Seconds between ticks (virtual time on the simulated cluster).",
@@ -199,7 +200,7 @@ State (state.db), audit log (audit.jsonl) and the simulated cluster
 )
 @click.option(
     "--pause",
-    type=click.FloatRange(min=0),
+    type=FiniteFloatRange(min=0, max=3600),
     default=0.5,
     show_default=True,
     help="Real seconds between simulated ticks (time to answer approvals from another shell).",
