@@ -382,3 +382,49 @@ def test_a_number_option_that_is_not_finite_or_absurd(tmp_path: Path, args: list
         args = [*args, "--state-dir", str(tmp_path / "state")]
     line = refused(*args, code=2)
     assert "Error: Invalid value for '--" in line
+
+
+# --- blueprints with absurd YAML ----------------------------------------------------------
+
+
+def problems_of(tmp_path: Path, text: str) -> str:
+    folder = tmp_path / "blueprints"
+    folder.mkdir()
+    (folder / "x.yaml").write_text(text, encoding="utf-8")
+    started = time.monotonic()
+    result = CliRunner().invoke(cli, ["validate", str(folder)], prog_name="opsgate")
+    assert time.monotonic() - started < 10
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
+        result.exception
+    )
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "1 problem in 1 file(s)"
+    return result.stdout.strip()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (HUGE, "x.yaml:1: a: integer 99999999999999999999… (5000 digits) is out of range"),
+        ("0x" + "f" * 5000, "x.yaml:1: a: integer 0xffffffffffffffffff… (5002 characters)"),
+        ("0b" + "1" * 20000, "x.yaml:1: a: integer 0b111111111111111111… (20002 characters)"),
+        (":".join(["1"] * 200_000), "x.yaml:1: a: integer 1:1:1:1:1:1:1:1:1:1:… (399999 char"),
+    ],
+)
+def test_a_yaml_integer_out_of_range(tmp_path: Path, value: str, message: str) -> None:
+    assert message in problems_of(tmp_path, f"a: {value}\n")
+
+
+def test_a_yaml_date_that_does_not_exist_is_kept_as_text(
+    tmp_path: Path, minimal_blueprint_text: str
+) -> None:
+    folder = tmp_path / "blueprints"
+    folder.mkdir()
+    text = minimal_blueprint_text.replace("  version:", "  description: 2026-13-45\n  version:", 1)
+    assert "2026-13-45" in text
+    (folder / "x.yaml").write_text(text, encoding="utf-8")
+    result = CliRunner().invoke(cli, ["validate", str(folder)], prog_name="opsgate")
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
+        result.exception
+    )
+    assert result.exit_code == 0, result.output
