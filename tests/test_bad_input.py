@@ -428,3 +428,25 @@ def test_a_yaml_date_that_does_not_exist_is_kept_as_text(
         result.exception
     )
     assert result.exit_code == 0, result.output
+
+
+# --- the simulated cluster file of execute and run ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (DEEP, "1:65: nested deeper than 64 levels"),
+        ('{"clock": NaN, "services": {}}', "1:11: NaN is not valid JSON"),
+        ('{"clock": "soon", "services": {}}', "is not a simulated cluster"),
+    ],
+)
+def test_a_damaged_cluster_file(tmp_path: Path, text: str, message: str) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "cluster.json").write_text(text, encoding="utf-8")
+    line = refused(
+        "execute", "--service", "frontend", "--operation", SCALE, "--state-dir", str(state)
+    )
+    assert message in line
+    assert str(state / "cluster.json") in line
