@@ -7,10 +7,12 @@ here; it never decides a tier.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal, TypedDict, cast
 
 from jsonschema import Draft202012Validator
 
+from engine import strictjson
 from engine.errors import PolicyError
 
 Tier = Literal["allow", "approve", "forbid", "defer"]
@@ -170,6 +172,61 @@ def verdict(answer: Any) -> dict[str, Any]:
     return cast(dict[str, Any], answer)
 
 
+def _is_whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+_POD_FIELDS: tuple[tuple[str, str, Callable[[Any], bool]], ...] = (
+    ("name", "a string", lambda v: isinstance(v, str)),
+    ("phase", "a string or null", lambda v: v is None or isinstance(v, str)),
+    ("ready", "true or false", lambda v: isinstance(v, bool)),
+    ("restart_count", "a whole number or null", lambda v: v is None or _is_whole(v)),
+    ("reason", "a string or null", lambda v: v is None or isinstance(v, str)),
+)
+
+
+def observation_problem(observation: dict[str, Any]) -> str | None:
+    """The first field that breaks the observation shape of DESIGN.md, as ``path: why``.
+
+    Only the parts the verification checks read are checked (replicas,
+    metrics, pods); a missing or null part is allowed: it means unknown.
+    """
+
+    def wrong(path: str, value: Any, wanted: str) -> str:
+        return f"{path}: must be {wanted} (got {strictjson.kind(value)})"
+
+    replicas = observation.get("replicas")
+    if replicas is not None:
+        if not isinstance(replicas, dict):
+            return wrong("replicas", replicas, "an object")
+        for key in ("desired", "ready"):
+            value = replicas.get(key)
+            if value is not None and not _is_whole(value):
+                return wrong(f"replicas.{key}", value, "a whole number or null")
+    metrics = observation.get("metrics")
+    if metrics is not None:
+        if not isinstance(metrics, dict):
+            return wrong("metrics", metrics, "an object")
+        for key, value in metrics.items():
+            if value is not None and not _is_number(value):
+                return wrong(f"metrics.{key}", value, "a number or null")
+    pods = observation.get("pods")
+    if pods is not None:
+        if not isinstance(pods, list):
+            return wrong("pods", pods, "an array")
+        for index, pod in enumerate(pods):
+            if not isinstance(pod, dict):
+                return wrong(f"pods[{index}]", pod, "an object")
+            for key, wanted, fits in _POD_FIELDS:
+                if key in pod and not fits(pod[key]):
+                    return wrong(f"pods[{index}].{key}", pod[key], wanted)
+    return None
+
+
 def describe(operation: Any) -> str:
     """An operation in a few words for people: ``scale 2 → 3``, ``cpu request 100m → 90m``."""
     if not isinstance(operation, dict):
@@ -192,7 +249,9 @@ def describe(operation: Any) -> str:
             else "roll back to the previous revision"
         )
     if kind in ("update_configmap", "update_strategy", "update_health_checks"):
-        changes = ", ".join(f"{k}={v}" for k, v in (operation.get("changes") or {}).items())
+        changes = operation.get("changes") or {}
+        if isinstance(changes, dict):
+            changes = ", ".join(f"{k}={v}" for k, v in changes.items())
         where = operation.get("name") or operation.get("probe") or ""
         return f"{kind} {where} ({changes})".replace("  ", " ")
     name = operation.get("name")

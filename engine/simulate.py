@@ -11,6 +11,7 @@ breaker trips. The counts in the summary come from the run's own audit log.
 from __future__ import annotations
 
 import logging
+import math
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,10 @@ from engine.state import StateStore
 log = logging.getLogger(__name__)
 
 TIERS = ("allow", "approve", "forbid", "defer")
+# a tick asks OPA for every service: 10000 ticks are minutes of work, more looks like a hang
+MAX_TICKS = 10_000
+# virtual seconds simulated after the trace's last row, for the service to settle
+TAIL_SECONDS = 600.0
 
 
 class SimulationError(OpsgateError):
@@ -86,11 +91,13 @@ def simulate(
     policies: Path | None = None,
     services: list[str] | None = None,
     step: float = 60.0,
-    tail: float = 600.0,
+    tail: float = TAIL_SECONDS,
     seed: int = 1,
     work_dir: Path | None = None,
 ) -> Simulation:
     """Replay ``trace_path`` tick by tick (every ``step`` virtual seconds) and summarise."""
+    if not math.isfinite(step) or step <= 0:
+        raise SimulationError(f"the step must be a positive number of seconds (got {step})")
     loaded = load_blueprints([blueprints])
     if loaded.errors:
         raise InvalidBlueprints(loaded)
@@ -103,7 +110,14 @@ def simulate(
     missing = set(wanted) - set(effective)
     if missing:
         raise SimulationError(f"no blueprint for {', '.join(sorted(missing))}")
-    end = max(row.seconds for row in trace.rows) + tail
+    last = max(row.seconds for row in trace.rows)
+    end = last + tail
+    ticks = math.floor(end / step) + 1
+    if ticks > MAX_TICKS:
+        raise SimulationError(
+            f"{trace_path}: the trace lasts {last:.15g} s, {ticks} ticks of --step {step:.15g}: "
+            f"over the limit of {MAX_TICKS} ticks (use a larger --step or a shorter trace)"
+        )
     scratch = None
     if work_dir is None:
         scratch = tempfile.TemporaryDirectory(prefix="opsgate-simulate-")

@@ -3,12 +3,16 @@
 Checks depend on the operation kind: replica count reached, every pod
 Running and Ready, utilization inside the blueprint's band, p95 latency under
 its target, no OOMKilled pod, no new crash. A check whose metric is unknown
-is neither passed nor failed; the outcome is ``pass`` (all passed),
-``fail`` (any failed) or ``partial`` (none failed, some unknown).
+is neither passed nor failed, and so is one whose part of the observation
+has the wrong shape (pods that are not a list of mappings, a metric that is
+not a number): verification reads what any cluster sent and never raises.
+The outcome is ``pass`` (all passed), ``fail`` (any failed) or ``partial``
+(none failed, some unknown).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -55,9 +59,43 @@ class Verification:
         return [c for c in self.checks if c.passed is False]
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    """``value`` when it is a mapping; anything else is read as empty (unknown)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _number(value: Any) -> float | None:
+    """A finite number, or None (unknown) for anything else, booleans included."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _pods(observation: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The observed pods; None (unknown) when they are not a list of mappings."""
+    pods = _mapping(observation).get("pods")
+    if pods is None:
+        return []
+    if not isinstance(pods, list) or not all(isinstance(p, dict) for p in pods):
+        return None
+    return pods
+
+
+def _name(pod: dict[str, Any]) -> str:
+    name = pod.get("name")
+    return name if isinstance(name, str) else "?"
+
+
+def _restarts(pod: dict[str, Any]) -> int | None:
+    count = pod.get("restart_count")
+    if count is None:
+        return 0
+    return count if isinstance(count, int) and not isinstance(count, bool) else None
+
+
 def _replicas(operation: dict[str, Any], after: dict[str, Any], _: Any, __: Any) -> Check:
     wanted = operation.get("to")
-    replicas = after.get("replicas") or {}
+    replicas = _mapping(_mapping(after).get("replicas"))
     seen = {"desired": replicas.get("desired"), "ready": replicas.get("ready")}
     return Check(
         "replicas", seen["desired"] == wanted and seen["ready"] == wanted, seen, f"{wanted} ready"
@@ -65,16 +103,14 @@ def _replicas(operation: dict[str, Any], after: dict[str, Any], _: Any, __: Any)
 
 
 def _pods_ready(_: Any, after: dict[str, Any], __: Any, ___: Any) -> Check:
-    pods = after.get("pods") or []
+    expected = "every pod Running and Ready"
+    pods = _pods(after)
+    if pods is None:
+        return Check("pods_ready", None, None, expected)
     not_ready = sorted(
-        p.get("name", "?") for p in pods if p.get("phase") != "Running" or not p.get("ready")
+        _name(p) for p in pods if p.get("phase") != "Running" or p.get("ready") is not True
     )
-    return Check(
-        "pods_ready",
-        bool(pods) and not not_ready,
-        not_ready or "all ready",
-        "every pod Running and Ready",
-    )
+    return Check("pods_ready", bool(pods) and not not_ready, not_ready or "all ready", expected)
 
 
 def _utilization(
@@ -85,16 +121,16 @@ def _utilization(
     key = f"{scaling['metric']}_percent"
     low = scaling["scale_down_threshold_percent"] - BAND_SLACK_PERCENT
     high = scaling["scale_up_threshold_percent"] + BAND_SLACK_PERCENT
-    value = (after.get("metrics") or {}).get(key)
-    earlier = (before.get("metrics") or {}).get(key)
+    value = _number(_mapping(_mapping(after).get("metrics")).get(key))
+    earlier = _number(_mapping(_mapping(before).get("metrics")).get(key))
     expected = f"{key} between {low} and {high}, or closer to it than before"
-    if not isinstance(value, int | float):
+    if value is None:
         return Check("utilization", None, None, expected)
 
     def distance(x: float) -> float:
         return float(max(low - x, 0.0, x - high))
 
-    improved = isinstance(earlier, int | float) and distance(value) < distance(earlier)
+    improved = earlier is not None and distance(value) < distance(earlier)
     return Check("utilization", distance(value) == 0 or improved, value, expected)
 
 
@@ -103,35 +139,42 @@ def _latency(
 ) -> Check:
     """Under the target, or at least lower than before the operation (it helped)."""
     target = blueprint["spec"]["performance"].get("latency_p95_ms")
-    value = (after.get("metrics") or {}).get("latency_p95_ms")
-    earlier = (before.get("metrics") or {}).get("latency_p95_ms")
+    value = _number(_mapping(_mapping(after).get("metrics")).get("latency_p95_ms"))
+    earlier = _number(_mapping(_mapping(before).get("metrics")).get("latency_p95_ms"))
     if target is None:
         return Check("latency", True, value, "no latency target")
     expected = f"latency_p95_ms under {target}, or lower than before"
-    if not isinstance(value, int | float):
+    if value is None:
         return Check("latency", None, None, expected)
-    improved = isinstance(earlier, int | float) and earlier >= target and value < earlier
+    improved = earlier is not None and earlier >= target and value < earlier
     return Check("latency", value < target or improved, value, expected)
 
 
 def _no_oom(_: Any, after: dict[str, Any], __: Any, ___: Any) -> Check:
-    killed = sorted(
-        p.get("name", "?") for p in after.get("pods") or [] if p.get("reason") == "OOMKilled"
-    )
-    return Check("no_oom", not killed, killed or "none", "no pod OOMKilled")
+    expected = "no pod OOMKilled"
+    pods = _pods(after)
+    if pods is None:
+        return Check("no_oom", None, None, expected)
+    killed = sorted(_name(p) for p in pods if p.get("reason") == "OOMKilled")
+    return Check("no_oom", not killed, killed or "none", expected)
 
 
 def _no_new_crash(_: Any, after: dict[str, Any], before: dict[str, Any], __: Any) -> Check:
-    earlier = {p.get("name"): p.get("restart_count", 0) for p in before.get("pods") or []}
+    expected = "no pod crashed since the operation"
+    now, earlier = _pods(after), _pods(before)
+    if now is None or earlier is None:
+        return Check("no_new_crash", None, None, expected)
+    counts = [_restarts(p) for p in now + earlier]
+    if any(count is None for count in counts):
+        return Check("no_new_crash", None, None, expected)
+    restarts_before = {_name(p): _restarts(p) or 0 for p in earlier}
     crashed = sorted(
-        p.get("name", "?")
-        for p in after.get("pods") or []
+        _name(p)
+        for p in now
         if p.get("reason") in ("CrashLoopBackOff", "Error")
-        or (p.get("restart_count") or 0) > earlier.get(p.get("name"), 0)
+        or (_restarts(p) or 0) > restarts_before.get(_name(p), 0)
     )
-    return Check(
-        "no_new_crash", not crashed, crashed or "none", "no pod crashed since the operation"
-    )
+    return Check("no_new_crash", not crashed, crashed or "none", expected)
 
 
 _CHECKS = {

@@ -3,12 +3,12 @@
 PyYAML's safe loader is used only to scan and compose; this module builds the
 Python values itself so it can refuse what a blueprint never needs and a
 hostile file might carry: duplicate keys, alias explosions, several documents,
-non-string keys, files over 1 MiB and bytes that are not UTF-8.
+non-string keys, integers written with over 100 characters, files over
+1 MiB and bytes that are not UTF-8.
 """
 
 from __future__ import annotations
 
-import datetime
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from engine.errors import BlueprintError
+from engine.strictjson import shorten
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_NODES = 20_000
@@ -24,6 +25,11 @@ MAX_DEPTH = 64
 
 JsonPath = tuple[str | int, ...]
 _PLAIN_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+_INTEGER = "tag:yaml.org,2002:int"
+# any integer a blueprint needs fits (the schema then says which range); longer ones are
+# costly to build (base 60), can't be built (over 4300 digits) or can't be printed
+_MAX_INTEGER_TEXT = 100
 
 
 class SourceError(BlueprintError):
@@ -195,20 +201,22 @@ class _Builder:
         return result
 
     def _scalar(self, node: yaml.Node, path: JsonPath) -> Any:
+        line = node.start_mark.line + 1
+        if node.tag == _TIMESTAMP:
+            return node.value  # kept as written, never built: 2026-13-45 matches but is no date
+        if node.tag == _INTEGER and len(node.value) > _MAX_INTEGER_TEXT:
+            # never built: 1:1:1:... (base 60) takes quadratic time, 5000 digits a ValueError
+            shown, limit = shorten(node.value), _MAX_INTEGER_TEXT
+            message = f"integer {shown} is out of range (over {limit} characters)"
+            raise SourceError(self.file, line, message, path)
         try:
             value = self._scalars.construct_object(node, deep=True)
         except yaml.constructor.ConstructorError as e:
-            raise SourceError(
-                self.file, node.start_mark.line + 1, f"unsupported YAML value: {e.problem}", path
-            ) from e
+            raise SourceError(self.file, line, f"unsupported YAML value: {e.problem}", path) from e
+        except ValueError as e:
+            raise SourceError(self.file, line, f"unsupported YAML value: {e}", path) from e
         if isinstance(value, float) and not math.isfinite(value):
-            raise SourceError(
-                self.file, node.start_mark.line + 1, f"{node.value!r} is not a finite number", path
-            )
-        if isinstance(value, datetime.date | datetime.datetime):
-            return node.value  # keep dates as the text written; the schema says what fits
+            raise SourceError(self.file, line, f"{node.value!r} is not a finite number", path)
         if isinstance(value, bytes):
-            raise SourceError(
-                self.file, node.start_mark.line + 1, "binary values are not supported", path
-            )
+            raise SourceError(self.file, line, "binary values are not supported", path)
         return value

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+import pytest
 
 from engine.blueprint import load_blueprints
 from engine.verify import verify, verify_rollback
@@ -94,3 +97,29 @@ def test_rollback_verification() -> None:
     assert verify_rollback({"type": "scale", "to": 3}, observation(2)).outcome == "fail"
     assert verify_rollback({"type": "adjust_resources"}, observation(ready=False)).outcome == "fail"
     assert verify_rollback({"type": "adjust_resources"}, {"pods": []}).outcome == "fail"
+
+
+@pytest.mark.parametrize(
+    ("broken", "unknown"),
+    [
+        ({"pods": "x"}, {"pods_ready", "no_oom", "no_new_crash"}),
+        ({"pods": [1, "a", None]}, {"pods_ready", "no_oom", "no_new_crash"}),
+        ({"pods": [{"name": {"a": 1}, "restart_count": "3"}]}, {"no_new_crash"}),
+        ({"pods": [{"name": "p0", "restart_count": None}]}, set()),
+        ({"metrics": [1]}, {"utilization", "latency"}),
+        ({"metrics": {"cpu_percent": "high", "latency_p95_ms": True}}, {"utilization", "latency"}),
+        ({"metrics": {"cpu_percent": float("nan")}}, {"utilization", "latency"}),
+        ({"replicas": "3"}, set()),
+        ("not an observation", {"utilization", "latency"}),
+    ],
+)
+def test_any_shape_is_read_as_unknown_or_failed_never_raised(
+    broken: Any, unknown: set[str]
+) -> None:
+    # the runner verifies whatever a cluster sent; a wrong shape is not a crash
+    after_broken = verify(SCALE, broken, observation(2), FRONTEND)
+    assert after_broken.outcome == "fail"  # the replica count, at least, is not seen
+    assert unknown <= {c.name for c in after_broken.checks if c.passed is None}
+    before_broken = verify(SCALE, observation(), broken, FRONTEND)
+    assert before_broken.outcome != "fail"  # only improvement is judged against "before"
+    json.dumps([after_broken.to_json(), before_broken.to_json()])

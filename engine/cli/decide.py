@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from engine.cli.inputs import read_json
+from engine.cli.inputs import read_json_object
 from engine.cli.options import OpaSettings, blueprints_option, opa_options, policies_option
 from engine.cli.terminal import emit_json, escape, note
 from engine.contracts import describe
@@ -45,7 +45,7 @@ def decide(
     Compiles the blueprints, starts OPA on them (or uses --opa-url), and asks
     data.opsgate.main.decide. Nothing is executed.
     """
-    observation = read_json(observation_source, "observation")
+    observation = read_json_object(observation_source, "observation", "--observation")
     with PolicySession(
         blueprints, policies=policies, remote=opa.remote, timeout=opa.timeout
     ) as session:

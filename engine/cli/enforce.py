@@ -3,19 +3,33 @@
 from __future__ import annotations
 
 import datetime
+import re
 from pathlib import Path
 from typing import Any
 
 import click
 
 from engine import contracts
-from engine.cli.inputs import read_json
+from engine.cli.inputs import read_json, read_json_object
 from engine.cli.options import OpaSettings, blueprints_option, opa_options, policies_option
 from engine.cli.terminal import emit_json, escape, note
+from engine.errors import UsageError
 from engine.policy import PolicySession
 from engine.redact import mask
 
 _COLOURS = {"allow": "green", "approve": "yellow", "forbid": "red", "defer": "blue"}
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)", re.ASCII)
+
+
+def _checked_time(text: str) -> str:
+    """``text`` when it is an RFC 3339 time that exists (OPA would take any string silently)."""
+    if _RFC3339.fullmatch(text):
+        try:
+            datetime.datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
+            return text
+        except ValueError:
+            pass  # 2026-02-30T25:00:00Z has the shape but is no time
+    raise UsageError(f"--now must be an RFC 3339 time such as 2026-02-10T12:00:00Z (got {text!r})")
 
 
 @click.command(
@@ -74,8 +88,10 @@ def enforce(
     request: dict[str, Any] = {
         "service": service,
         "operation": read_json(operation_source, "operation", inline=True),
-        "state": read_json(state_source, "state") if state_source else {},
-        "now": now or datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "state": read_json_object(state_source, "state", "--state") if state_source else {},
+        "now": _checked_time(now)
+        if now is not None
+        else datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     if replicas is not None:
         request["replicas"] = {"desired": replicas, "ready": replicas}

@@ -12,7 +12,7 @@ from engine import signing
 from engine.approval import Actor, Approvals
 from engine.audit import AuditLog
 from engine.blueprint import load_blueprints
-from engine.cli.inputs import read_json
+from engine.cli.inputs import InputError, read_json_object, where_of
 from engine.cli.options import (
     OpaSettings,
     blueprints_option,
@@ -25,6 +25,7 @@ from engine.cli.terminal import describe_masked, emit_json, escape, note
 from engine.cluster import Target
 from engine.cluster.simulated import SimulatedCluster
 from engine.compile import InvalidBlueprints
+from engine.contracts import observation_problem
 from engine.execute import Context, Executor
 from engine.policy import PolicySession
 from engine.redact import mask
@@ -112,9 +113,7 @@ def execute(
     requester = _requester(as_person, agent)
     effective = _effective(blueprints)
     blueprint = _blueprint(effective, blueprints, service)
-    operation = read_json(operation_source, "operation", inline=True)
-    if not isinstance(operation, dict):
-        raise click.UsageError("--operation must be a JSON object")
+    operation = read_json_object(operation_source, "operation", "--operation", inline=True)
     state_path, audit_path, cluster_path = state_paths(state_dir, create=True)
     cluster = (
         SimulatedCluster.load(cluster_path)
@@ -215,12 +214,16 @@ def verify(
 ) -> None:
     """Run the verification checks for one operation on two observations."""
     blueprint = _blueprint(_effective(blueprints), blueprints, service)
-    operation = read_json(operation_source, "operation", inline=True)
-    before = read_json(before_source, "before observation")
-    after = read_json(after_source, "after observation")
-    for name, value in (("operation", operation), ("before", before), ("after", after)):
-        if not isinstance(value, dict):
-            raise click.UsageError(f"--{name} must be a JSON object")
+    operation = read_json_object(operation_source, "operation", "--operation", inline=True)
+    before = read_json_object(before_source, "before observation", "--before")
+    after = read_json_object(after_source, "after observation", "--after")
+    for source, what, observation in (
+        (before_source, "before observation", before),
+        (after_source, "after observation", after),
+    ):
+        problem = observation_problem(observation)
+        if problem is not None:
+            raise InputError(f"{where_of(source, what)}: {problem}")
     result = run_checks(operation, after, before, blueprint)
     emit_json(result.to_json())
     ctx.exit({"pass": 0, "fail": 6, "partial": 7}[result.outcome])

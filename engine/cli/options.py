@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,20 @@ from engine.opa import DEFAULT_QUERY_TIMEOUT
 from engine.policy import RemoteOpa
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class FiniteFloatRange(click.FloatRange):
+    """A number option in a range that also refuses nan and inf (click's FloatRange takes nan)."""
+
+    name = "finite float range"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """Convert as FloatRange does, then refuse what is not a finite number."""
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
 
 json_option = click.option(
     "--json",
@@ -93,7 +108,7 @@ def opa_options(function: F) -> F:
         ),
         click.option(
             "--opa-timeout",
-            type=click.FloatRange(min=0.05, max=120),
+            type=FiniteFloatRange(min=0.05, max=120),
             envvar="OPSGATE_OPA_TIMEOUT",
             show_envvar=True,
             default=DEFAULT_QUERY_TIMEOUT,

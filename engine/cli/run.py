@@ -16,6 +16,7 @@ from engine.approval import claims
 from engine.audit import AuditError, AuditLog
 from engine.blueprint import load_blueprints
 from engine.cli.options import (
+    FiniteFloatRange,
     OpaSettings,
     blueprints_option,
     inbox_option,
@@ -30,6 +31,7 @@ from engine.cluster import Cluster
 from engine.cluster.simulated import SimulatedCluster
 from engine.cluster.trace import LoadTrace
 from engine.compile import InvalidBlueprints
+from engine.errors import UsageError
 from engine.files import PrivacyError
 from engine.inbox import Inbox, default_inbox
 from engine.notify import TARGETS_FILE, save_targets
@@ -210,7 +212,7 @@ State (state.db), audit log (audit.jsonl) and the simulated cluster
 @click.option("--once", is_flag=True, help="Run one tick and stop.")
 @click.option(
     "--interval",
-    type=click.FloatRange(min=0),
+    type=FiniteFloatRange(min=0, max=86400),
     default=30.0,
     show_default=True,
     help="Seconds between ticks (virtual time on the simulated cluster).",
@@ -220,7 +222,7 @@ State (state.db), audit log (audit.jsonl) and the simulated cluster
 )
 @click.option(
     "--pause",
-    type=click.FloatRange(min=0),
+    type=FiniteFloatRange(min=0, max=3600),
     default=0.5,
     show_default=True,
     help="Real seconds between simulated ticks (time to answer approvals from another shell).",
@@ -293,7 +295,7 @@ def run(
     trace = LoadTrace.read(load_trace) if load_trace else None
     if trace is not None and trace.services() - set(effective):
         unknown = ", ".join(sorted(trace.services() - set(effective)))
-        raise click.UsageError(f"{load_trace}: no blueprint for {unknown}")
+        raise UsageError(f"{load_trace}: no blueprint for {unknown}")
     state = StateStore(state_path)
     audit = AuditLog(audit_path)
     approvals_inbox = Inbox(inbox or default_inbox(state_dir))

@@ -6,9 +6,15 @@ from pathlib import Path
 
 import click
 
-from engine.cli.options import blueprints_option, json_option, policies_option
+from engine.cli.options import (
+    FiniteFloatRange,
+    blueprints_option,
+    json_option,
+    policies_option,
+)
 from engine.cli.terminal import emit_json, escape, line, note
 from engine.plot import plot, summary_table
+from engine.simulate import MAX_TICKS, TAIL_SECONDS
 from engine.simulate import simulate as run_simulation
 
 
@@ -29,7 +35,10 @@ replica-minutes (cost) and breaker trips.""",
     "trace",
     required=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Load trace CSV: seconds,service,rps[,fault,value].",
+    help=(
+        "Load trace CSV: seconds,service,rps[,fault,value]; at most "
+        f"{MAX_TICKS} ticks: its last row plus {TAIL_SECONDS:.0f} s, divided by --step."
+    ),
 )
 @click.option(
     "--service", "services", multiple=True, help="Only these services (default: the trace's)."
@@ -62,7 +71,7 @@ replica-minutes (cost) and breaker trips.""",
 )
 @click.option(
     "--step",
-    type=click.FloatRange(min=5),
+    type=FiniteFloatRange(min=5, max=86400),
     default=60.0,
     show_default=True,
     help="Virtual seconds per tick.",

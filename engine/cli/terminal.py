@@ -40,9 +40,14 @@ def _visible(match: re.Match[str]) -> str:
     return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
 
 
-def printable(text: str) -> str:
-    """Return ``text`` with control characters and bidi overrides as visible escapes."""
-    return _CONTROL.sub(_visible, text)
+def printable(text: str, keep: str = "") -> str:
+    """Return ``text`` with control characters and bidi overrides as visible escapes.
+
+    Characters in ``keep`` (a newline in a multi-line note) stay as they are.
+    """
+    if not keep:
+        return _CONTROL.sub(_visible, text)
+    return _CONTROL.sub(lambda m: m.group() if m.group() in keep else _visible(m), text)
 
 
 def emit_json(document: Any) -> None:
@@ -64,7 +69,7 @@ def line(text: str) -> None:
 
 def note(text: str) -> None:
     """Tell the person at the terminal something, on stderr (``text`` is rich markup)."""
-    console.print(text, markup=True)
+    console.print(printable(text, keep="\n"), markup=True)
 
 
 def escape(text: str) -> str:

@@ -25,6 +25,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from engine import strictjson
 from engine.cluster import Applied, ClusterError, NotFoundError, Target
 from engine.files import write_atomically
 from engine.quantity import QuantityError, cpu_millicores, memory_bytes
@@ -155,12 +156,21 @@ class SimulatedCluster:
     def load(cls, path: Path) -> SimulatedCluster:
         """Read a cluster saved by ``save``."""
         try:
-            state = json.loads(path.read_text(encoding="utf-8"))
+            state = strictjson.loads(path.read_text(encoding="utf-8"))
         except OSError as e:
             raise ClusterError(f"can't read simulated cluster {path}: {e.strerror or e}") from e
-        except ValueError as e:
-            raise ClusterError(f"simulated cluster {path} is not valid JSON: {e}") from e
-        if not isinstance(state, dict) or "services" not in state or "clock" not in state:
+        except UnicodeDecodeError as e:
+            raise ClusterError(f"can't read simulated cluster {path}: not UTF-8 text") from e
+        except strictjson.JsonError as e:
+            raise ClusterError(f"simulated cluster {e.at(str(path))}") from e
+        services = state.get("services") if isinstance(state, dict) else None
+        clock = state.get("clock") if isinstance(state, dict) else None
+        if (
+            not isinstance(services, dict)
+            or not all(isinstance(service, dict) for service in services.values())
+            or isinstance(clock, bool)
+            or not isinstance(clock, int | float)
+        ):
             raise ClusterError(f"{path} is not a simulated cluster")
         return cls(state)
 

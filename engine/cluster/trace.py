@@ -13,7 +13,9 @@ both. Example::
 
 from __future__ import annotations
 
+import bisect
 import csv
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +23,9 @@ from engine.cluster import ClusterError
 from engine.cluster.simulated import SimulatedCluster
 
 _FAULTS = ("crash_loop", "latency_spike_ms", "api_errors", "apply_errors", "crash_next_rollout")
+MAX_TRACE_BYTES = 16 * 1024 * 1024
+# far beyond any real load or fault, and small enough that the load model stays finite
+MAX_VALUE = 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -39,19 +44,30 @@ class LoadTrace:
 
     def __init__(self, rows: list[TraceRow]) -> None:
         self.rows = sorted(rows, key=lambda r: r.seconds)
+        self._moments = [row.seconds for row in self.rows]
 
     @classmethod
     def read(cls, path: Path) -> LoadTrace:
         """Parse a trace file; errors name the file and line."""
         rows = []
         try:
+            if path.stat().st_size > MAX_TRACE_BYTES:
+                raise ClusterError(f"{path}: over the 16 MiB limit for a load trace")
             with path.open(encoding="utf-8", newline="") as handle:
                 reader = csv.DictReader(handle)
-                missing = {"seconds", "service", "rps"} - set(reader.fieldnames or [])
-                if missing:
-                    raise ClusterError(f"{path}:1: trace header lacks {', '.join(sorted(missing))}")
-                for number, raw in enumerate(reader, 2):
-                    rows.append(_row(path, number, raw))
+                try:
+                    missing = {"seconds", "service", "rps"} - set(reader.fieldnames or [])
+                    if missing:
+                        raise ClusterError(
+                            f"{path}:1: trace header lacks {', '.join(sorted(missing))}"
+                        )
+                    for raw in reader:
+                        rows.append(_row(path, reader.line_num, raw))
+                except csv.Error as e:
+                    # a field over csv's size limit, and the like
+                    raise ClusterError(
+                        f"{path}:{reader.reader.line_num}: not a CSV load trace: {e}"
+                    ) from e
         except OSError as e:
             raise ClusterError(f"can't read trace {path}: {e.strerror or e}") from e
         except UnicodeDecodeError as e:
@@ -72,7 +88,10 @@ class LoadTrace:
         """
         elapsed = cluster.elapsed()
         done = float(cluster.state.get("trace_seconds", -1.0))
-        due = [row for row in self.rows if done < row.seconds <= elapsed]
+        # the rows with done < seconds <= elapsed, found by bisection: a long trace stays cheap
+        due = self.rows[
+            bisect.bisect_right(self._moments, done) : bisect.bisect_right(self._moments, elapsed)
+        ]
         for row in due:
             if row.rps is not None:
                 cluster.set_load(row.service, rps=row.rps)
@@ -90,8 +109,12 @@ def _number(path: Path, number: int, name: str, text: str | None) -> float | Non
         value = float(text)
     except ValueError as e:
         raise ClusterError(f"{path}:{number}: {name} must be a number (got {text!r})") from e
+    if not math.isfinite(value):
+        raise ClusterError(f"{path}:{number}: {name} must be a finite number (got {text!r})")
     if value < 0:
         raise ClusterError(f"{path}:{number}: {name} must not be negative (got {text!r})")
+    if value > MAX_VALUE:
+        raise ClusterError(f"{path}:{number}: {name} must be at most {MAX_VALUE} (got {text!r})")
     return value
 
 
