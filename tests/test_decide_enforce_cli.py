@@ -172,3 +172,12 @@ def test_remote_opa_without_tls_or_token_is_refused(
     )
     assert result.exit_code == 2
     assert message in result.stderr
+
+
+def test_enforce_records_who_asks(run_cli: RunCli) -> None:
+    scale = ("enforce", "--service", "frontend", "--operation", '{"type": "scale", "to": 3}')
+    assert run_cli(*scale, "--agent", "kagent").exit_code == 0
+    for bad in (("--as", "x\x1b[2Ky"), ("--as", "opsgate"), ("--as", "a", "--agent", "b")):
+        result = run_cli(*scale, *bad)
+        assert result.exit_code == 2, bad
+        assert "\x1b" not in result.stderr

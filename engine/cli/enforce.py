@@ -11,7 +11,13 @@ import click
 
 from engine import contracts
 from engine.cli.inputs import read_json, read_json_object
-from engine.cli.options import OpaSettings, blueprints_option, opa_options, policies_option
+from engine.cli.options import (
+    OpaSettings,
+    blueprints_option,
+    opa_options,
+    policies_option,
+    requester_options,
+)
 from engine.cli.terminal import emit_json, escape, note
 from engine.errors import UsageError
 from engine.policy import PolicySession
@@ -66,6 +72,7 @@ Exit codes: 0 allow, 3 approve, 4 forbid, 5 defer, 1 error, 2 usage.""",
     default=None,
     help="Time of the request, RFC 3339 (default: the current time, UTC).",
 )
+@requester_options
 @policies_option
 @opa_options
 @click.pass_context
@@ -77,6 +84,7 @@ def enforce(
     state_source: str | None,
     replicas: int | None,
     now: str | None,
+    requester: dict[str, str],
     policies: Path | None,
     opa: OpaSettings,
 ) -> None:
@@ -92,6 +100,7 @@ def enforce(
         "now": _checked_time(now)
         if now is not None
         else datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "actor": requester,
     }
     if replicas is not None:
         request["replicas"] = {"desired": replicas, "ready": replicas}

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import getpass
 from pathlib import Path
 from typing import Any
 
 import click
 
-from engine import signing
 from engine.approval import Actor, Approvals
 from engine.audit import AuditLog
 from engine.blueprint import load_blueprints
@@ -18,6 +16,7 @@ from engine.cli.options import (
     blueprints_option,
     opa_options,
     policies_option,
+    requester_options,
     state_dir_option,
     state_paths,
 )
@@ -76,13 +75,7 @@ Exit codes: 0 executed (see "outcome"), 3 needs approval, 4 blocked,
     default=None,
     help="The granted, signed approval request for exactly this operation and requester.",
 )
-@click.option(
-    "--as",
-    "as_person",
-    default=None,
-    help="Who proposes the operation (a person; default: your login name). Never its approver.",
-)
-@click.option("--agent", default=None, help="The AI agent proposing the operation (not --as).")
+@requester_options
 @click.option("--dry-run", is_flag=True, help="Plan and audit; change nothing.")
 @state_dir_option
 @policies_option
@@ -94,8 +87,7 @@ def execute(
     service: str,
     operation_source: str,
     approval_id: str | None,
-    as_person: str | None,
-    agent: str | None,
+    requester: Actor,
     dry_run: bool,
     state_dir: Path,
     policies: Path | None,
@@ -110,7 +102,6 @@ def execute(
     The step is journaled, verified after stabilization and rolled back on
     failure, all of it audited.
     """
-    requester = _requester(as_person, agent)
     effective = _effective(blueprints)
     blueprint = _blueprint(effective, blueprints, service)
     operation = read_json_object(operation_source, "operation", "--operation", inline=True)
@@ -169,19 +160,6 @@ def execute(
     if result.detail and result.outcome == "awaiting_approval":
         note(escape(result.detail))
     ctx.exit(_EXIT.get(result.outcome, 0))
-
-
-def _requester(person: str | None, agent: str | None) -> Actor:
-    """Who proposes the operation: --agent, --as, or the login name."""
-    if person is not None and agent is not None:
-        raise click.UsageError("give --as or --agent, not both")
-    kind, name = ("agent", agent) if agent is not None else ("person", person or getpass.getuser())
-    option = "--agent" if agent is not None else "--as"
-    if not signing.NAME_PATTERN.match(name):
-        raise click.UsageError(f"{option} {name!r}: use letters, digits, '.', '_', '@' or '-'")
-    if name in signing.RESERVED_NAMES:
-        raise click.UsageError(f"{option} {name!r} is the runner's own name")
-    return {"kind": kind, "name": name}
 
 
 @click.command(

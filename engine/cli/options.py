@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import getpass
 import math
 import os
 from collections.abc import Callable
@@ -229,3 +230,50 @@ def check_name(value: str) -> str:
 def checked_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """Click callback for --by: a usage error (exit 2) unless the name is valid."""
     return None if value is None else check_name(value)
+
+
+def requester_options(function: F) -> F:
+    """Add --as and --agent, passed on as ``requester`` ({kind, name}): who proposes it."""
+    options = [
+        click.option(
+            "--as",
+            "as_person",
+            envvar="OPSGATE_AS",
+            show_envvar=True,
+            default=None,
+            help="Who proposes the operation (a person; default: your login name). "
+            "The requester can never approve it.",
+        ),
+        click.option(
+            "--agent",
+            envvar="OPSGATE_AGENT",
+            show_envvar=True,
+            default=None,
+            help="The AI agent proposing the operation (instead of --as).",
+        ),
+    ]
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        kwargs["requester"] = requester_from(kwargs.pop("as_person"), kwargs.pop("agent"))
+        return function(*args, **kwargs)
+
+    decorated: Any = wrapper
+    for option in reversed(options):
+        decorated = option(decorated)
+    return cast(F, decorated)
+
+
+def requester_from(person: str | None, agent: str | None) -> dict[str, str]:
+    """Who proposes the operation: --agent, --as, or the login name."""
+    if person is not None and agent is not None:
+        raise click.UsageError("give --as or --agent, not both")
+    kind, name = ("agent", agent) if agent is not None else ("person", person or getpass.getuser())
+    option = "--agent" if agent is not None else "--as"
+    if not signing.NAME_PATTERN.match(name):
+        raise click.UsageError(
+            f"{option} '{printable(name)}': use letters, digits, '.', '_', '@' or '-'"
+        )
+    if name in signing.RESERVED_NAMES:
+        raise click.UsageError(f"{option} {name!r} is the runner's own name")
+    return {"kind": kind, "name": name}
