@@ -142,6 +142,17 @@ def state_paths(state_dir: Path) -> tuple[Path, Path, Path]:
     return state_dir / "state.db", state_dir / "audit.jsonl", state_dir / "cluster.json"
 
 
+audit_key_option = click.option(
+    "--audit-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    envvar="OPSGATE_AUDIT_KEY",
+    show_envvar=True,
+    default=None,
+    help="The runner's Ed25519 private key (OpenSSH, 0600) that signs the audit log's "
+    "checkpoints. Default: STATE_DIR/audit-key, made on first use.",
+)
+
+
 key_option = click.option(
     "--key",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
