@@ -31,9 +31,11 @@ from engine.audit import (
     runner_key,
 )
 from engine.state import StateStore
+from tests.conftest import REPO, RunCli
 
 RUNNER_KEY = signing.demo_key("audit runner")
 OTHER_KEY = signing.demo_key("someone else")
+TRACE = REPO / "blueprints" / "examples" / "traces" / "demo-ramp.csv"
 
 
 class Clock:
@@ -362,3 +364,277 @@ def test_no_key_is_made_when_the_state_knows_another(tmp_path: Path) -> None:
     with pytest.raises(AuditError, match="--audit-key"):
         runner_key(None, tmp_path / KEY_FILE, known=known)
     assert not (tmp_path / KEY_FILE).exists()
+
+
+# --- the command line -------------------------------------------------------------------------
+
+
+def _state(tmp_path: Path) -> Path:
+    return tmp_path / "state"
+
+
+def _run(run_cli: RunCli, tmp_path: Path, *extra: str) -> None:
+    result = run_cli("run", "--state-dir", str(_state(tmp_path)), "--pause", "0", *extra)
+    assert result.exit_code == 0, result.stderr
+
+
+def _verify(run_cli: RunCli, tmp_path: Path, *extra: str) -> Any:
+    return run_cli("audit", "verify", "--state-dir", str(_state(tmp_path)), *extra)
+
+
+@pytest.fixture
+def ran(run_cli: RunCli, tmp_path: Path) -> Path:
+    """A state dir after six ticks of the runner on the demo load ramp."""
+    _run(run_cli, tmp_path, "--load", str(TRACE), "--ticks", "6")
+    return _state(tmp_path) / "audit.jsonl"
+
+
+def _exported(run_cli: RunCli, tmp_path: Path) -> Path:
+    exported = run_cli("audit", "export-key", "--state-dir", str(_state(tmp_path)))
+    assert exported.exit_code == 0, exported.stderr
+    kept = tmp_path / "elsewhere.pub"
+    kept.write_text(exported.stdout)
+    return kept
+
+
+def test_run_ends_with_a_signed_checkpoint_that_verifies(
+    run_cli: RunCli, tmp_path: Path, ran: Path
+) -> None:
+    assert rows(ran)[-1]["event"] == "checkpoint"
+    key = _state(tmp_path) / KEY_FILE
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    result = _verify(run_cli, tmp_path)
+    assert result.exit_code == 0, result.stderr
+    assert "chain intact" in result.stderr
+    assert f"the key in {key}" in " ".join(result.stderr.split())
+
+
+def test_export_key_prints_a_public_key_line(run_cli: RunCli, tmp_path: Path, ran: Path) -> None:
+    exported = run_cli("audit", "export-key", "--state-dir", str(_state(tmp_path)))
+    assert exported.exit_code == 0
+    public = signing.parse_public_key(exported.stdout)
+    assert signing.raw_public(public) == signing.raw_public(
+        load_key(_state(tmp_path) / KEY_FILE).public_key()
+    )
+    assert len(exported.stdout.strip().splitlines()) == 1
+
+
+def test_verify_with_the_kept_public_key(run_cli: RunCli, tmp_path: Path, ran: Path) -> None:
+    kept = _exported(run_cli, tmp_path)
+    good = _verify(run_cli, tmp_path, "--public-key", str(kept))
+    assert good.exit_code == 0, good.stderr
+    assert f"--public-key {kept}" in " ".join(good.stderr.split())
+    other = tmp_path / "other.pub"
+    other.write_text(signing.public_key_line(OTHER_KEY.public_key()) + "\n")
+    bad = _verify(run_cli, tmp_path, "--public-key", str(other))
+    assert bad.exit_code == 1
+    assert "signature does not verify" in bad.stderr
+
+
+def test_verify_from_a_copy_with_a_replaced_key_fails(
+    run_cli: RunCli, tmp_path: Path, ran: Path
+) -> None:
+    # the attacker re-signs with a key of their own and puts it in the state dir
+    kept = _exported(run_cli, tmp_path)
+
+    def edit(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [e for e in events if e["event"] != "execution_succeeded"]
+
+    rechain(ran, edit)
+    result = _verify(run_cli, tmp_path, "--public-key", str(kept))
+    assert result.exit_code == 1
+
+
+def test_cli_rewrite_and_rechain_fails(run_cli: RunCli, tmp_path: Path, ran: Path) -> None:
+    def edit(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for event in events:
+            if event.get("tier") == "approve":
+                event["tier"] = "allow"
+        return events
+
+    rechain(ran, edit)
+    result = _verify(run_cli, tmp_path)
+    assert result.exit_code == 1
+    assert "signature does not verify" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_cli_truncation_fails(run_cli: RunCli, tmp_path: Path, ran: Path) -> None:
+    lines = ran.read_text().splitlines(keepends=True)
+    ran.write_text("".join(lines[: len(lines) // 2]))
+    result = _verify(run_cli, tmp_path)
+    assert result.exit_code == 1
+    assert "the state recorded" in result.stderr
+
+
+def test_cli_deleted_checkpoint_fails(run_cli: RunCli, tmp_path: Path, ran: Path) -> None:
+    rechain(ran, lambda events: [e for e in events if e["event"] != "checkpoint"])
+    result = _verify(run_cli, tmp_path)
+    assert result.exit_code == 1
+
+
+def test_cli_deleted_log_fails(run_cli: RunCli, tmp_path: Path, ran: Path) -> None:
+    ran.unlink()
+    result = _verify(run_cli, tmp_path)
+    assert result.exit_code == 1
+    assert "is missing, but the state recorded" in result.stderr
+
+
+def test_cli_empty_log_fails(run_cli: RunCli, tmp_path: Path, ran: Path) -> None:
+    ran.write_text("")
+    result = _verify(run_cli, tmp_path)
+    assert result.exit_code == 1
+    assert "is empty, but the state recorded" in result.stderr
+
+
+def test_cli_mistyped_state_dir_fails(run_cli: RunCli, tmp_path: Path, ran: Path) -> None:
+    missing = run_cli("audit", "verify", "--state-dir", str(tmp_path / "stat"))
+    assert missing.exit_code == 1
+    assert "no state directory" in missing.stderr
+    (tmp_path / "empty").mkdir()
+    empty = run_cli("audit", "verify", "--state-dir", str(tmp_path / "empty"))
+    assert empty.exit_code == 1
+    assert "no state.db and no audit.jsonl" in empty.stderr
+
+
+def test_cli_log_without_state_fails(run_cli: RunCli, tmp_path: Path, ran: Path) -> None:
+    (_state(tmp_path) / "state.db").unlink()
+    result = _verify(run_cli, tmp_path)
+    assert result.exit_code == 1
+    assert "state.db is missing" in result.stderr
+
+
+def test_cli_log_that_is_a_directory_fails(run_cli: RunCli, tmp_path: Path, ran: Path) -> None:
+    ran.unlink()
+    ran.mkdir()
+    result = _verify(run_cli, tmp_path)
+    assert result.exit_code == 1
+    assert "is a directory" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_cli_events_after_the_last_checkpoint(run_cli: RunCli, tmp_path: Path, ran: Path) -> None:
+    AuditLog(ran).record("approval_granted", service="backend", actor="mallory")
+    lenient = _verify(run_cli, tmp_path)
+    assert lenient.exit_code == 0
+    assert "1 events after the last checkpoint" in " ".join(lenient.stderr.split())
+    strict = _verify(run_cli, tmp_path, "--strict")
+    assert strict.exit_code == 1
+
+
+def test_cli_run_refuses_a_key_file_others_can_read(run_cli: RunCli, tmp_path: Path) -> None:
+    key = tmp_path / "audit.key"
+    signing.write_private_key(key, RUNNER_KEY)
+    key.chmod(0o644)
+    result = run_cli("run", "--state-dir", str(_state(tmp_path)), "--once", "--audit-key", str(key))
+    assert result.exit_code == 1
+    assert "readable or writable by group or others" in result.stderr
+    assert not (_state(tmp_path) / "audit.jsonl").exists()
+
+
+def test_cli_key_outside_the_state_dir(run_cli: RunCli, tmp_path: Path) -> None:
+    key = tmp_path / "audit.key"
+    signing.write_private_key(key, RUNNER_KEY)
+    _run(run_cli, tmp_path, "--once", "--audit-key", str(key))
+    assert not (_state(tmp_path) / KEY_FILE).exists()
+    # another shell without the key may not sign with a new one
+    execute = (
+        "execute",
+        "--state-dir",
+        str(_state(tmp_path)),
+        "--service",
+        "frontend",
+        "--operation",
+        '{"type": "scale", "to": 3}',
+    )
+    refused = run_cli(*execute)
+    assert refused.exit_code == 1
+    assert "--audit-key" in refused.stderr
+    done = run_cli(*execute, "--audit-key", str(key))
+    assert done.exit_code == 0, done.stderr
+    assert rows(_state(tmp_path) / "audit.jsonl")[-1]["event"] == "checkpoint"
+    result = _verify(run_cli, tmp_path)
+    assert result.exit_code == 0, result.stderr
+    assert "recorded in" in result.stderr
+
+
+def test_cli_prune_with_a_one_day_retention_needs_confirm(
+    run_cli: RunCli, tmp_path: Path, blueprint_copy: Path
+) -> None:
+    # the runner ran two days ago with the repo's blueprints (the longest retention: 400 days)
+    state = _state(tmp_path)
+    store = StateStore(state / "state.db")
+    clock = Clock()
+    clock.now = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=2)
+    key = runner_key(None, state / KEY_FILE, known=None)
+    log = AuditLog(state / "audit.jsonl", clock=clock, signer=key, ledger=store.audit_ledger())
+    write_events(log, 10)
+    log.close()
+    store.record_audit_retention(400)
+    store.close()
+    # the attack: a blueprint directory of one's own with retention_days: 1
+    for path in [blueprint_copy / "governance.yaml", *blueprint_copy.rglob("*.yaml")]:
+        text = path.read_text()
+        for days in ("90", "400"):
+            text = text.replace(f"retention_days: {days}", "retention_days: 1")
+        path.write_text(text)
+    before = rows(log.path)
+    prune = ("audit", "prune", "--blueprints", str(blueprint_copy), "--state-dir", str(state))
+    refused = run_cli(*prune)
+    assert refused.exit_code == 2
+    assert "--confirm" in refused.stderr and "400 days" in refused.stderr
+    assert rows(log.path) == before
+    confirmed = run_cli(*prune, "--confirm")
+    assert confirmed.exit_code == 0, confirmed.stderr
+    kept = rows(log.path)
+    assert len(kept) == 1
+    assert kept[0]["event"] == "checkpoint"
+    assert (kept[0]["count"], kept[0]["dropped"]) == (11, 11)
+    assert kept[0]["head"] == before[-1]["hash"]
+    kept_key = tmp_path / "kept.pub"
+    kept_key.write_text(signing.public_key_line(key.public_key()))
+    result = _verify(run_cli, tmp_path, "--public-key", str(kept_key), "--strict")
+    assert result.exit_code == 0, result.stderr
+
+
+def test_shutdown_checkpoints_after_approve_and_breaker_reset(
+    run_cli: RunCli, tmp_path: Path, signed_blueprints: Path, sre_lead_key: Path
+) -> None:
+    keyed = ("--blueprints", str(signed_blueprints))
+    _run(run_cli, tmp_path, *keyed, "--load", str(TRACE), "--ticks", "4")
+    state = ("--state-dir", str(_state(tmp_path)))
+    log = _state(tmp_path) / "audit.jsonl"
+    listed = json.loads(run_cli("approvals", "list", *state, "--json").stdout)
+    request = next(r for r in listed if r["service"] == "backend")
+    answered = run_cli(
+        "approvals", "approve", request["id"], "--key", str(sre_lead_key), "--reason", "ok", *state
+    )
+    assert answered.exit_code == 0, answered.stderr
+    assert [e["event"] for e in rows(log)[-2:]] == ["approval_granted", "checkpoint"]
+    store = StateStore(_state(tmp_path) / "state.db")
+    store.open_breaker("frontend", "t", "rollback failed")
+    store.close()
+    reset = run_cli(
+        "breaker", "reset", "frontend", "--key", str(sre_lead_key), "--reason", "fixed",
+        *keyed, *state,
+    )  # fmt: skip
+    assert reset.exit_code == 0, reset.stderr
+    assert [e["event"] for e in rows(log)[-2:]] == ["breaker_reset", "checkpoint"]
+    result = _verify(run_cli, tmp_path, "--strict")
+    assert result.exit_code == 0, result.stderr
+
+
+def test_verify_is_read_only(run_cli: RunCli, tmp_path: Path, ran: Path) -> None:
+    state = _state(tmp_path)
+
+    def files() -> dict[str, tuple[int, int]]:
+        # SQLite may add its -wal and -shm side files to read; the files themselves stay as they are
+        return {
+            p.name: (p.stat().st_mtime_ns, p.stat().st_size)
+            for p in state.iterdir()
+            if not p.name.endswith(("-wal", "-shm"))
+        }
+
+    before = files()
+    assert _verify(run_cli, tmp_path).exit_code == 0
+    assert files() == before

@@ -9,7 +9,9 @@ import click
 from engine import signing
 from engine.approval import ApprovalError, Approvals, claims
 from engine.audit import AuditError, AuditLog, utc_now
+from engine.cli.audit import close_audit, open_audit
 from engine.cli.options import (
+    audit_key_option,
     json_option,
     key_option,
     passphrase_prompt,
@@ -23,14 +25,21 @@ from engine.notify import TARGETS_FILE, Notifier, failures_by_request, load_targ
 from engine.state import StateStore
 
 
-def _open(state_dir: Path) -> tuple[StateStore, Approvals]:
+def _open(
+    state_dir: Path, audit_key: Path | None = None, *, signed: bool = False
+) -> tuple[StateStore, Approvals]:
+    """The state and approvals; ``signed`` to append to the log with the runner's key."""
     state_path, audit_path, _ = state_paths(state_dir)
     if not state_path.exists():
         raise click.UsageError(
             f"no runner state in {state_dir} (run opsgate run first, or pass --state-dir)"
         )
     state = StateStore(state_path)
-    audit = AuditLog(audit_path)
+    try:
+        audit = open_audit(state, state_dir, audit_key) if signed else AuditLog(audit_path)
+    except BaseException:
+        state.close()
+        raise
     notifier = Notifier(load_targets(state_dir / TARGETS_FILE), record=audit.record)
     return state, Approvals(state, audit, notifier=notifier)
 
@@ -124,12 +133,13 @@ def _answer(
     reason: str | None,
     state_dir: Path,
     grant: bool,
+    audit_key: Path | None,
 ) -> None:
     if (key is None) == (by is None):
         raise click.UsageError(
             "give --key PATH (a signed answer) or --by NAME (name only), not both"
         )
-    state, workflow = _open(state_dir)
+    state, workflow = _open(state_dir, audit_key, signed=True)
     now = _now(state_dir)
     try:
         if key is not None:
@@ -145,9 +155,10 @@ def _answer(
             assert by is not None
             answered = workflow.answer(approval_id, grant=grant, by=by, reason=reason, now=now)
     finally:
-        state.close()
         if workflow.notifier is not None:  # bounded wait; failures are logged and audited
             workflow.notifier.close()
+        close_audit(workflow.audit)  # a signed checkpoint over the answer and its failures
+        state.close()
     verb = "approved" if grant else "rejected"
     how = "signed" if answered.token else "by name only: good for dry runs, not for an execution"
     note(
@@ -171,11 +182,17 @@ _by_option = click.option(
 @_by_option
 @click.option("--reason", required=True, help="Justification, signed and kept in the audit log.")
 @state_dir_option
+@audit_key_option
 def approve(
-    approval_id: str, key: Path | None, by: str | None, reason: str, state_dir: Path
+    approval_id: str,
+    key: Path | None,
+    by: str | None,
+    reason: str,
+    state_dir: Path,
+    audit_key: Path | None,
 ) -> None:
     """Grant a pending request with your signature."""
-    _answer(approval_id, key, by, reason, state_dir, True)
+    _answer(approval_id, key, by, reason, state_dir, True, audit_key)
 
 
 @approvals.command(
@@ -186,11 +203,17 @@ def approve(
 @_by_option
 @click.option("--reason", default=None, help="Why, signed and kept in the audit log.")
 @state_dir_option
+@audit_key_option
 def reject(
-    approval_id: str, key: Path | None, by: str | None, reason: str | None, state_dir: Path
+    approval_id: str,
+    key: Path | None,
+    by: str | None,
+    reason: str | None,
+    state_dir: Path,
+    audit_key: Path | None,
 ) -> None:
     """Refuse a pending request with your signature."""
-    _answer(approval_id, key, by, reason, state_dir, False)
+    _answer(approval_id, key, by, reason, state_dir, False, audit_key)
 
 
 @approvals.command(

@@ -12,9 +12,11 @@ from engine import signing
 from engine.approval import Actor, Approvals
 from engine.audit import AuditLog
 from engine.blueprint import load_blueprints
+from engine.cli.audit import close_audit, open_audit
 from engine.cli.inputs import read_json
 from engine.cli.options import (
     OpaSettings,
+    audit_key_option,
     blueprints_option,
     opa_options,
     policies_option,
@@ -84,6 +86,7 @@ Exit codes: 0 executed (see "outcome"), 3 needs approval, 4 blocked,
 @click.option("--agent", default=None, help="The AI agent proposing the operation (not --as).")
 @click.option("--dry-run", is_flag=True, help="Plan and audit; change nothing.")
 @state_dir_option
+@audit_key_option
 @policies_option
 @opa_options
 @click.pass_context
@@ -97,6 +100,7 @@ def execute(
     agent: str | None,
     dry_run: bool,
     state_dir: Path,
+    audit_key: Path | None,
     policies: Path | None,
     opa: OpaSettings,
 ) -> None:
@@ -115,14 +119,16 @@ def execute(
     operation = read_json(operation_source, "operation", inline=True)
     if not isinstance(operation, dict):
         raise click.UsageError("--operation must be a JSON object")
-    state_path, audit_path, cluster_path = state_paths(state_dir)
+    state_path, _, cluster_path = state_paths(state_dir)
     cluster = (
         SimulatedCluster.load(cluster_path)
         if cluster_path.exists()
         else SimulatedCluster.from_blueprints(list(effective.values()))
     )
     state = StateStore(state_path)
+    audit: AuditLog | None = None
     try:
+        audit = open_audit(state, state_dir, audit_key, blueprints=effective.values())
         with PolicySession(
             blueprints, policies=policies, remote=opa.remote, timeout=opa.timeout
         ) as session:
@@ -130,9 +136,7 @@ def execute(
                 service, blueprint["target"]["namespace"], blueprint["target"]["deployment"]
             )
             context = Context(target, blueprint, session.revision)
-            executor = Executor(
-                cluster, state, AuditLog(audit_path), session.enforce, dry_run=dry_run
-            )
+            executor = Executor(cluster, state, audit, session.enforce, dry_run=dry_run)
             verdict = executor.fresh_verdict(context, operation, requester)
             approval = state.approval(approval_id) if approval_id else None
             if approval_id and approval is None:
@@ -148,6 +152,7 @@ def execute(
                     f"opsgate approvals approve {approval.id} --key PATH --reason TEXT"
                 )
     finally:
+        close_audit(audit)  # a signed checkpoint over this command's events
         state.close()
         cluster.save(cluster_path)
     emit_json(

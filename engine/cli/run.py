@@ -15,8 +15,10 @@ from engine import signing
 from engine.approval import claims
 from engine.audit import AuditError, AuditLog
 from engine.blueprint import load_blueprints
+from engine.cli.audit import close_audit, open_audit
 from engine.cli.options import (
     OpaSettings,
+    audit_key_option,
     blueprints_option,
     opa_options,
     policies_option,
@@ -232,6 +234,7 @@ State (state.db), audit log (audit.jsonl) and the simulated cluster
     help="Plan and audit; change nothing.",
 )
 @state_dir_option
+@audit_key_option
 @policies_option
 @opa_options
 @click.pass_context
@@ -248,6 +251,7 @@ def run(
     load_trace: Path | None,
     dry_run: bool,
     state_dir: Path,
+    audit_key: Path | None,
     policies: Path | None,
     opa: OpaSettings,
 ) -> None:
@@ -282,10 +286,11 @@ def run(
         unknown = ", ".join(sorted(trace.services() - set(effective)))
         raise click.UsageError(f"{load_trace}: no blueprint for {unknown}")
     state = StateStore(state_path)
-    audit = AuditLog(audit_path)
+    audit: AuditLog | None = None
     prompt = _terminal_prompt if sys.stdin.isatty() and sys.stderr.isatty() else None
     total = 1 if once else ticks
     try:
+        audit = open_audit(state, state_dir, audit_key, blueprints=effective.values())
         with PolicySession(
             blueprints, policies=policies, remote=opa.remote, timeout=opa.timeout
         ) as session:
@@ -311,6 +316,7 @@ def run(
         note("stopped (Ctrl-C); OPA stopped")
         ctx.exit(130)
     finally:
+        close_audit(audit)  # a signed checkpoint over this run's events
         state.close()
         if simulated is not None:
             simulated.save(cluster_path)
