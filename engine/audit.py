@@ -326,6 +326,9 @@ class VerifyReport:
     checkpoints: int = 0
     # events after the last checkpoint: none after a clean stop
     uncovered: int = 0
+    # events a checkpoint signed as found, not counted by the writer (line numbers of those)
+    uncounted: int = 0
+    uncounted_at: tuple[int, ...] = ()
     # a problem of the whole log rather than of one line (shorter than the state says)
     problem: str = ""
     signed: bool = False
@@ -379,6 +382,7 @@ class AuditLog:
         except (TypeError, ValueError) as e:
             raise AuditError(f"audit event {kind} is not JSON-serialisable: {e}") from e
         with self._locked() as (handle, tail):
+            self._sign_uncounted(handle, tail)
             self._append(handle, tail, body)
             checkpoint = None
             if self._signer is not None and tail.uncovered >= self._every:
@@ -387,14 +391,14 @@ class AuditLog:
         return body
 
     def checkpoint(self) -> dict[str, Any] | None:
-        """Sign a checkpoint now if events came after the last one; return it."""
+        """Sign a checkpoint now if events came after the last one (None: it had nothing to do)."""
         if self._signer is None or not self.path.exists():
             return None
         with self._locked() as (handle, tail):
-            if tail.uncovered == 0:
-                return None
-            checkpoint = self._append_checkpoint(handle, tail)
-            self._count(tail, checkpoint)
+            checkpoint = self._sign_uncounted(handle, tail)
+            if checkpoint is None and tail.uncovered > 0:
+                checkpoint = self._append_checkpoint(handle, tail)
+                self._count(tail, checkpoint)
         return checkpoint
 
     def close(self) -> None:
@@ -557,12 +561,36 @@ class AuditLog:
         body["signature"] = base64.b64encode(self._signer.sign(_signed_bytes(body))).decode()
         return body
 
-    def _append_checkpoint(self, handle: IO[bytes], tail: _Tail) -> dict[str, Any]:
+    def _append_checkpoint(
+        self, handle: IO[bytes], tail: _Tail, *, uncounted: int = 0
+    ) -> dict[str, Any]:
         """Sign and append a checkpoint over everything before it."""
-        body = self._signed_checkpoint({"count": tail.events, "head": tail.last_hash})
+        fields: dict[str, Any] = {"count": tail.events, "head": tail.last_hash}
+        if uncounted:
+            fields["uncounted"] = uncounted
+        body = self._signed_checkpoint(fields)
         self._append(handle, tail, body)
         tail.saw(tail.lines - 1, body)
         return body
+
+    def _sign_uncounted(self, handle: IO[bytes], tail: _Tail) -> dict[str, Any] | None:
+        """Sign over events no counting writer wrote, saying how many (None: there were none).
+
+        Every signed writer counts its events in the state while it holds the
+        lock, so the log and the state agree whenever the lock is free. Lines
+        beyond the count were appended by hand, or by a writer killed between
+        writing and counting: the next checkpoint must not sign them as if the
+        runner had written them, so this one says how many there are.
+        """
+        if self._signer is None or self._ledger is None:
+            return None
+        uncounted = tail.events - self._ledger.counts().events
+        if uncounted <= 0:
+            return None
+        log.warning("audit log %s: %d events no opsgate command counted", self.path, uncounted)
+        checkpoint = self._append_checkpoint(handle, tail, uncounted=uncounted)
+        self._count(tail, checkpoint)
+        return checkpoint
 
     def _count(self, tail: _Tail, checkpoint: dict[str, Any] | None) -> None:
         """Tell the state how many events the log has now (after they are safely written)."""
@@ -638,6 +666,7 @@ class AuditLog:
         previous: str | None = None
         tail = _Tail((0, 0))
         checkpoints = 0
+        uncounted: list[tuple[int, int]] = []
         for number, raw in enumerate(handle, 1):
             tail.lines = number
             try:
@@ -681,11 +710,15 @@ class AuditLog:
                     return VerifyReport(number, number, problem)
                 tail.saw(number - 1, event)
                 checkpoints += 1
+                if event.get("uncounted"):
+                    uncounted.append((number, int(event["uncounted"])))
             previous = stated
         report = VerifyReport(
             tail.events,
             checkpoints=checkpoints,
             uncovered=tail.uncovered,
+            uncounted=sum(n for _, n in uncounted),
+            uncounted_at=tuple(line for line, _ in uncounted),
             signed=public_key is not None,
         )
         problem = _shorter_than_recorded(tail, counts)
@@ -788,6 +821,9 @@ def _checkpoint_problem(
         return f"checkpoint count {event.get('count')!r} where {position} events come before it"
     if event.get("head") != prev:
         return "checkpoint does not cover the line before it"
+    uncounted = event.get("uncounted", 0)
+    if not isinstance(uncounted, int) or not 0 <= uncounted <= position:
+        return f"checkpoint uncounted {uncounted!r} is not a number of the events before it"
     return _signature_problem(event, public_key) if public_key is not None else None
 
 

@@ -263,6 +263,28 @@ def test_a_forged_event_after_the_last_checkpoint_is_reported(
     assert report.uncovered == 1
 
 
+def test_events_nobody_counted_are_signed_as_such(tmp_path: Path, store: StateStore) -> None:
+    # appended by hand after a clean stop: the runner's next checkpoint must not vouch for it
+    log = signed_log(tmp_path, store)
+    write_events(log, 3)
+    log.close()
+    AuditLog(log.path).record("approval_granted", service="backend", actor="mallory")
+    again = signed_log(tmp_path, store)
+    again.record("decision", service="frontend")
+    again.close()
+    events = rows(log.path)
+    assert [e["event"] for e in events[4:]] == [
+        "approval_granted",
+        "checkpoint",
+        "decision",
+        "checkpoint",
+    ]
+    assert events[5]["uncounted"] == 1
+    report = verify(log, store)
+    assert report.ok, report.reason
+    assert (report.uncounted, report.uncounted_at, report.uncovered) == (1, (6,), 0)
+
+
 # --- pruning --------------------------------------------------------------------------------
 
 
@@ -520,6 +542,14 @@ def test_cli_events_after_the_last_checkpoint(run_cli: RunCli, tmp_path: Path, r
     assert "1 events after the last checkpoint" in " ".join(lenient.stderr.split())
     strict = _verify(run_cli, tmp_path, "--strict")
     assert strict.exit_code == 1
+    # the next command that appends signs the forged line, but says nobody counted it
+    _run(run_cli, tmp_path, "--once")
+    lenient = _verify(run_cli, tmp_path)
+    assert lenient.exit_code == 0
+    assert "1 events were not counted" in " ".join(lenient.stderr.split())
+    strict = _verify(run_cli, tmp_path, "--strict")
+    assert strict.exit_code == 1
+    assert "not counted" in strict.stderr
 
 
 def test_cli_run_refuses_a_key_file_others_can_read(run_cli: RunCli, tmp_path: Path) -> None:

@@ -202,6 +202,16 @@ def verify(public_key_file: Path | None, strict: bool, state_dir: Path) -> None:
         f"{escape(str(log.path))}: {report.events} events, {report.checkpoints} signed "
         f"checkpoints, chain intact; signatures checked against {escape(source)}"
     )
+    if report.uncounted:
+        lines = ", ".join(str(n) for n in report.uncounted_at)
+        message = (
+            f"{report.uncounted} events were not counted by the command that wrote them "
+            f"(appended by hand, or by a writer killed before it counted them); the checkpoints "
+            f"at lines {lines} signed them as found"
+        )
+        if strict:
+            raise AuditError(f"{log.path}: {message}; --strict wants none")
+        note(f"[yellow]warning:[/] {message}")
     if report.uncovered:
         message = (
             f"{report.uncovered} events after the last checkpoint (the runner may be running, "
