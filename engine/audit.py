@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -173,14 +174,14 @@ def load_key(path: Path, passphrase: Callable[[], str] | None = None) -> Ed25519
 def _create_key(path: Path) -> None:
     """Make a new key at ``path`` whole or not at all; a key already there is kept."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.new")
-    signing.write_private_key(partial, signing.generate_key())  # O_EXCL, 0600
+    partial = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
     try:
-        os.link(partial, path)  # fails if another process made one first: theirs is used
-    except FileExistsError:
-        pass
+        signing.write_private_key(partial, signing.generate_key())  # O_EXCL, 0600
+        # a link is made whole or not at all, and not over a key another process made first
+        with contextlib.suppress(FileExistsError):
+            os.link(partial, path)
     finally:
-        partial.unlink()
+        partial.unlink(missing_ok=True)
 
 
 def runner_key(
@@ -192,8 +193,9 @@ def runner_key(
 ) -> Ed25519PrivateKey:
     """The key that signs the log: ``given``, else ``default``, made there on first use.
 
-    No key is made when the state already ``known``s the key the log is
-    signed with: it is kept elsewhere, and must be given.
+    No key is made when the state already knows the key the log is signed
+    with (``known``, its public key line): it is kept elsewhere, and must be
+    given.
     """
     if given is not None:
         return load_key(given, passphrase)

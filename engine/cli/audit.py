@@ -162,7 +162,8 @@ or a --state-dir that holds no runner state."""
 @click.option(
     "--strict",
     is_flag=True,
-    help="Also fail when events follow the last checkpoint: for a log whose runner has stopped.",
+    help="Also fail when events follow the last checkpoint, or were signed as found but not "
+    "counted: for the log of a runner that has stopped.",
 )
 @state_dir_option
 def verify(public_key_file: Path | None, strict: bool, state_dir: Path) -> None:
