@@ -1,27 +1,48 @@
-"""The audit log: append-only JSON Lines, fsync'd, hash-chained, masked, prunable.
+"""The audit log: append-only JSON Lines, fsync'd, hash-chained, signed, masked, prunable.
 
 Every event is written and fsync'd *before* the action it records, so a
 failure to write stops the action (``AuditError``). Each line carries the
 SHA-256 of the previous line's hash and its own canonical content, so
-``verify`` finds an edited, deleted, inserted or reordered line. Pruning
-rewrites the file from its first kept event and records where the kept chain
-starts, so a pruned log still verifies.
+``verify`` finds an edited, deleted, inserted or reordered line.
+
+A chain anyone can recompute proves nothing by itself, so the runner signs
+it: every ``checkpoint_every`` events, and when a command that appended
+stops, the log gets a ``checkpoint`` event, signed with the runner's Ed25519
+key, that names how many events came before it since the log began
+(``count``) and the chain hash they end at (``head``). Rewriting, removing or
+inserting an event changes every later hash, so the next checkpoint's
+signature no longer matches; the state database records how many events
+were written and the last checkpoint, so a log cut short, emptied or deleted
+is found too. Pruning keeps the kept events byte for byte after a signed
+checkpoint that stands for the dropped ones (their count and head).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import contextlib
 import datetime
 import fcntl
 import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass
+import secrets
+import stat
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Protocol
 
-from engine import redact
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+
+from engine import redact, signing
 from engine.errors import OpsgateError
 from engine.files import write_atomically
 
@@ -47,6 +68,17 @@ _OWN_FIELDS = frozenset(
         "blueprint",
     }
 )
+
+# A signed checkpoint every this many events (and one whenever a command that appended stops).
+CHECKPOINT_EVERY = 100
+# The runner's signing key, made on first use in the state directory unless given by path.
+KEY_FILE = "audit-key"
+# What a checkpoint's signature covers: this, then its canonical fields (see _signed_bytes).
+_SIGNED_PREFIX = b"opsgate audit checkpoint v1\n"
+# A canonical line holds this only if it is a checkpoint (or nests an object that looks like one).
+_CHECKPOINT_MARK = b'"event":"checkpoint"'
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
 
 EVENT_KINDS = frozenset(
     {
@@ -77,6 +109,7 @@ EVENT_KINDS = frozenset(
         "approval_answer_refused",
         "opa_restarted",
         "notification_failed",
+        "checkpoint",
     }
 )
 
@@ -87,6 +120,16 @@ class AuditError(OpsgateError):
 
 class AuditTampered(OpsgateError):
     """``verify`` found a line that breaks the hash chain."""
+
+
+class PruneRefused(AuditError):
+    """A prune would drop events the governance still keeps; it needs confirming."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, young: int) -> None:
+        super().__init__(message)
+        self.young = young
 
 
 def mask(value: Any) -> Any:
@@ -104,78 +147,477 @@ def _chain(previous: str, body: dict[str, Any]) -> str:
 
 def utc_now() -> str:
     """The current time as RFC 3339 UTC with microseconds."""
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.datetime.now(datetime.UTC).strftime(_TIME_FORMAT)
+
+
+# --- the runner's key -------------------------------------------------------------------
+
+
+def fingerprint(key: Ed25519PublicKey | str) -> str:
+    """The OpenSSH fingerprint (``SHA256:…``) of a key or of a public key line."""
+    line = signing.public_key_line(key) if isinstance(key, Ed25519PublicKey) else key
+    try:
+        blob = base64.b64decode(line.split()[1], validate=True)
+    except (IndexError, ValueError, binascii.Error):
+        return "an unreadable key"
+    digest = base64.b64encode(hashlib.sha256(blob).digest()).decode("ascii").rstrip("=")
+    return f"SHA256:{digest}"
+
+
+def load_key(path: Path, passphrase: Callable[[], str] | None = None) -> Ed25519PrivateKey:
+    """Read the audit key, refusing a file that others may read or write (as ssh does)."""
+    try:
+        info = path.stat()
+    except OSError as e:
+        raise AuditError(f"{path}: can't read the audit key: {e.strerror or e}") from e
+    if not stat.S_ISREG(info.st_mode):
+        raise AuditError(f"{path}: the audit key must be a regular file")
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & 0o077:
+        raise AuditError(
+            f"{path}: the audit key is readable or writable by group or others "
+            f"(mode {mode:04o}): chmod 600 {path}"
+        )
+    return signing.load_private_key(path, passphrase)
+
+
+def _create_key(path: Path) -> None:
+    """Make a new key at ``path`` whole or not at all; a key already there is kept."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+    try:
+        signing.write_private_key(partial, signing.generate_key())  # O_EXCL, 0600
+        # a link is made whole or not at all, and not over a key another process made first
+        with contextlib.suppress(FileExistsError):
+            os.link(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def runner_key(
+    given: Path | None,
+    default: Path,
+    *,
+    known: str | None,
+    passphrase: Callable[[], str] | None = None,
+) -> Ed25519PrivateKey:
+    """The key that signs the log: ``given``, else ``default``, made there on first use.
+
+    No key is made when the state already knows the key the log is signed
+    with (``known``, its public key line): it is kept elsewhere, and must be
+    given.
+    """
+    if given is not None:
+        return load_key(given, passphrase)
+    if not (default.exists() or default.is_symlink()):
+        if known is not None:
+            raise AuditError(
+                f"this audit log is signed with the key {fingerprint(known)}, which is not in "
+                f"{default.parent}: give it with --audit-key FILE or OPSGATE_AUDIT_KEY"
+            )
+        try:
+            _create_key(default)
+        except OSError as e:
+            raise AuditError(f"{default}: can't make the audit key: {e.strerror or e}") from e
+        log.info("made the audit key %s", default)
+    return load_key(default)
+
+
+# --- what the log and the state know ----------------------------------------------------
+
+
+class Counts(Protocol):
+    """What the state recorded of the log (engine.state.AuditCounts)."""
+
+    @property
+    def events(self) -> int:
+        """Events the log has had since it began."""
+
+    @property
+    def checkpoint_count(self) -> int | None:
+        """Events before the last checkpoint written."""
+
+    @property
+    def checkpoint_head(self) -> str | None:
+        """The chain hash the last checkpoint covers."""
+
+    @property
+    def public_key(self) -> str | None:
+        """The public key line of the key that signs the log."""
+
+
+class Ledger(Protocol):
+    """Where the runner records what it wrote (engine.state.AuditLedger)."""
+
+    def counts(self) -> Counts:
+        """What was recorded."""
+
+    def appended(
+        self,
+        events: int,
+        checkpoint: tuple[int, str] | None = None,
+        public_key: str | None = None,
+    ) -> None:
+        """The log now has ``events`` events; ``checkpoint`` (count, head) was just signed."""
+
+    def close(self) -> None:
+        """Let go of the state database."""
+
+
+@dataclass
+class _Tail:
+    """Where the log file stands, kept between appends and read on from where it was."""
+
+    identity: tuple[int, int]
+    size: int = 0
+    lines: int = 0
+    # events the first line stands for, when it is a prune checkpoint (or an old marker)
+    base: int = 0
+    anchored: bool = False
+    last_hash: str = GENESIS
+    # line index of the last checkpoint, and (count → head) of every checkpoint
+    last_checkpoint: int | None = None
+    checkpoints: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def events(self) -> int:
+        """Events the log has had since it began (those a prune dropped included)."""
+        return self.base + self.lines - (1 if self.anchored else 0)
+
+    @property
+    def uncovered(self) -> int:
+        """Events after the last checkpoint."""
+        if self.last_checkpoint is None:
+            return self.lines - (1 if self.anchored else 0)
+        return self.lines - 1 - self.last_checkpoint
+
+    def saw(self, index: int, event: dict[str, Any]) -> None:
+        """Take note of the line at ``index`` if it is a checkpoint or a prune marker."""
+        kind = event.get("event")
+        if kind == "checkpoint":
+            count, head = event.get("count"), event.get("head")
+            if isinstance(count, int) and isinstance(head, str):
+                self.checkpoints[count] = head
+                if index == 0 and "dropped" in event:
+                    self.base, self.anchored = count, True
+            self.last_checkpoint = index
+        elif index == 0 and kind == "pruned":
+            self.base, self.anchored = int(event.get("dropped") or 0), True
+
+
+def _signed_bytes(checkpoint: dict[str, Any]) -> bytes:
+    """What a checkpoint's signature covers: every field but the signature and the chain's."""
+    fields = {k: v for k, v in checkpoint.items() if k not in ("signature", "prev", "hash")}
+    return _SIGNED_PREFIX + _canonical(fields).encode("utf-8")
+
+
+def _signature_problem(event: dict[str, Any], public_key: Ed25519PublicKey) -> str | None:
+    """Why ``event``'s signature does not verify with ``public_key`` (None: it does)."""
+    try:
+        signature = base64.b64decode(event["signature"], validate=True)
+    except (KeyError, TypeError, ValueError, binascii.Error):
+        return "checkpoint has no readable signature"
+    try:
+        public_key.verify(signature, _signed_bytes(event))
+    except InvalidSignature:
+        problem = f"checkpoint signature does not verify with the key {fingerprint(public_key)}"
+        named = event.get("key")
+        if isinstance(named, str) and fingerprint(named) != fingerprint(public_key):
+            problem += f" (it names the key {fingerprint(named)})"
+        return problem
+    return None
 
 
 @dataclass(frozen=True)
 class VerifyReport:
-    """What ``verify`` found: how many events, and the first break if any."""
+    """What ``verify`` found: how many events, and the first break or problem if any."""
 
     events: int
     first_break: int | None = None
     reason: str = ""
+    checkpoints: int = 0
+    # events after the last checkpoint: none after a clean stop
+    uncovered: int = 0
+    # events a checkpoint signed as found, not counted by the writer (line numbers of those)
+    uncounted: int = 0
+    uncounted_at: tuple[int, ...] = ()
+    # a problem of the whole log rather than of one line (shorter than the state says)
+    problem: str = ""
+    signed: bool = False
 
     @property
     def ok(self) -> bool:
-        """True when every line chains to the one before it."""
-        return self.first_break is None
+        """True when every line chains to the one before it and nothing is missing."""
+        return self.first_break is None and not self.problem
 
 
 class AuditLog:
-    """One audit log file. Safe for several processes: appends hold a file lock."""
+    """One audit log file. Safe for several processes and threads: appends hold a file lock.
 
-    def __init__(self, path: Path, *, clock: Any = utc_now) -> None:
+    With a ``signer`` it signs a checkpoint every ``checkpoint_every`` events
+    and at ``close``; with a ``ledger`` it records in the state how many events
+    it holds, and refuses to append to a log shorter than that.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        clock: Any = utc_now,
+        signer: Ed25519PrivateKey | None = None,
+        ledger: Ledger | None = None,
+        checkpoint_every: int = CHECKPOINT_EVERY,
+    ) -> None:
         self.path = path
         self._clock = clock
+        self._signer = signer
+        self._key_line = signing.public_key_line(signer.public_key()) if signer else None
+        self._ledger = ledger
+        self._every = max(1, checkpoint_every)
+        self._tail: _Tail | None = None
+
+    @property
+    def public_key(self) -> Ed25519PublicKey | None:
+        """The public key of the signer, if the log is signed."""
+        return self._signer.public_key() if self._signer is not None else None
 
     def record(self, kind: str, **fields: Any) -> dict[str, Any]:
         """Append one event, fsync it, and return it; raise AuditError if it can't be written."""
         if kind not in EVENT_KINDS:
             raise AuditError(f"unknown audit event kind {kind!r}")
+        if kind == "checkpoint":
+            raise AuditError("checkpoint events are written by the log itself, with its key")
         body: dict[str, Any] = {"time": fields.pop("time", None) or self._clock(), "event": kind}
         body.update(mask(fields))
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
-            with os.fdopen(fd, "a+b") as handle:
-                fcntl.flock(handle, fcntl.LOCK_EX)
-                try:
-                    previous = self._last_hash(handle)
-                    body["prev"] = previous
-                    body["hash"] = _chain(previous, {k: v for k, v in body.items() if k != "hash"})
-                    handle.seek(0, os.SEEK_END)
-                    handle.write((_canonical(body) + "\n").encode("utf-8"))
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                finally:
-                    fcntl.flock(handle, fcntl.LOCK_UN)
-        except OSError as e:
-            raise AuditError(f"can't write audit log {self.path}: {e.strerror or e}") from e
+            _canonical(body)
         except (TypeError, ValueError) as e:
             raise AuditError(f"audit event {kind} is not JSON-serialisable: {e}") from e
+        with self._locked() as (handle, tail):
+            self._sign_uncounted(handle, tail)
+            self._append(handle, tail, body)
+            checkpoint = None
+            if self._signer is not None and tail.uncovered >= self._every:
+                checkpoint = self._append_checkpoint(handle, tail)
+            self._count(tail, checkpoint)
         return body
 
-    @staticmethod
-    def _last_hash(handle: Any) -> str:
-        """The hash of the last line; read as bytes, since a byte offset may split a character."""
-        handle.seek(0, os.SEEK_END)
-        size = handle.tell()
-        if size == 0:
-            return GENESIS
-        step = 4096
-        while True:
-            offset = max(0, size - step)
-            handle.seek(offset)
-            tail: bytes = handle.read()
-            lines = tail.rstrip(b"\n").split(b"\n")
-            if len(lines) > 1 or offset == 0:
-                break
-            step *= 2
+    def checkpoint(self) -> dict[str, Any] | None:
+        """Sign a checkpoint now if events came after the last one (None: it had nothing to do)."""
+        if self._signer is None or not self.path.exists():
+            return None
+        with self._locked() as (handle, tail):
+            checkpoint = self._sign_uncounted(handle, tail)
+            if checkpoint is None and tail.uncovered > 0:
+                checkpoint = self._append_checkpoint(handle, tail)
+                self._count(tail, checkpoint)
+        return checkpoint
+
+    def close(self) -> None:
+        """Sign a last checkpoint over what came after the previous one; let go of the ledger."""
         try:
-            last = json.loads(lines[-1].decode("utf-8"))
-            return str(last["hash"])
+            self.checkpoint()
+        finally:
+            if self._ledger is not None:
+                self._ledger.close()
+                self._ledger = None
+
+    def check(self) -> None:
+        """Look at the whole log before appending: AuditError if it is not what the state says."""
+        self._tail = None
+        with self._locked():
+            pass
+
+    # --- appending ---------------------------------------------------------------------
+
+    @contextmanager
+    def _locked(self) -> Iterator[tuple[IO[bytes], _Tail]]:
+        """The log file, locked for appending, and where it stands (checked on a first look)."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle = self._open_current()
+        except OSError as e:
+            raise AuditError(f"can't write audit log {self.path}: {e.strerror or e}") from e
+        try:
+            tail, whole = self._scan(handle)
+            if whole:
+                self._check_ledger(tail)
+            yield handle, tail
+            self._tail = tail
+        except OSError as e:
+            self._tail = None
+            raise AuditError(f"can't write audit log {self.path}: {e.strerror or e}") from e
+        except BaseException:
+            self._tail = None
+            raise
+        finally:
+            with contextlib.suppress(OSError):  # a failed write was reported above
+                handle.close()  # and with it the lock
+
+    def _open_current(self) -> IO[bytes]:
+        """Open and lock the file at ``path``; a prune may replace it while we wait for the lock."""
+        for _attempt in range(100):
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+            handle = os.fdopen(fd, "a+b")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                opened = os.fstat(handle.fileno())
+                try:
+                    current = os.stat(self.path)
+                except FileNotFoundError:
+                    current = None
+                if current is not None and (current.st_dev, current.st_ino) == (
+                    opened.st_dev,
+                    opened.st_ino,
+                ):
+                    return handle
+            except BaseException:
+                handle.close()
+                raise
+            handle.close()
+        raise AuditError(f"audit log {self.path} keeps being replaced")
+
+    def _scan(self, handle: IO[bytes]) -> tuple[_Tail, bool]:
+        """Where the log stands, and whether it was read from the start (a first look).
+
+        Read on from where this process last looked, unless the file was
+        replaced or shortened since.
+        """
+        info = os.fstat(handle.fileno())
+        identity = (info.st_dev, info.st_ino)
+        known = self._tail
+        whole = known is None or known.identity != identity or info.st_size < known.size
+        if whole or known is None:
+            tail = _Tail(identity)
+        else:
+            tail = replace(known, checkpoints=dict(known.checkpoints))
+        if info.st_size == tail.size:
+            return tail, whole
+        handle.seek(tail.size)
+        remaining = info.st_size - tail.size
+        last = b""
+        while remaining > 0:
+            raw = handle.readline(remaining)
+            if not raw:
+                break
+            remaining -= len(raw)
+            index, last = tail.lines, raw
+            tail.lines += 1
+            tail.size += len(raw)
+            if index == 0 or _CHECKPOINT_MARK in raw:
+                try:
+                    event = json.loads(raw)
+                except ValueError:
+                    continue  # a damaged line inside the log is for verify to report
+                if isinstance(event, dict):
+                    tail.saw(index, event)
+        damaged = f"audit log {self.path} ends with a damaged line"
+        if not last.endswith(b"\n"):  # cut off while written: the next line would join it
+            raise AuditError(damaged)
+        try:
+            tail.last_hash = str(json.loads(last)["hash"])
         except (ValueError, KeyError, TypeError) as e:
-            raise AuditError(f"audit log {handle.name} ends with a damaged line") from e
+            raise AuditError(damaged) from e
+        return tail, whole
+
+    def _check_ledger(self, tail: _Tail) -> None:
+        """Refuse a log shorter than the state recorded, or one signed with another key."""
+        if self._ledger is None:
+            return
+        counts = self._ledger.counts()
+        if counts.events > tail.events:
+            raise AuditError(
+                f"audit log {self.path} has {tail.events} events, the state recorded "
+                f"{counts.events}: events were removed or the log was replaced; nothing more is "
+                "written to it (see opsgate audit verify)"
+            )
+        count, head = counts.checkpoint_count, counts.checkpoint_head
+        if count is not None and count >= tail.base and tail.checkpoints.get(count) != head:
+            raise AuditError(
+                f"audit log {self.path} does not hold the checkpoint the state recorded (count "
+                f"{count}): it was rewritten or replaced; nothing more is written to it (see "
+                "opsgate audit verify)"
+            )
+        if self._key_line is None:
+            return
+        if counts.public_key is None:
+            self._ledger.appended(tail.events, public_key=self._key_line)
+        elif fingerprint(counts.public_key) != fingerprint(self._key_line):
+            raise AuditError(
+                f"the audit key {fingerprint(self._key_line)} is not the key this log is signed "
+                f"with ({fingerprint(counts.public_key)}, recorded in the state): give the "
+                "runner's key with --audit-key FILE or OPSGATE_AUDIT_KEY"
+            )
+
+    def _append(self, handle: IO[bytes], tail: _Tail, body: dict[str, Any]) -> None:
+        """Chain ``body`` to the last line, write it and fsync it."""
+        body["prev"] = tail.last_hash
+        body["hash"] = _chain(tail.last_hash, {k: v for k, v in body.items() if k != "hash"})
+        line = (_canonical(body) + "\n").encode("utf-8")
+        handle.seek(0, os.SEEK_END)
+        handle.write(line)
+        handle.flush()
+        os.fsync(handle.fileno())
+        tail.lines += 1
+        tail.size += len(line)
+        tail.last_hash = body["hash"]
+
+    def _signed_checkpoint(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """A checkpoint event of ``fields`` with the key and its signature."""
+        assert self._signer is not None and self._key_line is not None
+        body: dict[str, Any] = {
+            "time": self._clock(),
+            "event": "checkpoint",
+            **fields,
+            "key": self._key_line,
+        }
+        body["signature"] = base64.b64encode(self._signer.sign(_signed_bytes(body))).decode()
+        return body
+
+    def _append_checkpoint(
+        self, handle: IO[bytes], tail: _Tail, *, uncounted: int = 0
+    ) -> dict[str, Any]:
+        """Sign and append a checkpoint over everything before it."""
+        fields: dict[str, Any] = {"count": tail.events, "head": tail.last_hash}
+        if uncounted:
+            fields["uncounted"] = uncounted
+        body = self._signed_checkpoint(fields)
+        self._append(handle, tail, body)
+        tail.saw(tail.lines - 1, body)
+        return body
+
+    def _sign_uncounted(self, handle: IO[bytes], tail: _Tail) -> dict[str, Any] | None:
+        """Sign over events no counting writer wrote, saying how many (None: there were none).
+
+        Every signed writer counts its events in the state while it holds the
+        lock, so the log and the state agree whenever the lock is free. Lines
+        beyond the count were appended by hand, or by a writer killed between
+        writing and counting: the next checkpoint must not sign them as if the
+        runner had written them, so this one says how many there are.
+        """
+        if self._signer is None or self._ledger is None:
+            return None
+        uncounted = tail.events - self._ledger.counts().events
+        if uncounted <= 0:
+            return None
+        log.warning("audit log %s: %d events no opsgate command counted", self.path, uncounted)
+        checkpoint = self._append_checkpoint(handle, tail, uncounted=uncounted)
+        self._count(tail, checkpoint)
+        return checkpoint
+
+    def _count(self, tail: _Tail, checkpoint: dict[str, Any] | None) -> None:
+        """Tell the state how many events the log has now (after they are safely written)."""
+        if self._ledger is None:
+            return
+        signed = (checkpoint["count"], checkpoint["head"]) if checkpoint else None
+        try:
+            self._ledger.appended(tail.events, signed)
+        except OpsgateError as e:
+            raise AuditError(
+                f"audit log {self.path}: the event is written but the state could not count it: {e}"
+            ) from e
+
+    # --- reading ------------------------------------------------------------------------
 
     def events(self) -> Iterator[dict[str, Any]]:
         """Yield every event in order; a missing file has none."""
@@ -194,68 +636,225 @@ class AuditLog:
         except OSError as e:
             raise AuditError(f"can't read audit log {self.path}: {e.strerror or e}") from e
 
-    def verify(self) -> VerifyReport:
-        """Check the hash chain from the first line to the last."""
-        previous: str | None = None
-        count = 0
-        if not self.path.exists():
-            return VerifyReport(0)
-        with self.path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
-                count = number
-                try:
-                    event = json.loads(line)
-                    stated = event["hash"]
-                    prev = event["prev"]
-                except (ValueError, KeyError, TypeError):
-                    return VerifyReport(number, number, "not an audit event")
-                if previous is None and event.get("event") == "pruned":
-                    # a pruned log starts with a marker standing in for the dropped
-                    # events: its hash is the one the first kept event chains to
-                    previous = stated
-                    continue
-                if previous is None and prev != GENESIS:
-                    return VerifyReport(number, number, "first event does not start the chain")
-                if previous is not None and prev != previous:
-                    return VerifyReport(number, number, "does not follow the line before it")
-                body = {k: v for k, v in event.items() if k != "hash"}
-                if _chain(prev, body) != stated:
-                    return VerifyReport(number, number, "content does not match its hash")
-                previous = stated
-        return VerifyReport(count)
+    def verify(
+        self, *, public_key: Ed25519PublicKey | None = None, counts: Counts | None = None
+    ) -> VerifyReport:
+        """Check the hash chain from the first line to the last.
 
-    def prune(self, keep_after: datetime.datetime) -> int:
+        With ``public_key``, every checkpoint's signature too (an unsigned
+        start of a pruned log is then refused); with ``counts`` (what the
+        state recorded), that the log is not shorter and still holds the last
+        checkpoint written.
+        """
+        if self.path.is_dir():
+            return VerifyReport(0, problem="is a directory, not a file")
+        if not self.path.exists():
+            if counts is not None and counts.events > 0:
+                return VerifyReport(
+                    0, problem=f"is missing, but the state recorded {counts.events} events"
+                )
+            return VerifyReport(0)
+        return self._verify(public_key, counts)
+
+    def _verify(
+        self,
+        public_key: Ed25519PublicKey | None,
+        counts: Counts | None,
+        *,
+        old_marker_ok: bool = False,
+    ) -> VerifyReport:
+        try:
+            with self.path.open("rb") as handle:
+                return self._verify_lines(handle, public_key, counts, old_marker_ok)
+        except OSError as e:
+            return VerifyReport(0, problem=f"can't read it: {e.strerror or e}")
+
+    def _verify_lines(
+        self,
+        handle: IO[bytes],
+        public_key: Ed25519PublicKey | None,
+        counts: Counts | None,
+        old_marker_ok: bool,
+    ) -> VerifyReport:
+        previous: str | None = None
+        tail = _Tail((0, 0))
+        checkpoints = 0
+        uncounted: list[tuple[int, int]] = []
+        for number, raw in enumerate(handle, 1):
+            tail.lines = number
+            try:
+                event = json.loads(raw)
+                stated = event["hash"]
+                prev = event["prev"]
+            except (ValueError, KeyError, TypeError):
+                return VerifyReport(number, number, "not an audit event")
+            kind = event.get("event")
+            if number == 1 and kind == "checkpoint" and "dropped" in event:
+                # a pruned log starts with a signed checkpoint standing for the dropped events
+                problem = _anchor_problem(event, public_key)
+                if problem:
+                    return VerifyReport(number, number, problem)
+                tail.saw(0, event)
+                checkpoints += 1
+                previous = stated
+                continue
+            if number == 1 and kind == "pruned":
+                if public_key is not None and not old_marker_ok:
+                    return VerifyReport(
+                        number,
+                        number,
+                        "starts with an unsigned prune marker (from before signed checkpoints): "
+                        "the events it stands for can't be proven",
+                    )
+                tail.saw(0, event)  # the hash the first kept event chains to
+                previous = stated
+                continue
+            if previous is None and prev != GENESIS:
+                return VerifyReport(number, number, "first event does not start the chain")
+            if previous is not None and prev != previous:
+                return VerifyReport(number, number, "does not follow the line before it")
+            body = {k: v for k, v in event.items() if k != "hash"}
+            if _chain(prev, body) != stated:
+                return VerifyReport(number, number, "content does not match its hash")
+            if kind == "checkpoint":
+                position = tail.events - 1
+                problem = _checkpoint_problem(event, position, prev, public_key)
+                if problem:
+                    return VerifyReport(number, number, problem)
+                tail.saw(number - 1, event)
+                checkpoints += 1
+                if event.get("uncounted"):
+                    uncounted.append((number, int(event["uncounted"])))
+            previous = stated
+        report = VerifyReport(
+            tail.events,
+            checkpoints=checkpoints,
+            uncovered=tail.uncovered,
+            uncounted=sum(n for _, n in uncounted),
+            uncounted_at=tuple(line for line, _ in uncounted),
+            signed=public_key is not None,
+        )
+        problem = _shorter_than_recorded(tail, counts)
+        return replace(report, problem=problem) if problem else report
+
+    # --- pruning ------------------------------------------------------------------------
+
+    def prune(
+        self, keep_after: datetime.datetime, *, protect_after: datetime.datetime | None = None
+    ) -> int:
         """Drop events older than ``keep_after``; return how many were dropped.
 
-        The kept events are kept unchanged after a ``pruned`` marker that
-        states the hash the first kept event chains to, so the chain verifies.
+        The kept events stay byte for byte after a checkpoint, signed with the
+        runner's key, that stands for everything dropped so far: how many
+        events (``count``, ``dropped`` by this prune) and the hash they end at
+        (``head``), which the first kept event chains to. Refused
+        (PruneRefused) when it would drop an event younger than
+        ``protect_after``, and for a log that fails verification.
         """
-        report = self.verify()
-        if not report.ok:
+        if self._signer is None:
             raise AuditError(
-                f"{self.path}:{report.first_break}: refusing to prune a log that fails verification"
+                f"pruning {self.path} needs the audit key: the kept log starts with a "
+                "checkpoint signed with it"
             )
-        events = list(self.events())
-        cutoff = keep_after.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        kept_from = next(
-            (i for i, e in enumerate(events) if str(e.get("time", "")) >= cutoff), len(events)
-        )
-        if kept_from == 0:
-            return 0
-        dropped = events[:kept_from]
-        # The marker takes the place of the dropped events: it carries the hash
-        # the first kept event chains to, and the kept events stay byte for byte.
-        marker: dict[str, Any] = {
-            "time": self._clock(),
-            "event": "pruned",
-            "dropped": len(dropped),
-            "before": cutoff,
-            "prev": dropped[0]["prev"],
-            "hash": dropped[-1]["hash"],
-        }
-        rewritten = [marker, *events[kept_from:]]
-        try:
-            write_atomically(self.path, "".join(_canonical(e) + "\n" for e in rewritten))
-        except OSError as e:
-            raise AuditError(f"can't prune audit log {self.path}: {e.strerror or e}") from e
+        cutoff = keep_after.strftime(_TIME_FORMAT)
+        with self._locked():
+            # an unsigned marker of an older prune is replaced by a signed checkpoint below
+            report = self._verify(
+                self._signer.public_key(),
+                self._ledger.counts() if self._ledger else None,
+                old_marker_ok=True,
+            )
+            if not report.ok:
+                where = f":{report.first_break}" if report.first_break else ""
+                raise AuditError(
+                    f"{self.path}{where}: refusing to prune a log that fails verification: "
+                    f"{report.reason or report.problem}"
+                )
+            try:
+                lines = self.path.read_bytes().decode("utf-8").splitlines(keepends=True)
+            except (OSError, UnicodeDecodeError) as e:
+                raise AuditError(f"can't read audit log {self.path}: {e}") from e
+            events = [json.loads(line) for line in lines]
+            first = events[0] if events else {}
+            old_marker = first.get("event") == "pruned"
+            anchored = old_marker or (first.get("event") == "checkpoint" and "dropped" in first)
+            start = 1 if anchored else 0
+            base = (int(first["dropped"]) if old_marker else int(first["count"])) if anchored else 0
+            kept_from = next(
+                (i for i in range(start, len(events)) if str(events[i].get("time", "")) >= cutoff),
+                len(events),
+            )
+            if kept_from == start and not old_marker:
+                return 0
+            dropped = events[start:kept_from]
+            if protect_after is not None:
+                floor = protect_after.strftime(_TIME_FORMAT)
+                young = sum(1 for e in dropped if str(e.get("time", "")) >= floor)
+                if young:
+                    raise PruneRefused(
+                        f"pruning {self.path} before {cutoff} would drop {young} events younger "
+                        f"than {floor}",
+                        young,
+                    )
+            anchor = self._signed_checkpoint(
+                {
+                    "count": base + len(dropped),
+                    "head": events[kept_from - 1]["hash"],
+                    "dropped": len(dropped),
+                    "before": cutoff,
+                }
+            )
+            # it stands for the chain from its start to head, which the kept events follow
+            anchor["prev"], anchor["hash"] = GENESIS, anchor["head"]
+            try:
+                write_atomically(self.path, _canonical(anchor) + "\n" + "".join(lines[kept_from:]))
+            except OSError as e:
+                raise AuditError(f"can't prune audit log {self.path}: {e.strerror or e}") from e
+        self._tail = None
         return len(dropped)
+
+
+def _anchor_problem(event: dict[str, Any], public_key: Ed25519PublicKey | None) -> str | None:
+    """Why a prune checkpoint (the first line of a pruned log) is not valid (None: it is)."""
+    count, head = event.get("count"), event.get("head")
+    if not isinstance(count, int) or count < 0 or not isinstance(head, str):
+        return "prune checkpoint has no count or head"
+    if event.get("prev") != GENESIS or event.get("hash") != head:
+        return "prune checkpoint does not stand for the start of the chain"
+    return _signature_problem(event, public_key) if public_key is not None else None
+
+
+def _checkpoint_problem(
+    event: dict[str, Any], position: int, prev: str, public_key: Ed25519PublicKey | None
+) -> str | None:
+    """Why a checkpoint at ``position`` is not valid (None: it is)."""
+    if "dropped" in event:
+        return "a prune checkpoint anywhere but on the first line"
+    if event.get("count") != position:
+        return f"checkpoint count {event.get('count')!r} where {position} events come before it"
+    if event.get("head") != prev:
+        return "checkpoint does not cover the line before it"
+    uncounted = event.get("uncounted", 0)
+    if not isinstance(uncounted, int) or not 0 <= uncounted <= position:
+        return f"checkpoint uncounted {uncounted!r} is not a number of the events before it"
+    return _signature_problem(event, public_key) if public_key is not None else None
+
+
+def _shorter_than_recorded(tail: _Tail, counts: Counts | None) -> str | None:
+    """Why the log is not what the state recorded (None: it holds all of it)."""
+    if counts is None:
+        return None
+    if tail.lines == 0 and counts.events > 0:
+        return f"is empty, but the state recorded {counts.events} events"
+    if tail.events < counts.events:
+        return (
+            f"has {tail.events} events, the state recorded {counts.events}: events were "
+            "removed from its end, or the log was replaced"
+        )
+    count, head = counts.checkpoint_count, counts.checkpoint_head
+    if count is not None and count >= tail.base and tail.checkpoints.get(count) != head:
+        return (
+            f"does not hold the checkpoint the state recorded (count {count}): the log was cut "
+            "short or rewritten"
+        )
+    return None

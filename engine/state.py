@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from engine.files import create_private_file
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_SECONDS = 5.0
 
 _MIGRATIONS: dict[int, str] = {
@@ -80,6 +81,18 @@ _MIGRATIONS: dict[int, str] = {
     ALTER TABLE approvals ADD COLUMN token TEXT;
     ALTER TABLE services ADD COLUMN breaker_token TEXT;
     """,
+    # what the runner wrote to its audit log, so a shorter or replaced log is noticed
+    3: """
+    CREATE TABLE audit_ledger (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        events INTEGER NOT NULL DEFAULT 0,
+        checkpoint_count INTEGER,
+        checkpoint_head TEXT,
+        public_key TEXT,
+        retention_days INTEGER
+    );
+    INSERT INTO audit_ledger (id) VALUES (1);
+    """,
 }
 
 _APPROVAL_JSON = (
@@ -98,6 +111,21 @@ JOURNAL_CLOSED = ("completed", "failed", "rolled_back", "rollback_failed")
 
 class StateError(OpsgateError):
     """The state database can't be opened, read or written."""
+
+
+@dataclass(frozen=True)
+class AuditCounts:
+    """What the state recorded of the audit log: the log may be longer, never shorter."""
+
+    # events the log has had since it began (those a prune dropped included)
+    events: int = 0
+    # the last signed checkpoint written: events before it, and the chain hash it covers
+    checkpoint_count: int | None = None
+    checkpoint_head: str | None = None
+    # the public key line of the key that signs the checkpoints
+    public_key: str | None = None
+    # the longest governance.audit.retention_days of the blueprints the runner ran with
+    retention_days: int | None = None
 
 
 @dataclass(frozen=True)
@@ -236,6 +264,21 @@ class StateStore:
     def schema_version(self) -> int:
         """The schema version of the open database."""
         return int(self._read("PRAGMA user_version")[0][0])
+
+    # --- what the audit log should hold ------------------------------------------
+
+    def audit_counts(self) -> AuditCounts:
+        """What the state recorded of the audit log (see AuditLedger)."""
+        return _audit_counts(self._read(f"SELECT {_LEDGER_COLUMNS} FROM audit_ledger WHERE id = 1"))
+
+    def record_audit_retention(self, days: int) -> None:
+        """Remember the retention of the blueprints the runner runs with (audit prune's floor)."""
+        with self._write() as db:
+            db.execute("UPDATE audit_ledger SET retention_days = ? WHERE id = 1", (days,))
+
+    def audit_ledger(self) -> AuditLedger:
+        """A ledger for the audit log, on a connection of its own (see AuditLedger)."""
+        return AuditLedger(self.path)
 
     # --- per-service safety state: cooldown and breaker ------------------------
 
@@ -494,3 +537,118 @@ class StateStore:
             data["detail"] = json.loads(data["detail"]) if data["detail"] else None
             entries.append(JournalEntry(**data))
         return entries
+
+
+_LEDGER_COLUMNS = "events, checkpoint_count, checkpoint_head, public_key, retention_days"
+
+
+def _audit_counts(rows: list[sqlite3.Row] | list[tuple[Any, ...]]) -> AuditCounts:
+    if not rows:
+        # the row is made with the table: without it, the state was tampered with
+        raise StateError("the state database has no audit ledger row")
+    events, count, head, public_key, retention = tuple(rows[0])
+    return AuditCounts(int(events), count, head, public_key, retention)
+
+
+class AuditLedger:
+    """The audit log's counts in the state database, updated as the log is appended to.
+
+    The log appends from notifier threads too, so the ledger has a connection
+    of its own that any thread may use, one at a time. The log is written
+    first and the ledger after: a crash between the two leaves the log longer
+    than the ledger, which is fine; the ledger never goes down.
+    """
+
+    def __init__(self, path: Path, *, timeout: float = BUSY_TIMEOUT_SECONDS) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+        try:
+            self._db = sqlite3.connect(
+                path, timeout=timeout, isolation_level=None, check_same_thread=False
+            )
+            self._db.execute("PRAGMA synchronous=FULL")
+        except sqlite3.Error as e:
+            self.close()
+            raise StateError(f"can't open state database {path}: {e}") from e
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise StateError(f"state database {self.path} is closed")
+        return self._db
+
+    def counts(self) -> AuditCounts:
+        """What the state recorded of the audit log."""
+        with self._lock:
+            try:
+                rows = (
+                    self._connection()
+                    .execute(f"SELECT {_LEDGER_COLUMNS} FROM audit_ledger WHERE id = 1")
+                    .fetchall()
+                )
+            except sqlite3.Error as e:
+                raise StateError(f"can't read state database {self.path}: {e}") from e
+        return _audit_counts(rows)
+
+    def appended(
+        self,
+        events: int,
+        checkpoint: tuple[int, str] | None = None,
+        public_key: str | None = None,
+    ) -> None:
+        """The log now has ``events`` events; ``checkpoint`` (count, head) was just signed."""
+        statements: list[tuple[str, tuple[Any, ...]]] = [
+            ("UPDATE audit_ledger SET events = MAX(events, ?) WHERE id = 1", (events,))
+        ]
+        if checkpoint is not None:
+            count, head = checkpoint
+            statements.append(
+                (
+                    "UPDATE audit_ledger SET checkpoint_count = ?, checkpoint_head = ? "
+                    "WHERE id = 1 AND (checkpoint_count IS NULL OR checkpoint_count <= ?)",
+                    (count, head, count),
+                )
+            )
+        if public_key is not None:
+            statements.append(
+                (
+                    "UPDATE audit_ledger SET public_key = ? WHERE id = 1 AND public_key IS NULL",
+                    (public_key,),
+                )
+            )
+        with self._lock:
+            db = self._connection()
+            try:
+                db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as e:
+                raise StateError(f"state database {self.path} is busy or locked: {e}") from e
+            try:
+                for sql, parameters in statements:
+                    db.execute(sql, parameters)
+                db.execute("COMMIT")
+            except sqlite3.Error as e:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise StateError(f"can't write state database {self.path}: {e}") from e
+
+    def close(self) -> None:
+        """Close the connection (safe to call twice)."""
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+
+def read_audit_counts(path: Path) -> AuditCounts | None:
+    """The audit counts of a state database, opened read-only (None: from before schema 3)."""
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            if db.execute("PRAGMA user_version").fetchone()[0] < 3:
+                return None
+            rows = db.execute(f"SELECT {_LEDGER_COLUMNS} FROM audit_ledger WHERE id = 1").fetchall()
+        finally:
+            db.close()
+    except sqlite3.Error as e:
+        raise StateError(f"can't read state database {path}: {e}") from e
+    return _audit_counts(rows)

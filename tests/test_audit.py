@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from engine import signing
 from engine.audit import GENESIS, AuditError, AuditLog, mask
 
 
@@ -133,23 +134,27 @@ def test_prune_keeps_the_chain_verifiable(audit: AuditLog) -> None:
         tzinfo=datetime.UTC
     )
     kept_lines = lines(audit)[3:]
-    assert audit.prune(keep_after) == 3
+    key = signing.demo_key("audit")
+    signed = AuditLog(audit.path, clock=Clock(), signer=key)
+    assert signed.prune(keep_after) == 3
     after = list(audit.events())
-    assert after[0]["event"] == "pruned"
-    assert after[0]["dropped"] == 3
+    assert after[0]["event"] == "checkpoint"
+    assert (after[0]["dropped"], after[0]["count"]) == (3, 3)
     assert lines(audit)[1:] == kept_lines  # kept events are unchanged, byte for byte
     assert audit.verify().ok
+    assert audit.verify(public_key=key.public_key()).ok
     audit.record("decision", service="backend")
     assert audit.verify().ok
-    assert audit.prune(keep_after) == 0
+    assert signed.prune(keep_after) == 0
 
 
 def test_prune_refuses_a_tampered_log(audit: AuditLog) -> None:
     text = lines(audit)
     del text[1]
     audit.path.write_text("".join(text))
+    signed = AuditLog(audit.path, signer=signing.demo_key("audit"))
     with pytest.raises(AuditError, match="refusing to prune"):
-        audit.prune(datetime.datetime(2030, 1, 1, tzinfo=datetime.UTC))
+        signed.prune(datetime.datetime(2030, 1, 1, tzinfo=datetime.UTC))
 
 
 def test_two_writers_keep_one_chain(tmp_path: Path) -> None:
@@ -168,3 +173,48 @@ def test_multibyte_characters_across_the_tail_boundary(tmp_path: Path) -> None:
         log.record("decision", reasons=[f"cpu request 100m → {i}m is a change — “quoted” ✓"])
     assert log.verify().ok
     assert len(list(log.events())) == 300
+
+
+def test_a_log_that_is_a_directory(tmp_path: Path) -> None:
+    (tmp_path / "audit.jsonl").mkdir()
+    log = AuditLog(tmp_path / "audit.jsonl")
+    report = log.verify()
+    assert (report.ok, report.problem) == (False, "is a directory, not a file")
+    with pytest.raises(AuditError, match="can't write audit log"):
+        log.record("decision")
+
+
+def test_an_old_prune_marker_still_verifies_without_a_key(audit: AuditLog) -> None:
+    # a log pruned before checkpoints were signed starts with an unsigned marker
+    events = list(audit.events())
+    marker = {"time": "t", "event": "pruned", "dropped": 2, "before": "t"}
+    marker.update(prev=events[0]["prev"], hash=events[1]["hash"])
+    audit.path.write_text(
+        json.dumps(marker, sort_keys=True, separators=(",", ":")) + "\n" + "".join(lines(audit)[2:])
+    )
+    assert audit.verify().ok
+    assert audit.verify().events == 5
+    report = audit.verify(public_key=signing.demo_key("audit").public_key())
+    assert (report.first_break, report.reason.split(" (")[0]) == (
+        1,
+        "starts with an unsigned prune marker",
+    )
+
+
+def test_prune_replaces_an_old_marker_with_a_signed_checkpoint(audit: AuditLog) -> None:
+    events = list(audit.events())
+    marker = {"time": "t", "event": "pruned", "dropped": 2, "before": "t"}
+    marker.update(prev=events[0]["prev"], hash=events[1]["hash"])
+    kept = lines(audit)[2:]
+    audit.path.write_text(
+        json.dumps(marker, sort_keys=True, separators=(",", ":")) + "\n" + "".join(kept)
+    )
+    key = signing.demo_key("audit")
+    assert (
+        AuditLog(audit.path, signer=key).prune(datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC))
+        == 0
+    )
+    first = next(audit.events())
+    assert (first["event"], first["count"], first["head"]) == ("checkpoint", 2, events[1]["hash"])
+    assert lines(audit)[1:] == kept
+    assert audit.verify(public_key=key.public_key()).ok

@@ -30,7 +30,12 @@ def test_run_once_on_a_fresh_checkout(run_cli: RunCli, tmp_path: Path) -> None:
     out = _run(run_cli, tmp_path, "--once")
     assert "nothing to do" in out
     state = tmp_path / "state"
-    assert sorted(p.name for p in state.iterdir()) >= ["audit.jsonl", "cluster.json", "state.db"]
+    assert {p.name for p in state.iterdir()} >= {
+        "audit-key",
+        "audit.jsonl",
+        "cluster.json",
+        "state.db",
+    }
 
 
 def test_run_with_trace_then_approve_from_another_shell(

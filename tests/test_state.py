@@ -12,7 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from engine.state import Approval, StateError, StateStore
+from engine.state import (
+    _MIGRATIONS,
+    Approval,
+    AuditCounts,
+    StateError,
+    StateStore,
+    read_audit_counts,
+)
 
 
 @pytest.fixture
@@ -52,7 +59,7 @@ def test_new_service_has_no_history(store: StateStore) -> None:
         "consecutive_failures": 0,
         "breaker_open": False,
     }
-    assert store.schema_version == 2
+    assert store.schema_version == 3
 
 
 def test_breaker_opens_at_threshold_and_survives_restart(store: StateStore, tmp_path: Path) -> None:
@@ -139,6 +146,64 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(StateError, match="schema version 99"):
         StateStore(path)
+
+
+def test_schema_2_migrates_to_3_with_an_empty_audit_ledger(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    db = sqlite3.connect(path)
+    for version in (1, 2):
+        db.executescript(_MIGRATIONS[version])
+    db.execute("PRAGMA user_version = 2")
+    db.close()
+    assert read_audit_counts(path) is None  # read-only: an old state says nothing of the log
+    store = StateStore(path)
+    try:
+        assert store.schema_version == 3
+        assert store.audit_counts() == AuditCounts()
+    finally:
+        store.close()
+    assert read_audit_counts(path) == AuditCounts()
+
+
+def test_audit_ledger_never_goes_down(store: StateStore) -> None:
+    ledger = store.audit_ledger()
+    try:
+        ledger.appended(101, (100, "h100"), "ssh-ed25519 AAAA")
+        ledger.appended(90, (50, "h50"), "ssh-ed25519 BBBB")  # a late, older writer
+        assert ledger.counts() == AuditCounts(101, 100, "h100", "ssh-ed25519 AAAA", None)
+        store.record_audit_retention(400)
+        assert store.audit_counts().retention_days == 400
+    finally:
+        ledger.close()
+    ledger.close()
+    assert read_audit_counts(store.path) == AuditCounts(101, 100, "h100", "ssh-ed25519 AAAA", 400)
+
+
+def test_audit_ledger_is_usable_from_another_thread(store: StateStore) -> None:
+    # notification failures are recorded from the notifier's worker threads
+    import threading
+
+    ledger = store.audit_ledger()
+    failures: list[BaseException] = []
+
+    def append() -> None:
+        try:
+            ledger.appended(7)
+        except BaseException as e:
+            failures.append(e)
+
+    worker = threading.Thread(target=append)
+    worker.start()
+    worker.join()
+    ledger.close()
+    assert failures == []
+    assert store.audit_counts().events == 7
+
+
+def test_a_deleted_audit_ledger_row_is_an_error(store: StateStore) -> None:
+    store.db.execute("DELETE FROM audit_ledger")
+    with pytest.raises(StateError, match="no audit ledger row"):
+        read_audit_counts(store.path)
 
 
 def test_not_a_database(tmp_path: Path) -> None:

@@ -11,7 +11,9 @@ import click
 from engine import signing
 from engine.approval import ApprovalError, Approvals, claims
 from engine.audit import AuditError, AuditLog, utc_now
+from engine.cli.audit import close_audit, open_audit
 from engine.cli.options import (
+    audit_key_option,
     checked_name,
     inbox_option,
     json_option,
@@ -28,14 +30,21 @@ from engine.redact import mask
 from engine.state import StateStore
 
 
-def _open(state_dir: Path) -> tuple[StateStore, Approvals]:
+def _open(
+    state_dir: Path, audit_key: Path | None = None, *, signed: bool = False
+) -> tuple[StateStore, Approvals]:
+    """The state and approvals; ``signed`` to append to the log with the runner's key."""
     state_path, audit_path, _ = state_paths(state_dir)
     if not state_path.exists():
         raise click.UsageError(
             f"no runner state in {state_dir} (run opsgate run first, or pass --state-dir)"
         )
     state = StateStore(state_path)
-    audit = AuditLog(audit_path)
+    try:
+        audit = open_audit(state, state_dir, audit_key) if signed else AuditLog(audit_path)
+    except BaseException:
+        state.close()
+        raise
     notifier = Notifier(load_targets(state_dir / TARGETS_FILE), record=audit.record)
     return state, Approvals(state, audit, notifier=notifier)
 
@@ -167,6 +176,7 @@ def _answer(
     state_dir: Path,
     inbox: Path | None,
     grant: bool,
+    audit_key: Path | None,
 ) -> None:
     if (key is None) == (by is None):
         raise click.UsageError(
@@ -178,7 +188,7 @@ def _answer(
     if box is not None:
         _drop_answer(approval_id, key, reason, box, purpose)
         return
-    state, workflow = _open(state_dir)
+    state, workflow = _open(state_dir, audit_key, signed=True)
     now = _now(state_dir)
     try:
         if key is not None:
@@ -192,9 +202,11 @@ def _answer(
             assert by is not None
             answered = workflow.answer(approval_id, grant=grant, by=by, reason=reason, now=now)
     finally:
-        state.close()
         if workflow.notifier is not None:  # bounded wait; failures are logged and audited
             workflow.notifier.close()
+        close_audit(workflow.audit)  # a signed checkpoint over the answer and its failures
+        state.close()
+    verb = "approved" if grant else "rejected"
     how = "signed" if answered.token else "by name only: good for dry runs, not for an execution"
     note(
         f"{escape(answered.id)} {verb} by {escape(answered.answered_by or '?')} ({how}): "
@@ -251,6 +263,7 @@ _by_option = click.option(
 @click.option("--reason", required=True, help="Justification, signed and kept in the audit log.")
 @state_dir_option
 @inbox_option
+@audit_key_option
 def approve(
     approval_id: str,
     key: Path | None,
@@ -258,9 +271,10 @@ def approve(
     reason: str,
     state_dir: Path,
     inbox: Path | None,
+    audit_key: Path | None,
 ) -> None:
     """Grant a pending request with your signature."""
-    _answer(approval_id, key, by, reason, state_dir, inbox, True)
+    _answer(approval_id, key, by, reason, state_dir, inbox, True, audit_key)
 
 
 @approvals.command(
@@ -272,6 +286,7 @@ def approve(
 @click.option("--reason", default=None, help="Why, signed and kept in the audit log.")
 @state_dir_option
 @inbox_option
+@audit_key_option
 def reject(
     approval_id: str,
     key: Path | None,
@@ -279,9 +294,10 @@ def reject(
     reason: str | None,
     state_dir: Path,
     inbox: Path | None,
+    audit_key: Path | None,
 ) -> None:
     """Refuse a pending request with your signature."""
-    _answer(approval_id, key, by, reason, state_dir, inbox, False)
+    _answer(approval_id, key, by, reason, state_dir, inbox, False, audit_key)
 
 
 @approvals.command(

@@ -1,16 +1,93 @@
-"""``opsgate audit``: verify, show and prune the audit log."""
+"""``opsgate audit``: verify, show and prune the audit log; export the key that checks it.
+
+Also the one way commands open the runner's log for appending (``open_audit``,
+``close_audit``): signed with the runner's key, counted in its state, and
+closed with a signed checkpoint.
+"""
 
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import click
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from engine.audit import AuditError, AuditLog, mask
+from engine import signing
+from engine.audit import (
+    KEY_FILE,
+    AuditError,
+    AuditLog,
+    PruneRefused,
+    fingerprint,
+    load_key,
+    mask,
+    runner_key,
+)
 from engine.blueprint import load_blueprints
-from engine.cli.options import json_option, state_dir_option, state_paths
+from engine.cli.options import (
+    audit_key_option,
+    json_option,
+    passphrase_prompt,
+    state_dir_option,
+    state_paths,
+)
 from engine.cli.terminal import emit_json, escape, line, note
+from engine.errors import OpsgateError
+from engine.state import AuditCounts, StateStore, read_audit_counts
+
+# governance.audit.retention_days when no blueprint says
+DEFAULT_RETENTION_DAYS = 90
+
+
+def retention_days(blueprints: Iterable[Mapping[str, Any]]) -> int:
+    """The longest ``governance.audit.retention_days`` of effective blueprints (default 90)."""
+    return max(
+        (b["governance"]["audit"]["retention_days"] for b in blueprints),
+        default=DEFAULT_RETENTION_DAYS,
+    )
+
+
+def open_audit(
+    state: StateStore,
+    state_dir: Path,
+    audit_key: Path | None,
+    *,
+    blueprints: Iterable[Mapping[str, Any]] | None = None,
+) -> AuditLog:
+    """The runner's audit log, signed with its key and counted in its state, checked first.
+
+    The longest retention of the runner's effective ``blueprints`` is
+    remembered: ``opsgate audit prune`` wants ``--confirm`` below it.
+    """
+    key = runner_key(
+        audit_key,
+        state_dir / KEY_FILE,
+        known=state.audit_counts().public_key,
+        passphrase=passphrase_prompt(audit_key) if audit_key is not None else None,
+    )
+    ledger = state.audit_ledger()
+    log = AuditLog(state_paths(state_dir)[1], signer=key, ledger=ledger)
+    try:
+        log.check()
+    except BaseException:
+        ledger.close()
+        raise
+    if blueprints is not None:
+        state.record_audit_retention(retention_days(blueprints))
+    return log
+
+
+def close_audit(log: AuditLog | None) -> None:
+    """Sign the checkpoint of a command that appended; a failure is said, not raised over others."""
+    if log is None:
+        return
+    try:
+        log.close()
+    except OpsgateError as e:
+        note(f"[red]no closing checkpoint in the audit log:[/] {escape(str(e))}")
 
 
 def _log(state_dir: Path) -> AuditLog:
@@ -21,21 +98,164 @@ def _log(state_dir: Path) -> AuditLog:
     epilog="""\b
 Examples:
   opsgate audit verify
+  opsgate audit export-key > opsgate-audit.pub     # keep it where the runner can't write
+  opsgate audit verify --public-key opsgate-audit.pub --state-dir COPY --strict
   opsgate audit show --service frontend --since 2026-02-10T12:00:00Z"""
 )
 def audit() -> None:
-    """The hash-chained audit log of every decision, approval, execution and rollback."""
+    """The signed, hash-chained audit log of every decision, approval, execution and rollback."""
 
 
-@audit.command(epilog="Example:  opsgate audit verify --state-dir .opsgate")
+def _verifying_key(
+    public_key_file: Path | None, state_dir: Path, counts: AuditCounts | None
+) -> tuple[Ed25519PublicKey | None, str]:
+    """The key to check signatures with, and how to name where it came from."""
+    if public_key_file is not None:
+        try:
+            text = public_key_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise AuditError(f"can't read --public-key {public_key_file}: {e}") from e
+        try:
+            key = signing.parse_public_key(text)
+        except signing.SigningError as e:
+            raise AuditError(f"--public-key {public_key_file}: {e}") from e
+        return key, f"--public-key {public_key_file} ({fingerprint(key)})"
+    recorded = counts.public_key if counts is not None else None
+    key_file = state_dir / KEY_FILE
+    if key_file.exists():
+        key = load_key(key_file).public_key()
+        if recorded is not None and fingerprint(recorded) != fingerprint(key):
+            raise AuditError(
+                f"{key_file} is {fingerprint(key)}, but the state recorded the log's key as "
+                f"{fingerprint(recorded)}: the key file was replaced"
+            )
+        where = f"the key in {key_file}"
+    elif recorded is not None:
+        key = signing.parse_public_key(recorded)
+        where = f"the key recorded in {state_paths(state_dir)[0]}"
+    else:
+        return None, "no key"
+    return key, (
+        f"{where} ({fingerprint(key)}); whoever can write {state_dir} can replace it: keep the "
+        "line of opsgate audit export-key elsewhere and pass it with --public-key"
+    )
+
+
+@audit.command(
+    epilog="""\b
+Examples:
+  opsgate audit verify --state-dir .opsgate
+  opsgate audit verify --public-key opsgate-audit.pub --state-dir /mnt/copy --strict
+
+Exit 1, with one line saying where, for an edited, deleted, inserted or
+reordered line, a checkpoint whose signature does not match (a recomputed
+chain), a log shorter than the state recorded (cut short, emptied, deleted),
+or a --state-dir that holds no runner state."""
+)
+@click.option(
+    "--public-key",
+    "public_key_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The runner's public key as printed by `opsgate audit export-key`, kept where the "
+    "runner can't write. Default: the key in the state dir (which its writers can replace).",
+)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Also fail when events follow the last checkpoint, or were signed as found but not "
+    "counted: for the log of a runner that has stopped.",
+)
 @state_dir_option
-def verify(state_dir: Path) -> None:
-    """Check the hash chain: exit 1 at the first edited, deleted, inserted or reordered line."""
-    log = _log(state_dir)
-    report = log.verify()
-    if not report.ok:
+def verify(public_key_file: Path | None, strict: bool, state_dir: Path) -> None:
+    """Check the chain, every checkpoint's signature, and that no event is missing."""
+    state_path, audit_path, _ = state_paths(state_dir)
+    if not state_dir.is_dir():
+        raise AuditError(f"no state directory {state_dir} (pass the runner's --state-dir)")
+    if not state_path.exists() and not audit_path.exists():
+        raise AuditError(
+            f"no runner state in {state_dir}: no state.db and no audit.jsonl "
+            "(pass the runner's --state-dir)"
+        )
+    if not state_path.exists():
+        raise AuditError(
+            f"{state_path} is missing: without the runner's state a log cut short can't be told "
+            "from a whole one (copy state.db with the log)"
+        )
+    counts = read_audit_counts(state_path)
+    key, source = _verifying_key(public_key_file, state_dir, counts)
+    log = AuditLog(audit_path)
+    report = log.verify(public_key=key, counts=counts)
+    if report.first_break is not None:
         raise AuditError(f"{log.path}:{report.first_break}: {report.reason}")
-    note(f"{escape(str(log.path))}: {report.events} events, chain intact")
+    if report.problem:
+        raise AuditError(f"{log.path}: {report.problem}")
+    if report.checkpoints and key is None:
+        raise AuditError(
+            f"{log.path}: its checkpoints are signed, but there is no key to check them with: "
+            "pass --public-key FILE"
+        )
+    if report.checkpoints and counts is None:
+        raise AuditError(
+            f"{log.path} has signed checkpoints, but {state_path} records nothing of the log: "
+            "the state was replaced"
+        )
+    note(
+        f"{escape(str(log.path))}: {report.events} events, {report.checkpoints} signed "
+        f"checkpoints, chain intact; signatures checked against {escape(source)}"
+    )
+    if report.uncounted:
+        lines = ", ".join(str(n) for n in report.uncounted_at)
+        message = (
+            f"{report.uncounted} events were not counted by the command that wrote them "
+            f"(appended by hand, or by a writer killed before it counted them); the checkpoints "
+            f"at lines {lines} signed them as found"
+        )
+        if strict:
+            raise AuditError(f"{log.path}: {message}; --strict wants none")
+        note(f"[yellow]warning:[/] {message}")
+    if report.uncovered:
+        message = (
+            f"{report.uncovered} events after the last checkpoint (the runner may be running, "
+            "or it stopped uncleanly)"
+        )
+        if strict:
+            raise AuditError(f"{log.path}: {message}; --strict wants none")
+        note(f"[yellow]warning:[/] {message}: nothing signs them yet")
+
+
+@audit.command(
+    "export-key",
+    epilog="""\b
+Example:
+  opsgate audit export-key --state-dir .opsgate > opsgate-audit.pub
+
+Give the line to the security team to keep where the runner can't write;
+they check a copy of the state dir with
+  opsgate audit verify --public-key opsgate-audit.pub --state-dir COPY""",
+)
+@audit_key_option
+@state_dir_option
+def export_key(audit_key: Path | None, state_dir: Path) -> None:
+    """Print the public key that checks the log's signatures (one ssh-ed25519 line)."""
+    if audit_key is not None:
+        key = load_key(audit_key, passphrase_prompt(audit_key)).public_key()
+    elif (state_dir / KEY_FILE).exists():
+        key = load_key(state_dir / KEY_FILE).public_key()
+    else:
+        state_path = state_paths(state_dir)[0]
+        counts = read_audit_counts(state_path) if state_path.exists() else None
+        if counts is None or counts.public_key is None:
+            raise AuditError(
+                f"no audit key in {state_dir} yet: opsgate run makes one on its first run "
+                "(or pass --audit-key FILE)"
+            )
+        key = signing.parse_public_key(counts.public_key)
+    line(signing.public_key_line(key, "opsgate-audit"))
+    note(
+        f"{fingerprint(key)}: keep this line where the runner can't write; check the log with "
+        "opsgate audit verify --public-key FILE"
+    )
 
 
 @audit.command(epilog="Example:  opsgate audit show --service backend --json")
@@ -65,7 +285,15 @@ def show(service: str | None, since: str | None, state_dir: Path, as_json: bool)
         )
 
 
-@audit.command(epilog="Example:  opsgate audit prune --blueprints blueprints")
+@audit.command(
+    epilog="""\b
+Example:  opsgate audit prune --blueprints blueprints
+
+Events younger than the runner's own retention (the longest retention_days
+of the blueprints it last ran with, or 90 days) are dropped only with
+--confirm. The kept log starts with a checkpoint, signed with the runner's
+key, that says how many events were dropped and the hash they ended at."""
+)
 @click.option(
     "--blueprints",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -73,14 +301,38 @@ def show(service: str | None, since: str | None, state_dir: Path, as_json: bool)
     show_default=True,
     help="Blueprints whose governance.audit.retention_days applies (the longest wins).",
 )
+@click.option(
+    "--confirm",
+    is_flag=True,
+    help="Drop events even when they are younger than the runner's own retention.",
+)
+@audit_key_option
 @state_dir_option
-def prune(blueprints: Path, state_dir: Path) -> None:
-    """Drop events older than the retention period; the chain stays verifiable."""
-    loaded = load_blueprints([blueprints])
-    days = max(
-        (b.effective["governance"]["audit"]["retention_days"] for b in loaded.blueprints),
-        default=90,
-    )
-    cutoff = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=days)
-    dropped = _log(state_dir).prune(cutoff)
+def prune(blueprints: Path, confirm: bool, audit_key: Path | None, state_dir: Path) -> None:
+    """Drop events older than the retention period; the kept log still verifies."""
+    days = retention_days(b.effective for b in load_blueprints([blueprints]).blueprints)
+    state_path = state_paths(state_dir)[0]
+    if not state_path.exists():
+        raise click.UsageError(
+            f"no runner state in {state_dir} (run opsgate run first, or pass --state-dir)"
+        )
+    state = StateStore(state_path)
+    log = None
+    try:
+        floor = state.audit_counts().retention_days or DEFAULT_RETENTION_DAYS
+        log = open_audit(state, state_dir, audit_key)
+        now = datetime.datetime.now(datetime.UTC)
+        protect = None if confirm or days >= floor else now - datetime.timedelta(days=floor)
+        try:
+            dropped = log.prune(now - datetime.timedelta(days=days), protect_after=protect)
+        except PruneRefused as e:
+            raise click.UsageError(
+                f"retention_days {days} from {blueprints} would drop {e.young} events younger "
+                f"than the runner's own retention of {floor} days (from the blueprints it ran "
+                "with): pass --confirm to drop them (the kept log's signed checkpoint says what "
+                "was dropped)"
+            ) from e
+    finally:
+        close_audit(log)
+        state.close()
     note(f"pruned {dropped} events older than {days} days")

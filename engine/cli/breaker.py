@@ -10,7 +10,9 @@ import click
 from engine import signing
 from engine.audit import AuditLog, utc_now
 from engine.blueprint import load_blueprints
+from engine.cli.audit import close_audit, open_audit
 from engine.cli.options import (
+    audit_key_option,
     blueprints_option,
     json_option,
     key_option,
@@ -72,6 +74,7 @@ to this opening of its breaker; a name alone is not enough.""",
 @click.option("--by", hidden=True, default=None)
 @blueprints_option
 @state_dir_option
+@audit_key_option
 def reset(
     service: str,
     key: Path | None,
@@ -79,6 +82,7 @@ def reset(
     by: str | None,
     blueprints: Path,
     state_dir: Path,
+    audit_key: Path | None,
 ) -> None:
     """Close a service's breaker (signed, audited); automation resumes on the next tick."""
     if by is not None or key is None:
@@ -91,10 +95,11 @@ def reset(
     if blueprint is None:
         raise click.UsageError(f"no blueprint named {service!r} in {blueprints}")
     approvers = blueprint["governance"]["approval_workflow"]["approvers"]
-    state_path, audit_path, _ = state_paths(state_dir)
+    state_path, _, _ = state_paths(state_dir)
     if not state_path.exists():
         raise click.UsageError(f"no runner state in {state_dir} (pass --state-dir)")
     state = StateStore(state_path)
+    audit: AuditLog | None = None
     try:
         row = next((r for r in state.breakers() if r["service"] == service), None)
         if row is None or not row["breaker_open"]:
@@ -115,7 +120,8 @@ def reset(
         claims = signing.verify_statement(token, approvers, purpose="breaker_reset", now=at)
         if claims["sub"] != service or claims["breaker_opened_at"] != row["breaker_changed_at"]:
             raise click.ClickException("the signed reset does not name this opening of the breaker")
-        AuditLog(audit_path).record(
+        audit = open_audit(state, state_dir, audit_key)
+        audit.record(
             "breaker_reset",
             service=service,
             actor=signer.name,
@@ -125,5 +131,6 @@ def reset(
         if not state.reset_breaker(service, signer.name, at, token):
             raise click.ClickException(f"the breaker of {service} is not open")
     finally:
+        close_audit(audit)  # a signed checkpoint over the reset
         state.close()
     note(f"breaker of {escape(service)} reset by {escape(signer.name)} (signed)")

@@ -10,9 +10,11 @@ import click
 from engine.approval import Actor, Approvals
 from engine.audit import AuditLog
 from engine.blueprint import load_blueprints
+from engine.cli.audit import close_audit, open_audit
 from engine.cli.inputs import InputError, read_json_object, where_of
 from engine.cli.options import (
     OpaSettings,
+    audit_key_option,
     blueprints_option,
     opa_options,
     policies_option,
@@ -78,6 +80,7 @@ Exit codes: 0 executed (see "outcome"), 3 needs approval, 4 blocked,
 @requester_options
 @click.option("--dry-run", is_flag=True, help="Plan and audit; change nothing.")
 @state_dir_option
+@audit_key_option
 @policies_option
 @opa_options
 @click.pass_context
@@ -90,6 +93,7 @@ def execute(
     requester: Actor,
     dry_run: bool,
     state_dir: Path,
+    audit_key: Path | None,
     policies: Path | None,
     opa: OpaSettings,
 ) -> None:
@@ -105,14 +109,16 @@ def execute(
     effective = _effective(blueprints)
     blueprint = _blueprint(effective, blueprints, service)
     operation = read_json_object(operation_source, "operation", "--operation", inline=True)
-    state_path, audit_path, cluster_path = state_paths(state_dir, create=True)
+    state_path, _, cluster_path = state_paths(state_dir, create=True)
     cluster = (
         SimulatedCluster.load(cluster_path)
         if cluster_path.exists()
         else SimulatedCluster.from_blueprints(list(effective.values()))
     )
     state = StateStore(state_path)
+    audit: AuditLog | None = None
     try:
+        audit = open_audit(state, state_dir, audit_key, blueprints=effective.values())
         with PolicySession(
             blueprints, policies=policies, remote=opa.remote, timeout=opa.timeout
         ) as session:
@@ -120,9 +126,7 @@ def execute(
                 service, blueprint["target"]["namespace"], blueprint["target"]["deployment"]
             )
             context = Context(target, blueprint, session.revision)
-            executor = Executor(
-                cluster, state, AuditLog(audit_path), session.enforce, dry_run=dry_run
-            )
+            executor = Executor(cluster, state, audit, session.enforce, dry_run=dry_run)
             verdict = executor.fresh_verdict(context, operation, requester)
             approval = state.approval(approval_id) if approval_id else None
             if approval_id and approval is None:
@@ -138,6 +142,7 @@ def execute(
                     f"opsgate approvals approve {approval.id} --key PATH --reason TEXT"
                 )
     finally:
+        close_audit(audit)  # a signed checkpoint over this command's events
         state.close()
         cluster.save(cluster_path)
     shown = mask(

@@ -195,6 +195,17 @@ def state_paths(state_dir: Path, *, create: bool = False) -> tuple[Path, Path, P
     return state_dir / "state.db", state_dir / "audit.jsonl", state_dir / "cluster.json"
 
 
+audit_key_option = click.option(
+    "--audit-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    envvar="OPSGATE_AUDIT_KEY",
+    show_envvar=True,
+    default=None,
+    help="The runner's Ed25519 private key (OpenSSH, 0600) that signs the audit log's "
+    "checkpoints. Default: STATE_DIR/audit-key, made on first use.",
+)
+
+
 key_option = click.option(
     "--key",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -206,14 +217,19 @@ key_option = click.option(
 )
 
 
-def load_key(key: Path) -> Ed25519PrivateKey:
-    """An approver's private key: private to this user (like ssh), passphrase asked if needed."""
-    check_private(key, "private key", forbidden=OPEN_TO_OTHERS)
+def passphrase_prompt(key: Path) -> Callable[[], str]:
+    """Ask the passphrase of an encrypted key on the terminal, without echo."""
 
     def ask() -> str:
         return str(click.prompt(f"passphrase for {key}", hide_input=True, err=True))
 
-    return signing.load_private_key(key, ask)
+    return ask
+
+
+def load_key(key: Path) -> Ed25519PrivateKey:
+    """An approver's private key: private to this user (like ssh), passphrase asked if needed."""
+    check_private(key, "private key", forbidden=OPEN_TO_OTHERS)
+    return signing.load_private_key(key, passphrase_prompt(key))
 
 
 def check_name(value: str) -> str:

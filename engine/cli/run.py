@@ -15,9 +15,11 @@ from engine import signing
 from engine.approval import claims
 from engine.audit import AuditError, AuditLog
 from engine.blueprint import load_blueprints
+from engine.cli.audit import close_audit, open_audit
 from engine.cli.options import (
     FiniteFloatRange,
     OpaSettings,
+    audit_key_option,
     blueprints_option,
     inbox_option,
     load_key,
@@ -246,6 +248,7 @@ State (state.db), audit log (audit.jsonl) and the simulated cluster
 )
 @state_dir_option
 @inbox_option
+@audit_key_option
 @policies_option
 @opa_options
 @click.pass_context
@@ -263,6 +266,7 @@ def run(
     dry_run: bool,
     state_dir: Path,
     inbox: Path | None,
+    audit_key: Path | None,
     policies: Path | None,
     opa: OpaSettings,
 ) -> None:
@@ -297,12 +301,13 @@ def run(
         unknown = ", ".join(sorted(trace.services() - set(effective)))
         raise UsageError(f"{load_trace}: no blueprint for {unknown}")
     state = StateStore(state_path)
-    audit = AuditLog(audit_path)
+    audit: AuditLog | None = None
     approvals_inbox = Inbox(inbox or default_inbox(state_dir))
     approvals_inbox.prepare()
     prompt = _terminal_prompt if sys.stdin.isatty() and sys.stderr.isatty() else None
     total = 1 if once else ticks
     try:
+        audit = open_audit(state, state_dir, audit_key, blueprints=effective.values())
         with PolicySession(
             blueprints, policies=policies, remote=opa.remote, timeout=opa.timeout
         ) as session:
@@ -329,6 +334,7 @@ def run(
         note("stopped (Ctrl-C); OPA stopped")
         ctx.exit(130)
     finally:
+        close_audit(audit)  # a signed checkpoint over this run's events
         state.close()
         if simulated is not None:
             simulated.save(cluster_path)
