@@ -42,7 +42,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from engine import redact, signing
+from engine import redact, signing, strictjson
 from engine.errors import OpsgateError
 from engine.files import write_atomically
 
@@ -135,6 +135,15 @@ class PruneRefused(AuditError):
 def mask(value: Any) -> Any:
     """Return ``value`` with secrets masked by key and by value (see engine.redact)."""
     return redact.mask(value, keep=_OWN_FIELDS)
+
+
+def _parsed(line: str | bytes) -> Any:
+    """One line of the log, read strictly (depth, size, NaN); ValueError when it isn't JSON."""
+    text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
+    try:
+        return strictjson.loads(text)
+    except strictjson.JsonError as e:
+        raise ValueError(str(e)) from e
 
 
 def _canonical(event: dict[str, Any]) -> str:
@@ -506,7 +515,7 @@ class AuditLog:
             tail.size += len(raw)
             if index == 0 or _CHECKPOINT_MARK in raw:
                 try:
-                    event = json.loads(raw)
+                    event = _parsed(raw)
                 except ValueError:
                     continue  # a damaged line inside the log is for verify to report
                 if isinstance(event, dict):
@@ -515,7 +524,7 @@ class AuditLog:
         if not last.endswith(b"\n"):  # cut off while written: the next line would join it
             raise AuditError(damaged)
         try:
-            tail.last_hash = str(json.loads(last)["hash"])
+            tail.last_hash = str(_parsed(last)["hash"])
         except (ValueError, KeyError, TypeError) as e:
             raise AuditError(damaged) from e
         return tail, whole
@@ -627,7 +636,7 @@ class AuditLog:
             with self.path.open(encoding="utf-8") as handle:
                 for number, line in enumerate(handle, 1):
                     try:
-                        event = json.loads(line)
+                        event = _parsed(line)
                     except ValueError as e:
                         raise AuditError(f"{self.path}:{number}: not a JSON line") from e
                     if not isinstance(event, dict):
@@ -683,7 +692,7 @@ class AuditLog:
         for number, raw in enumerate(handle, 1):
             tail.lines = number
             try:
-                event = json.loads(raw)
+                event = _parsed(raw)
                 stated = event["hash"]
                 prev = event["prev"]
             except (ValueError, KeyError, TypeError):
@@ -774,7 +783,7 @@ class AuditLog:
                 lines = self.path.read_bytes().decode("utf-8").splitlines(keepends=True)
             except (OSError, UnicodeDecodeError) as e:
                 raise AuditError(f"can't read audit log {self.path}: {e}") from e
-            events = [json.loads(line) for line in lines]
+            events = [_parsed(line) for line in lines]
             first = events[0] if events else {}
             old_marker = first.get("event") == "pruned"
             anchored = old_marker or (first.get("event") == "checkpoint" and "dropped" in first)

@@ -158,7 +158,7 @@ def load_private_key(path: Path, passphrase: Callable[[], str] | None = None) ->
                 problems.append(str(e))
                 continue
             if not isinstance(key, Ed25519PrivateKey):
-                raise SigningError(f"{path}: not an Ed25519 key (approvals are Ed25519 only)")
+                raise SigningError(f"{path}: not an Ed25519 key (opsgate keys are Ed25519 only)")
             return key
         encrypted = any("password" in p.lower() or "encrypted" in p.lower() for p in problems)
         if password is None and encrypted and passphrase is not None:

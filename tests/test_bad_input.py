@@ -450,3 +450,15 @@ def test_a_damaged_cluster_file(tmp_path: Path, text: str, message: str) -> None
     )
     assert message in line
     assert str(state / "cluster.json") in line
+
+
+@pytest.mark.parametrize("command", [["audit", "verify"], ["audit", "show"]])
+def test_a_deep_line_in_the_audit_log_is_one_line(tmp_path: Path, command: list[str]) -> None:
+    from engine.state import StateStore
+
+    state = tmp_path / "state"
+    StateStore(state / "state.db").close()
+    (state / "audit.jsonl").write_text("[" * 100_000 + "]" * 100_000 + "\n")
+    (state / "audit.jsonl").chmod(0o600)
+    message = refused(*command, "--state-dir", str(state))
+    assert "audit.jsonl" in message
