@@ -22,6 +22,8 @@ import hashlib
 import json
 import os
 import re
+import socket
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -227,6 +229,127 @@ class Signer:
     def statement(self, claims: dict[str, Any]) -> str:
         """Sign ``claims`` (with ``approver``, ``iss`` and ``kid`` set to this signer)."""
         return sign({**claims, "iss": ISSUER, "approver": self.name}, self.key, self.name)
+
+
+# The ssh-agent protocol (draft-miller-ssh-agent): just enough to list keys and sign.
+_AGENTC_REQUEST_IDENTITIES = 11
+_AGENT_IDENTITIES_ANSWER = 12
+_AGENTC_SIGN_REQUEST = 13
+_AGENT_SIGN_RESPONSE = 14
+_AGENT_TIMEOUT_SECONDS = 30.0
+
+
+def _ssh_string(data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + data
+
+
+def _read_ssh_string(data: bytes, offset: int) -> tuple[bytes, int]:
+    if offset + 4 > len(data):
+        raise SigningError("ssh-agent sent a truncated answer")
+    (length,) = struct.unpack_from(">I", data, offset)
+    end = offset + 4 + length
+    if end > len(data):
+        raise SigningError("ssh-agent sent a truncated answer")
+    return data[offset + 4 : end], end
+
+
+def _agent_call(socket_path: str, request: bytes) -> bytes:
+    """Send one request to ssh-agent and return the answer's payload."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as agent:
+            agent.settimeout(_AGENT_TIMEOUT_SECONDS)
+            agent.connect(socket_path)
+            agent.sendall(struct.pack(">I", len(request)) + request)
+            header = _receive(agent, 4)
+            (length,) = struct.unpack(">I", header)
+            if length > 256 * 1024:
+                raise SigningError("ssh-agent sent an oversized answer")
+            return _receive(agent, length)
+    except OSError as e:
+        raise SigningError(f"can't talk to ssh-agent at {socket_path}: {e.strerror or e}") from e
+
+
+def _receive(agent: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = agent.recv(size - len(data))
+        if not chunk:
+            raise SigningError("ssh-agent closed the connection")
+        data += chunk
+    return data
+
+
+def agent_ed25519_keys(socket_path: str) -> list[tuple[bytes, bytes]]:
+    """The ssh-ed25519 keys ssh-agent holds: (key blob, raw 32-byte public key)."""
+    answer = _agent_call(socket_path, bytes([_AGENTC_REQUEST_IDENTITIES]))
+    if not answer or answer[0] != _AGENT_IDENTITIES_ANSWER:
+        raise SigningError("ssh-agent refused to list its keys")
+    (count,) = struct.unpack_from(">I", answer, 1)
+    offset, keys = 5, []
+    for _ in range(min(count, 1024)):
+        blob, offset = _read_ssh_string(answer, offset)
+        _comment, offset = _read_ssh_string(answer, offset)
+        kind, rest = _read_ssh_string(blob, 0)
+        if kind == b"ssh-ed25519":
+            raw, _ = _read_ssh_string(blob, rest)
+            if len(raw) == 32:
+                keys.append((blob, raw))
+    return keys
+
+
+@dataclass(frozen=True)
+class AgentSigner:
+    """An approver whose private key stays in ssh-agent: the agent signs the JWS."""
+
+    name: str
+    socket_path: str
+    blob: bytes
+
+    def statement(self, claims: dict[str, Any]) -> str:
+        """Sign ``claims`` like ``Signer.statement``, the signature made by ssh-agent."""
+        header = {"alg": ALGORITHM, "kid": self.name, "typ": "JWT"}
+        body = {**claims, "iss": ISSUER, "approver": self.name}
+        signing_input = ".".join(
+            _b64url(json.dumps(part, separators=(",", ":")).encode("utf-8"))
+            for part in (header, body)
+        )
+        request = (
+            bytes([_AGENTC_SIGN_REQUEST])
+            + _ssh_string(self.blob)
+            + _ssh_string(signing_input.encode("ascii"))
+            + struct.pack(">I", 0)
+        )
+        answer = _agent_call(self.socket_path, request)
+        if not answer or answer[0] != _AGENT_SIGN_RESPONSE:
+            raise SigningError("ssh-agent refused to sign (is the key still loaded? confirmed?)")
+        signature, _ = _read_ssh_string(answer, 1)
+        kind, offset = _read_ssh_string(signature, 0)
+        raw, _ = _read_ssh_string(signature, offset)
+        if kind != b"ssh-ed25519" or len(raw) != 64:
+            raise SigningError("ssh-agent answered with a signature that is not Ed25519")
+        return f"{signing_input}.{_b64url(raw)}"
+
+
+# whoever signs an approver's statement: a key file, or ssh-agent holding the key
+StatementSigner = Signer | AgentSigner
+
+
+def agent_signer_for(approvers: list[Any], socket_path: str | None = None) -> AgentSigner:
+    """The approver of ``approvers`` whose key ssh-agent holds (``$SSH_AUTH_SOCK``)."""
+    path = socket_path or os.environ.get("SSH_AUTH_SOCK")
+    if not path:
+        raise SigningError("no ssh-agent: SSH_AUTH_SOCK is not set (or use --key PATH)")
+    held = {raw: blob for blob, raw in agent_ed25519_keys(path)}
+    for entry in approvers:
+        if not isinstance(entry, dict) or not entry.get("public_key"):
+            continue
+        raw = raw_public(parse_public_key(entry["public_key"]))
+        if raw in held:
+            return AgentSigner(str(entry["name"]), path, held[raw])
+    names = ", ".join(approver_name(e) for e in approvers) or "(none)"
+    raise SigningError(
+        f"ssh-agent holds no ssh-ed25519 key of an approver here (approvers: {names})"
+    )
 
 
 def signer_for(key: Ed25519PrivateKey, approvers: list[Any]) -> Signer:

@@ -13,12 +13,13 @@ from engine.approval import ApprovalError, Approvals, claims
 from engine.audit import AuditError, AuditLog, utc_now
 from engine.cli.audit import close_audit, open_audit
 from engine.cli.options import (
+    approver_signer,
     audit_key_option,
     checked_name,
     inbox_option,
     json_option,
     key_option,
-    load_key,
+    ssh_agent_option,
     state_dir_option,
     state_paths,
 )
@@ -171,6 +172,7 @@ def _inbox_for(state_dir: Path, inbox: Path | None) -> Inbox | None:
 def _answer(
     approval_id: str,
     key: Path | None,
+    use_agent: bool,
     by: str | None,
     reason: str | None,
     state_dir: Path,
@@ -178,24 +180,24 @@ def _answer(
     grant: bool,
     audit_key: Path | None,
 ) -> None:
-    if (key is None) == (by is None):
+    if (key is None and not use_agent) == (by is None):
         raise click.UsageError(
-            "give --key PATH (a signed answer) or --by NAME (name only), not both"
+            "give --key PATH or --ssh-agent (a signed answer), or --by NAME (name only)"
         )
     purpose = "approve" if grant else "reject"
     verb = "approved" if grant else "rejected"
     box = _inbox_for(state_dir, inbox)
     if box is not None:
-        _drop_answer(approval_id, key, reason, box, purpose)
+        _drop_answer(approval_id, key, use_agent, reason, box, purpose)
         return
     state, workflow = _open(state_dir, audit_key, signed=True)
     now = _now(state_dir)
     try:
-        if key is not None:
+        if by is None:
             request = state.approval(approval_id)
             if request is None:
                 raise ApprovalError(f"no approval request {approval_id}")
-            signer = signing.signer_for(load_key(key), request.approver_keys or [])
+            signer = approver_signer(key, use_agent, request.approver_keys or [])
             token = signer.statement(claims(request, purpose, now, reason))
             answered = workflow.answer_signed(token, now=now)
         else:
@@ -215,17 +217,22 @@ def _answer(
 
 
 def _drop_answer(
-    approval_id: str, key: Path | None, reason: str | None, box: Inbox, purpose: str
+    approval_id: str,
+    key: Path | None,
+    use_agent: bool,
+    reason: str | None,
+    box: Inbox,
+    purpose: str,
 ) -> None:
     """Sign a published request and leave the answer in the inbox for the runner to verify."""
-    if key is None:
+    if key is None and not use_agent:
         raise click.UsageError(
             "without access to the runner's state an answer must be signed: give --key PATH"
         )
     request = box.request(approval_id)
     if request is None:
         raise ApprovalError(f"no pending approval request {approval_id} published in {box.path}")
-    signer = signing.signer_for(load_key(key), request.approver_keys or [])
+    signer = approver_signer(key, use_agent, request.approver_keys or [])
     now = _clamped(utc_now()[:19] + "Z", request.requested_at, request.expires_at)
     token = signer.statement(claims(request, purpose, now, reason))
     dropped = box.drop(request.id, signer.name, purpose, token)
@@ -259,6 +266,7 @@ _by_option = click.option(
 )
 @click.argument("approval_id")
 @key_option
+@ssh_agent_option
 @_by_option
 @click.option("--reason", required=True, help="Justification, signed and kept in the audit log.")
 @state_dir_option
@@ -267,6 +275,7 @@ _by_option = click.option(
 def approve(
     approval_id: str,
     key: Path | None,
+    use_agent: bool,
     by: str | None,
     reason: str,
     state_dir: Path,
@@ -274,7 +283,7 @@ def approve(
     audit_key: Path | None,
 ) -> None:
     """Grant a pending request with your signature."""
-    _answer(approval_id, key, by, reason, state_dir, inbox, True, audit_key)
+    _answer(approval_id, key, use_agent, by, reason, state_dir, inbox, True, audit_key)
 
 
 @approvals.command(
@@ -282,6 +291,7 @@ def approve(
 )
 @click.argument("approval_id")
 @key_option
+@ssh_agent_option
 @_by_option
 @click.option("--reason", default=None, help="Why, signed and kept in the audit log.")
 @state_dir_option
@@ -290,6 +300,7 @@ def approve(
 def reject(
     approval_id: str,
     key: Path | None,
+    use_agent: bool,
     by: str | None,
     reason: str | None,
     state_dir: Path,
@@ -297,7 +308,7 @@ def reject(
     audit_key: Path | None,
 ) -> None:
     """Refuse a pending request with your signature."""
-    _answer(approval_id, key, by, reason, state_dir, inbox, False, audit_key)
+    _answer(approval_id, key, use_agent, by, reason, state_dir, inbox, False, audit_key)
 
 
 @approvals.command(

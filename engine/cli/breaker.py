@@ -12,11 +12,12 @@ from engine.audit import AuditLog, utc_now
 from engine.blueprint import load_blueprints
 from engine.cli.audit import close_audit, open_audit
 from engine.cli.options import (
+    approver_signer,
     audit_key_option,
     blueprints_option,
     json_option,
     key_option,
-    load_key,
+    ssh_agent_option,
     state_dir_option,
     state_paths,
 )
@@ -70,6 +71,7 @@ to this opening of its breaker; a name alone is not enough.""",
 )
 @click.argument("service")
 @key_option
+@ssh_agent_option
 @click.option("--reason", required=True, help="Why automation may resume (signed, audited).")
 @click.option("--by", hidden=True, default=None)
 @blueprints_option
@@ -78,6 +80,7 @@ to this opening of its breaker; a name alone is not enough.""",
 def reset(
     service: str,
     key: Path | None,
+    use_agent: bool,
     reason: str,
     by: str | None,
     blueprints: Path,
@@ -85,7 +88,7 @@ def reset(
     audit_key: Path | None,
 ) -> None:
     """Close a service's breaker (signed, audited); automation resumes on the next tick."""
-    if by is not None or key is None:
+    if by is not None or (key is None and not use_agent):
         raise click.UsageError(
             "a breaker reset must be signed: give --key PATH (an approver's ssh-ed25519 key); "
             "a name is not enough"
@@ -105,7 +108,7 @@ def reset(
         if row is None or not row["breaker_open"]:
             raise click.ClickException(f"the breaker of {service} is not open")
         at = utc_now()
-        signer = signing.signer_for(load_key(key), approvers)
+        signer = approver_signer(key, use_agent, approvers)
         token = signer.statement(
             {
                 "purpose": "breaker_reset",

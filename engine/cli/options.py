@@ -217,6 +217,29 @@ key_option = click.option(
 )
 
 
+ssh_agent_option = click.option(
+    "--ssh-agent",
+    "use_agent",
+    is_flag=True,
+    envvar="OPSGATE_SSH_AGENT",
+    show_envvar=True,
+    help="Sign with your ssh-ed25519 key held by ssh-agent ($SSH_AUTH_SOCK) instead of --key.",
+)
+
+
+def approver_signer(
+    key: Path | None, use_agent: bool, approvers: list[Any]
+) -> signing.StatementSigner:
+    """The approver who signs: from --key (checked private) or from ssh-agent."""
+    if key is not None and use_agent:
+        raise click.UsageError("give --key PATH or --ssh-agent, not both")
+    if use_agent:
+        return signing.agent_signer_for(approvers)
+    if key is None:
+        raise click.UsageError("a signed statement needs --key PATH or --ssh-agent")
+    return signing.signer_for(load_key(key), approvers)
+
+
 def passphrase_prompt(key: Path) -> Callable[[], str]:
     """Ask the passphrase of an encrypted key on the terminal, without echo."""
 
