@@ -20,8 +20,11 @@ import atexit
 import contextlib
 import ctypes
 import ctypes.util
+import hashlib
+import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -156,9 +159,14 @@ def unix_socket_path(url: str) -> str | None:
     return unquote(parts.path) if parts.scheme == "unix" else None
 
 
-def http_session(url: str, peer_pid: int | None = None) -> tuple[requests.Session, str]:
+def http_session(
+    url: str, peer_pid: int | None = None, token: str | None = None
+) -> tuple[requests.Session, str]:
     """A requests session for ``url`` and the base URL to use with it (unix:// or http(s)://)."""
     session = requests.Session()
+    session.trust_env = False  # never a proxy between us and our OPA
+    if token is not None:
+        session.headers["Authorization"] = f"Bearer {token}"
     path = unix_socket_path(url)
     if path is None:
         return session, url
@@ -173,13 +181,14 @@ def wait_for_bundle(
     interval: float = 0.05,
     still_starting: Callable[[], None] | None = None,
     peer_pid: int | None = None,
+    token: str | None = None,
 ) -> bool:
     """Poll ``url``/health?bundles=true until OPA serves its bundle; False after ``seconds``.
 
     ``still_starting`` is called before each poll and may raise to give up early
     (for example when the OPA process has already exited).
     """
-    session, base = http_session(url, peer_pid)
+    session, base = http_session(url, peer_pid, token)
     deadline = time.monotonic() + seconds
     try:
         while time.monotonic() < deadline:
@@ -192,6 +201,50 @@ def wait_for_bundle(
         return False
     finally:
         session.close()
+
+
+# OPA's own authorization, for an OPA we can't put behind a private Unix socket (a
+# container): every request must carry the per-start token, and even then only
+# queries of opsgate's rules and the health check are allowed: no writes, no policies.
+_AUTHZ_POLICY = """package system.authz
+
+default allow := false
+
+allow if {{
+	crypto.sha256(input.identity) == "{digest}"
+	permitted
+}}
+
+permitted if {{
+	input.method == "POST"
+	input.path[0] == "v1"
+	input.path[1] == "data"
+	input.path[2] == "opsgate"
+}}
+
+permitted if {{
+	input.method == "GET"
+	input.path == ["health"]
+}}
+"""
+
+TOKEN_FLAGS = ["--authentication=token", "--authorization=basic"]
+
+
+def token_authorization(directory: Path) -> str:
+    """Write a ``system.authz`` bundle for a new random token into ``directory``; return it.
+
+    Start OPA with ``TOKEN_FLAGS`` and ``directory`` as a second bundle: a
+    request without the token, or one that is not a query of opsgate's rules
+    or the health check, is refused (HTTP 401/403). Only the token's SHA-256
+    is written down.
+    """
+    token = secrets.token_urlsafe(32)
+    digest = hashlib.sha256(token.encode("ascii")).hexdigest()
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (directory / ".manifest").write_text(json.dumps({"roots": ["system"]}), encoding="utf-8")
+    (directory / "authz.rego").write_text(_AUTHZ_POLICY.format(digest=digest), encoding="utf-8")
+    return token
 
 
 def _parent_death_signal() -> Callable[[], None] | None:
@@ -232,6 +285,11 @@ class ManagedServer:
     @property
     def pid(self) -> int | None:
         """The process that must be at the other end of the connection (None: not checked)."""
+        return None
+
+    @property
+    def token(self) -> str | None:
+        """The bearer token this server demands (None: it is reached over a private socket)."""
         return None
 
     def __enter__(self) -> Self:

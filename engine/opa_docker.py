@@ -10,11 +10,12 @@ import contextlib
 import logging
 import os
 import socket
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from engine.errors import PolicyError
-from engine.opa import ManagedServer, wait_for_bundle
+from engine.opa import TOKEN_FLAGS, ManagedServer, token_authorization, wait_for_bundle
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +65,21 @@ class DockerOpaServer(ManagedServer):
         self.url = ""
         self._container: Any = None
         self._client: Any = None
+        self._token: str | None = None
+        self._authz: tempfile.TemporaryDirectory[str] | None = None
+
+    @property
+    def token(self) -> str | None:
+        """The per-start bearer token OPA in the container demands of every request."""
+        return self._token
 
     def start(self) -> str:
         """Run the container and wait until OPA serves the bundle."""
         import docker
 
+        # a port on loopback, not a private socket: OPA itself demands a per-start token
+        self._authz = tempfile.TemporaryDirectory(prefix="opsgate-authz-")
+        self._token = token_authorization(Path(self._authz.name) / "authz")
         try:
             self._client = docker.from_env()
             self._container = self._client.containers.run(
@@ -78,12 +89,17 @@ class DockerOpaServer(ManagedServer):
                     "--server",
                     "--addr",
                     "0.0.0.0:8181",
+                    *TOKEN_FLAGS,
                     "--disable-telemetry",
                     "--optimize-store-for-read-speed",
                     "--bundle",
                     f"/bundle/{self.bundle.name}",
+                    "/authz",
                 ],
-                volumes={str(self.bundle.parent): {"bind": "/bundle", "mode": "ro"}},
+                volumes={
+                    str(self.bundle.parent): {"bind": "/bundle", "mode": "ro"},
+                    str(Path(self._authz.name) / "authz"): {"bind": "/authz", "mode": "ro"},
+                },
                 ports={"8181/tcp": ("127.0.0.1", None)},
                 detach=True,
                 remove=True,
@@ -94,7 +110,7 @@ class DockerOpaServer(ManagedServer):
             self.stop()
             raise PolicyError(f"can't start OPA with Docker ({IMAGE}): {type(e).__name__}") from e
         self.url = f"http://127.0.0.1:{port}"
-        if wait_for_bundle(self.url, self.startup_timeout, interval=0.2):
+        if wait_for_bundle(self.url, self.startup_timeout, interval=0.2, token=self._token):
             log.info("OPA (Docker %s) serving %s at %s", IMAGE, self.bundle, self.url)
             return self.url
         self.stop()
@@ -110,3 +126,7 @@ class DockerOpaServer(ManagedServer):
             with contextlib.suppress(Exception):
                 self._client.close()
             self._client = None
+        if self._authz is not None:
+            self._authz.cleanup()
+            self._authz = None
+        self._token = None

@@ -127,7 +127,9 @@ class PolicySession:
 
     def _connect(self, url: str) -> None:
         assert self._server is not None
-        self._gateway = OpaGateway(url, timeout=self.timeout, peer_pid=self._server.pid)
+        self._gateway = OpaGateway(
+            url, timeout=self.timeout, peer_pid=self._server.pid, token=self._server.token
+        )
 
     def ensure_running(self) -> str | None:
         """Restart the managed OPA if it died (with backoff); say so, or None when it runs.

@@ -45,5 +45,8 @@ def test_opa_in_docker_serves_the_bundle(
     result = compile_blueprints(REPO / "blueprints", tmp_path)
     assert result.bundle_path is not None
     with DockerOpaServer(result.bundle_path) as server:
-        answer = requests.get(f"{server.url}/v1/data/opsgate/bundle/revision", timeout=5).json()
+        revision = f"{server.url}/v1/data/opsgate/bundle/revision"
+        assert requests.post(revision, json={}, timeout=5).status_code == 401  # token required
+        bearer = {"Authorization": f"Bearer {server.token}"}
+        answer = requests.post(revision, json={}, headers=bearer, timeout=5).json()
     assert answer == {"result": result.revision}

@@ -16,8 +16,17 @@ import requests
 
 from engine.compile import compile_blueprints
 from engine.errors import PolicyError
-from engine.opa import NotOurOpa, OpaGateway, OpaServer, http_session
+from engine.opa import (
+    TOKEN_FLAGS,
+    NotOurOpa,
+    OpaGateway,
+    OpaServer,
+    http_session,
+    token_authorization,
+    wait_for_bundle,
+)
 from engine.policy import PolicySession, RemoteOpa
+from engine.toolchain import find_tool
 from tests.conftest import REPO
 from tests.opa.fake_opa import fake_opa
 
@@ -126,7 +135,7 @@ def test_no_orphan_after_ctrl_c(bundle: Path, tmp_path: Path) -> None:
         f"""
         import time
         from pathlib import Path
-        from engine.opa import NotOurOpa, OpaGateway, OpaServer, http_session
+        from engine.opa import OpaServer
         with OpaServer(Path({str(bundle)!r})) as server:
             Path({str(marker)!r}).write_text(str(server.process.pid))
             time.sleep(60)
@@ -227,3 +236,55 @@ def test_remote_opa_needs_tls_and_a_token() -> None:
             PolicySession(REPO / "blueprints", remote=remote),
         ):
             pass
+
+
+def test_token_authorization_lets_only_opsgate_queries_through(
+    bundle: Path, tmp_path: Path
+) -> None:
+    """Where OPA can't sit behind a private socket (a container on a loopback port), OPA
+    itself demands a per-start token, and allows nothing but queries of opsgate's rules."""
+    token = token_authorization(tmp_path / "authz")
+    assert token not in (tmp_path / "authz" / "authz.rego").read_text()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [
+            str(find_tool("opa")),
+            "run",
+            "--server",
+            "--addr",
+            f"127.0.0.1:{port}",
+            *TOKEN_FLAGS,
+            "--disable-telemetry",
+            "--bundle",
+            str(bundle),
+            str(tmp_path / "authz"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_for_bundle(url, 20, token=token)
+        revision = f"{url}/v1/data/opsgate/bundle/revision"
+        bearer = {"Authorization": f"Bearer {token}"}
+        assert requests.post(revision, json={}, timeout=5).status_code == 401
+        wrong = {"Authorization": "Bearer " + "x" * 43}
+        assert requests.post(revision, json={}, headers=wrong, timeout=5).status_code == 401
+        assert requests.post(revision, json={}, headers=bearer, timeout=5).status_code == 200
+        for method, path in (
+            ("PUT", "/v1/policies/evil"),
+            ("PUT", "/v1/data/opsgate/x"),
+            ("POST", "/v1/data/system/authz"),
+            ("GET", "/v1/data"),
+            ("DELETE", "/v1/data/opsgate"),
+        ):
+            answer = requests.request(method, f"{url}{path}", headers=bearer, data="{}", timeout=5)
+            assert answer.status_code in (401, 403), (method, path)
+        gateway = OpaGateway(url, token=token)
+        assert gateway.served_revision()
+        gateway.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
