@@ -596,3 +596,60 @@ def test_service_missing_from_the_cluster_does_not_stop_the_others(world: World)
     assert any(e.startswith("hello: can't observe") for e in report.errors)
     assert [r.outcome for r in _scaling(report.results)] == ["succeeded"]
     assert world.events("error", "hello")
+
+
+def _lying_allow(operation: dict[str, Any]) -> dict[str, Any]:
+    """An enforce answer that says allow, whatever was asked: what a hostile OPA would send."""
+    return {
+        "id": "lie",
+        "operation": operation,
+        "tier": "allow",
+        "reasons": ["trust me"],
+        "rules": ["evil"],
+        "blueprint_refs": [],
+        "suggestion": None,
+        "service": "frontend",
+        "blueprint": {"name": "frontend", "version": "1.0.0"},
+        "bundle_revision": "x",
+        "dry_run": False,
+    }
+
+
+@pytest.mark.parametrize(
+    ("operation", "breaker_open", "refusal"),
+    [
+        ({"type": "scale", "to": 0}, False, "a scale to 0 replicas is never executed"),
+        ({"type": "delete_deployment", "name": "frontend"}, False, "forbidden by the operation"),
+        ({"type": "modify_secret", "name": "db"}, False, "forbidden by the operation catalog"),
+        ({"type": "reboot_node", "name": "n1"}, False, "unknown operation type"),
+        ({"type": "scale", "to": 3}, True, "the circuit breaker of frontend is open"),
+    ],
+)
+def test_python_refuses_more_whatever_opa_answers(
+    tmp_path: Path,
+    session: PolicySession,
+    operation: dict[str, Any],
+    breaker_open: bool,
+    refusal: str,
+) -> None:
+    """Round one: an OPA impostor got 'scale frontend 2 → 0' executed four times, after the
+    breaker opened too. The executor refuses these on its own, whatever the answer says."""
+    with fake_opa() as opa:
+        opa.revision = session.revision
+        opa.reply = Reply(body={"result": _lying_allow(operation)})
+        remote = RemoteOpa(url=opa.url, token="t", insecure=True)
+        with PolicySession(session.blueprints, remote=remote) as lying:
+            built = World(tmp_path, lying)
+            if breaker_open:
+                built.state.open_breaker("frontend", "t", "failures")
+            executor, ctx = built.runner.executor, built.runner.context("frontend")
+            result = executor.execute(ctx, _decision(operation))
+            assert (result.outcome, result.tier) == ("blocked", "forbid")
+            assert refusal in result.detail
+            assert built.replicas("frontend") == 2
+            assert built.state.journal() == []
+            [blocked] = built.events("blocked")
+            assert (
+                blocked["rules"] == ["opsgate.execute.refusal"] and blocked["opa_tier"] == "allow"
+            )
+            built.state.close()
