@@ -1,0 +1,87 @@
+"""After the demonstrations and every attack that carries a secret, no file opsgate keeps
+holds it: not the audit log, not state.db (its journal, approvals), not the inbox."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.conftest import RunCli
+
+SECRET = "hunter2"
+CARRIERS = [
+    # allowed: runs, and the configmap really gets the value
+    (
+        "frontend",
+        {
+            "type": "update_configmap",
+            "name": "app",
+            "changes": {"dsn": f"postgres://admin:{SECRET}@db/x"},
+        },
+    ),
+    # forbidden: blocked, recorded by its shape only
+    ("frontend", {"type": "modify_secret", "name": "db", "value": SECRET}),
+    # approve tier: an approval request is filed, and published in the inbox
+    (
+        "backend",
+        {
+            "type": "update_strategy",
+            "changes": {"max_unavailable": 1, "note": f"Bearer {SECRET}abcdEFGH1234"},
+        },
+    ),
+    (
+        "frontend",
+        {
+            "type": "update_configmap",
+            "name": "creds",
+            "changes": {"password": SECRET, "api_token": f"{SECRET}-token"},
+        },
+    ),
+]
+
+
+def test_no_file_opsgate_keeps_holds_a_planted_secret(
+    run_cli: RunCli, tmp_path: Path, signed_blueprints: Path
+) -> None:
+    state = tmp_path / "state"
+    demos = run_cli("demo", "all", "--state-dir", str(state / "demos"))
+    assert demos.exit_code == 0, demos.stderr[-2000:]
+    keyed = ("--blueprints", str(signed_blueprints))
+    ran = run_cli("run", *keyed, "--state-dir", str(state), "--ticks", "3", "--pause", "0")
+    assert ran.exit_code == 0, ran.stderr
+    for service, operation in CARRIERS:
+        for requester in (("--as", "alice"), ("--agent", "kagent")):
+            result = run_cli(
+                "execute",
+                *keyed,
+                "--state-dir",
+                str(state),
+                "--service",
+                service,
+                "--operation",
+                json.dumps(operation),
+                *requester,
+            )
+            assert result.exit_code in (0, 3, 4, 5), result.stderr
+            assert SECRET not in result.stdout + result.stderr
+        enforced = run_cli(
+            "enforce", *keyed, "--service", service, "--operation", json.dumps(operation)
+        )
+        assert SECRET not in enforced.stdout + enforced.stderr
+    ran = run_cli("run", *keyed, "--state-dir", str(state), "--ticks", "1", "--pause", "0")
+    assert ran.exit_code == 0, ran.stderr
+    listed = run_cli("approvals", "list", "--all", "--json", "--state-dir", str(state))
+    assert listed.exit_code == 0 and listed.stdout.count('"id"') >= 1
+    shown = run_cli("audit", "show", "--json", "--state-dir", str(state))
+    assert SECRET not in listed.stdout + shown.stdout
+    kept = [
+        path
+        for root in (state, tmp_path / "state.inbox")
+        for path in root.rglob("*")
+        if path.is_file() and path.name != "cluster.json"  # the cluster itself holds what it got
+    ]
+    assert {p.name for p in kept} >= {"state.db", "audit.jsonl"}
+    assert any(p.parent.name == "requests" for p in kept)  # a request was published
+    for path in kept:
+        assert SECRET.encode() not in path.read_bytes(), path
+    assert f"admin:{SECRET}@db" in (state / "cluster.json").read_text()  # it really ran
