@@ -408,7 +408,8 @@ _TARGET_FIELDS = {
 }
 
 
-def _loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses (where plain http stays on this host)."""
     if host == "localhost":
         return True
     try:
@@ -431,7 +432,7 @@ def _url_problem(url: str) -> str | None:
             "must not carry a user name or password (the URL is kept in the compiled data): "
             "sign requests with secret_env or secret_file instead"
         )
-    if parts.scheme.lower() == "http" and not _loopback(parts.hostname):
+    if parts.scheme.lower() == "http" and not is_loopback(parts.hostname):
         return (
             "plain http is allowed only to a loopback host (127.0.0.1, ::1, localhost): use "
             "https so approval details can't be read or changed on the way"

@@ -28,7 +28,6 @@ import atexit
 import contextlib
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
 import os
@@ -48,6 +47,7 @@ from urllib.parse import urlsplit
 import requests
 
 from engine import __version__
+from engine.blueprint import is_loopback
 from engine.contracts import describe
 from engine.files import write_atomically
 
@@ -118,15 +118,6 @@ def _clean(text: str, limit: int = 300) -> str:
     """Text fit for a terminal: control characters replaced, length capped."""
     shown = "".join("?" if ord(c) < 32 or 127 <= ord(c) < 160 else c for c in text)
     return shown if len(shown) <= limit else shown[: limit - 3] + "..."
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True)
@@ -315,7 +306,7 @@ def _post(job: _Job, secret: bytes | None) -> tuple[str | None, bool]:
     try:
         with requests.Session() as session:
             # a loopback receiver is never reached through a proxy from the environment
-            session.trust_env = not _loopback(urlsplit(target.url).hostname or "")
+            session.trust_env = not is_loopback(urlsplit(target.url).hostname or "")
             response = session.post(
                 target.url,
                 data=job.body,
