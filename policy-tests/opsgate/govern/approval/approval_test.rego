@@ -206,3 +206,10 @@ test_check_signed_at_its_expiry_is_judged_by_its_signature if {
 	# an answer signed on a clock ahead of the runner's (a simulated cluster) can carry iat = exp
 	_check(_signed(object.union(_claims, {"iat": _now + 600}), _sre_key), []).valid
 }
+
+test_check_with_nothing_to_compare_is_invalid_and_says_so if {
+	# no requester signed and no actor asking: no single check fails, yet nothing is covered
+	check := _check(_signed(object.remove(_claims, ["requester"]), _sre_key), [testdata.remove("/actor")])
+	check.valid == false
+	check.problems == ["the approval could not be checked"]
+}
