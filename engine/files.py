@@ -69,8 +69,8 @@ def private_directory(path: Path, what: str, *, create: bool) -> Path:
             os.chmod(path, 0o700)  # whatever the umask
         except OSError as e:
             raise PrivacyError(f"{path}: can't create the {what}: {e.strerror or e}") from e
-    elif not path.is_dir():
-        raise PrivacyError(f"{path}: the {what} is not a directory")
+    elif path.is_symlink() or not path.is_dir():
+        raise PrivacyError(f"{path}: the {what} is not a directory (a symlink is refused)")
     check_private(path, what)
     return path
 

@@ -22,14 +22,15 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine import strictjson
 from engine.errors import OpsgateError
-from engine.files import write_atomically
 from engine.state import Approval
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,50 @@ MAX_ANSWER_BYTES = 16 * 1024
 REQUESTS_MODE = 0o755
 ANSWERS_MODE = 0o1730  # sticky; the group (the approvers) may add files, not list them
 _SAFE_ID = set("0123456789abcdef")
+
+
+MAX_REQUEST_BYTES = 1024 * 1024
+
+
+def _well_formed(approval: Approval) -> bool:
+    """The fields an approver is shown and signs have the types they should."""
+    strings = (
+        approval.id,
+        approval.service,
+        approval.blueprint_name,
+        approval.blueprint_version,
+        approval.bundle_revision,
+        approval.requested_at,
+        approval.expires_at,
+        approval.operation_digest,
+        approval.status,
+    )
+    return (
+        all(isinstance(v, str) for v in strings)
+        and isinstance(approval.operation, dict)
+        and isinstance(approval.requester, dict)
+        and all(isinstance(v, str) for v in (approval.requester or {}).values())
+        and isinstance(approval.reasons, list)
+        and isinstance(approval.approvers, list)
+        and isinstance(approval.approver_keys, list)
+    )
+
+
+def _write_public(target: Path, text: str) -> None:
+    """Write ``text`` to ``target`` (0644) through a temporary file in the same directory,
+    its mode set on the open file, then renamed: nothing is followed or chmod-ed by name."""
+    partial = target.with_name(f".{target.name}.{os.getpid()}")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            os.fchmod(handle.fileno(), 0o644)
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
 
 
 class InboxError(OpsgateError):
@@ -69,32 +114,66 @@ class Inbox:
     # --- the runner's side -----------------------------------------------------
 
     def prepare(self) -> None:
-        """Create the inbox if missing (requests/ 0755, answers/ 01730); keep its group."""
+        """Create the inbox if missing (requests/ 0755, answers/ 01730), then check it is ours.
+
+        An inbox someone else made first (or a symlink standing in for one) is
+        refused: the runner deletes what it finds in answers/ and writes into
+        requests/, so both must be real directories this user owns, in a
+        parent that is not open to everyone (or is sticky).
+        """
         try:
-            self.path.mkdir(mode=0o755, parents=True, exist_ok=True)
+            if not self.path.exists() and not self.path.is_symlink():
+                self.path.mkdir(mode=0o755)
+                os.chmod(self.path, 0o755)
             for directory, mode in (
                 (self.requests_dir, REQUESTS_MODE),
                 (self.answers_dir, ANSWERS_MODE),
             ):
-                if not directory.exists():
+                if not directory.exists() and not directory.is_symlink():
                     directory.mkdir()
                     os.chmod(directory, mode)
         except OSError as e:
             raise InboxError(f"{self.path}: can't prepare the inbox: {e.strerror or e}") from e
+        for directory in (self.path, self.requests_dir, self.answers_dir):
+            self._check_owned(directory, os.geteuid())
+
+    @staticmethod
+    def _check_owned(directory: Path, owner: int) -> None:
+        """Refuse ``directory`` unless it is a real directory of ``owner`` nobody else may write
+        (the answers/ drop box excepted: sticky, so nobody removes another's file)."""
+        try:
+            info = os.lstat(directory)
+        except OSError as e:
+            raise InboxError(f"{directory}: can't check the inbox: {e.strerror or e}") from e
+        if not stat.S_ISDIR(info.st_mode):
+            raise InboxError(f"{directory}: part of the inbox is not a directory (a symlink?)")
+        if info.st_uid != owner:
+            raise InboxError(
+                f"{directory}: part of the inbox is owned by uid {info.st_uid}, not by the "
+                f"runner (uid {owner}): refusing it (someone else may have made it first)"
+            )
+        writable_by_others = stat.S_IMODE(info.st_mode) & 0o022
+        if writable_by_others and directory.name != "answers":
+            raise InboxError(
+                f"{directory}: part of the inbox is writable by group or others: "
+                f"refusing it (run: chmod go-w {directory})"
+            )
+        if directory.name == "answers" and writable_by_others and not info.st_mode & stat.S_ISVTX:
+            raise InboxError(f"{directory}: the answers drop box must be sticky (chmod +t)")
 
     def publish(self, pending: list[Approval]) -> None:
-        """Make ``requests/`` hold exactly the pending requests."""
+        """Make ``requests/`` hold exactly the pending requests (only regular files touched)."""
         wanted = {approval.id: approval for approval in pending}
         try:
-            for existing in self.requests_dir.glob("*.json"):
-                if existing.stem not in wanted:
+            for existing in self.requests_dir.iterdir():
+                stale = existing.suffix == ".json" and existing.stem not in wanted
+                if stale and stat.S_ISREG(os.lstat(existing).st_mode):
                     existing.unlink(missing_ok=True)
             for approval_id, approval in wanted.items():
                 target = self.requests_dir / f"{approval_id}.json"
-                if target.exists():
+                if target.exists() or target.is_symlink():
                     continue
-                write_atomically(target, json.dumps(approval.to_json(), sort_keys=True) + "\n")
-                os.chmod(target, 0o644)
+                _write_public(target, json.dumps(approval.to_json(), sort_keys=True) + "\n")
         except OSError as e:
             raise InboxError(f"{self.path}: can't publish requests: {e.strerror or e}") from e
 
@@ -134,13 +213,25 @@ class Inbox:
 
     @staticmethod
     def discard(answer: DroppedAnswer) -> None:
-        """Remove a processed answer (the runner owns answers/, so it may)."""
+        """Remove a processed answer (the runner owns answers/, so it may); never follow it."""
         try:
-            answer.path.unlink(missing_ok=True)
+            info = os.lstat(answer.path)
+            if stat.S_ISDIR(info.st_mode):
+                shutil.rmtree(answer.path)  # a directory dropped to make noise every tick
+            else:
+                answer.path.unlink(missing_ok=True)
+        except FileNotFoundError:
+            pass
         except OSError as e:
             log.warning("can't remove %s: %s", answer.path, e)
 
     # --- the approver's side ---------------------------------------------------------
+
+    def check_published_by(self, owner: int) -> None:
+        """Before trusting a published request: the inbox and requests/ belong to ``owner``
+        (the owner of the runner's state) and nobody else may write to them."""
+        for directory in (self.path, self.requests_dir):
+            self._check_owned(directory, owner)
 
     def request(self, approval_id: str) -> Approval | None:
         """A published request by id (or a unique prefix of at least 6 characters)."""
@@ -162,10 +253,18 @@ class Inbox:
     @staticmethod
     def _load(path: Path) -> Approval:
         try:
-            data: Any = json.loads(path.read_text(encoding="utf-8"))
-            return Approval(**data)
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            with os.fdopen(fd, "rb") as handle:
+                info = os.fstat(handle.fileno())
+                if not stat.S_ISREG(info.st_mode) or stat.S_IMODE(info.st_mode) & 0o022:
+                    raise InboxError(f"{path}: not a published approval request (file mode)")
+                data: Any = strictjson.loads(handle.read(MAX_REQUEST_BYTES).decode("utf-8"))
+            approval = Approval(**data)
         except (OSError, ValueError, TypeError) as e:
             raise InboxError(f"{path}: not a published approval request: {e}") from e
+        if not _well_formed(approval):
+            raise InboxError(f"{path}: not a published approval request (field types)")
+        return approval
 
     def drop(self, approval_id: str, approver: str, purpose: str, token: str) -> Path:
         """Leave a signed answer in ``answers/`` (written under a dot-name, then renamed)."""

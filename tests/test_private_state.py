@@ -152,8 +152,8 @@ def test_approvers_answer_through_the_inbox_and_count_only_once_verified(
     assert _mode(inbox / "requests" / f"{scale_id}.json") == 0o644
     assert stat.S_IMODE((inbox / "answers").stat().st_mode) == 0o1730
 
-    # the approver is not the state's owner: they see the inbox, never the state
-    os.chown(state, NOBODY, NOBODY)
+    # the approver is not the runner: here the runner's files are made another user's
+    _hand_over(state, inbox, NOBODY)
     try:
         listed = run_cli("approvals", "list", "--state-dir", str(state), "--json")
         assert scale_id in [r["id"] for r in json.loads(listed.stdout)]
@@ -182,7 +182,7 @@ def test_approvers_answer_through_the_inbox_and_count_only_once_verified(
             path.write_text(token)
             os.chown(path, NOBODY, NOBODY)
     finally:
-        os.chown(state, os.geteuid(), os.getegid())
+        _hand_over(state, inbox, os.geteuid())
     _runner_ticks(run_cli, state, signed_blueprints, 1)
     assert list((inbox / "answers").iterdir()) == []  # read, refused, removed
     events = [json.loads(line) for line in (state / "audit.jsonl").read_text().splitlines()]
@@ -191,7 +191,7 @@ def test_approvers_answer_through_the_inbox_and_count_only_once_verified(
     assert SimulatedCluster.load(state / "cluster.json").service("backend")["replicas"] == 3
 
     # the real approver signs from their own account; the answer counts once verified
-    os.chown(state, NOBODY, NOBODY)
+    _hand_over(state, inbox, NOBODY)
     try:
         dropped = run_cli(
             "approvals",
@@ -209,12 +209,24 @@ def test_approvers_answer_through_the_inbox_and_count_only_once_verified(
         [answer] = (inbox / "answers").iterdir()
         os.chown(answer, NOBODY, NOBODY)
     finally:
-        os.chown(state, os.geteuid(), os.getegid())
+        _hand_over(state, inbox, os.geteuid())
     _runner_ticks(run_cli, state, signed_blueprints, 1)
     events = [json.loads(line) for line in (state / "audit.jsonl").read_text().splitlines()]
     assert [e["actor"] for e in events if e["event"] == "approval_granted"] == ["sre-lead"]
     assert SimulatedCluster.load(state / "cluster.json").service("backend")["replicas"] == 4
     assert not (inbox / "requests" / f"{scale_id}.json").exists()
+
+
+def _hand_over(state: Path, inbox: Path, uid: int) -> None:
+    """Make ``uid`` the owner of the runner's state and inbox (stands for another user)."""
+    for path in (
+        state,
+        inbox,
+        inbox / "requests",
+        inbox / "answers",
+        *(inbox / "requests").iterdir(),
+    ):
+        os.chown(path, uid, uid)
 
 
 def _inbox_requests(inbox: Path) -> list:  # type: ignore[type-arg]
@@ -228,3 +240,93 @@ def _tamper(token: str) -> str:
     return ".".join(
         [header, payload[:-4] + ("AAAA" if payload[-4:] != "AAAA" else "BBBB"), signature]
     )
+
+
+def test_an_inbox_someone_else_made_first_is_refused_and_nothing_is_deleted(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    """Red team: an inbox made in advance, its answers/ a symlink to the state dir and its
+    requests/ one to the runner's home, had the runner delete its own state and files."""
+    state = tmp_path / "st"
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "important.json").write_text("{}")
+    inbox = tmp_path / "st.inbox"
+    inbox.mkdir()
+    (inbox / "answers").symlink_to(state)
+    (inbox / "requests").symlink_to(home)
+    result = run_cli("run", "--state-dir", str(state), "--once")
+    assert result.exit_code == 1
+    assert "part of the inbox is not a directory (a symlink?)" in result.stderr
+    assert (home / "important.json").exists()
+    (inbox / "answers").unlink()
+    (inbox / "requests").unlink()
+    for mode in (0o777, 0o775):
+        os.chmod(inbox, mode)
+        result = run_cli("run", "--state-dir", str(state), "--once")
+        assert result.exit_code == 1
+        assert "part of the inbox is writable by group or others" in result.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
+def test_an_inbox_owned_by_another_user_is_refused(run_cli: RunCli, tmp_path: Path) -> None:
+    inbox = tmp_path / "st.inbox"
+    inbox.mkdir()
+    os.chown(inbox, NOBODY, NOBODY)
+    result = run_cli("run", "--state-dir", str(tmp_path / "st"), "--once")
+    assert result.exit_code == 1
+    assert f"owned by uid {NOBODY}, not by the runner" in result.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="acting as another user needs root")
+def test_an_approver_signs_only_what_the_runner_published(
+    run_cli: RunCli, tmp_path: Path, signed_blueprints: Path, sre_lead_key: Path
+) -> None:
+    """Red team: with a requests/ they could write, an attacker showed the approver scale 4
+    for a request of scale 40. A request is trusted only from the runner's own inbox, and
+    an operation that does not match its digest is never signed."""
+    state = tmp_path / "state"
+    inbox = tmp_path / "state.inbox"
+    filed = run_cli(
+        "execute",
+        "--blueprints",
+        str(signed_blueprints),
+        "--state-dir",
+        str(state),
+        "--service",
+        "backend",
+        "--operation",
+        '{"type": "scale", "to": 40}',
+        "--as",
+        "alice",
+    )
+    request_id = json.loads(filed.stdout)["approval_id"]
+    _runner_ticks(run_cli, state, signed_blueprints, 1)
+    published = inbox / "requests" / f"{request_id}.json"
+    forged = json.loads(published.read_text())
+    forged["operation"] = {"type": "scale", "from": 2, "to": 4}
+    published.write_text(json.dumps(forged))
+    approve = (
+        "approvals",
+        "approve",
+        request_id,
+        "--key",
+        str(sre_lead_key),
+        "--reason",
+        "4 ok",
+        "--state-dir",
+        str(state),
+    )
+    _hand_over(state, inbox, NOBODY)
+    try:
+        mismatch = run_cli(*approve)
+        assert mismatch.exit_code == 1
+        assert "does not match the digest it asks you to sign" in mismatch.stderr
+        os.chmod(inbox / "requests", 0o777)
+        writable = run_cli(*approve)
+        assert writable.exit_code == 1
+        assert "writable by group or others" in writable.stderr
+        assert list((inbox / "answers").iterdir()) == []
+    finally:
+        os.chmod(inbox / "requests", 0o755)
+        _hand_over(state, inbox, os.geteuid())

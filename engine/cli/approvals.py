@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import stat
 from pathlib import Path
 
 import click
@@ -27,7 +28,7 @@ from engine.cli.terminal import describe_masked, emit_json, escape, line, note
 from engine.cluster.simulated import SimulatedCluster
 from engine.inbox import Inbox, default_inbox
 from engine.notify import TARGETS_FILE, Notifier, failures_by_request, load_targets
-from engine.redact import mask
+from engine.redact import holds_mask, mask
 from engine.state import StateStore
 
 
@@ -166,6 +167,16 @@ def _inbox_for(state_dir: Path, inbox: Path | None) -> Inbox | None:
             f"no runner state in {state_dir} and no inbox at {box.path} "
             "(run opsgate run first, or pass --state-dir or --inbox)"
         )
+    # what is published is trusted only if the runner (the owner of its state) wrote it
+    try:
+        runner = os.lstat(state_dir)
+    except OSError as e:
+        raise click.UsageError(
+            f"{state_dir}: can't tell who runs the runner ({e.strerror}): pass its --state-dir"
+        ) from e
+    if not stat.S_ISDIR(runner.st_mode):
+        raise click.UsageError(f"{state_dir}: the state directory is not a directory (a symlink?)")
+    box.check_published_by(runner.st_uid)
     return box
 
 
@@ -232,6 +243,13 @@ def _drop_answer(
     request = box.request(approval_id)
     if request is None:
         raise ApprovalError(f"no pending approval request {approval_id} published in {box.path}")
+    if not holds_mask(request.operation) and (
+        signing.operation_digest(request.operation) != request.operation_digest
+    ):
+        raise ApprovalError(
+            f"published request {request.id}: its operation does not match the digest it "
+            "asks you to sign: refusing to sign it"
+        )
     signer = approver_signer(key, use_agent, request.approver_keys or [])
     now = _clamped(utc_now()[:19] + "Z", request.requested_at, request.expires_at)
     token = signer.statement(claims(request, purpose, now, reason))

@@ -35,7 +35,7 @@ from engine.cluster.trace import LoadTrace
 from engine.compile import InvalidBlueprints
 from engine.errors import UsageError
 from engine.files import PrivacyError
-from engine.inbox import Inbox, default_inbox
+from engine.inbox import Inbox, InboxError, default_inbox
 from engine.notify import TARGETS_FILE, save_targets
 from engine.policy import PolicySession
 from engine.redact import mask, mask_text
@@ -170,7 +170,7 @@ def _loop(
                     note(f"[dim]load: {escape(row.service)} {escape(change.strip())}[/]")
             try:
                 report = runner.tick()
-            except (AuditError, StateError) as e:
+            except (AuditError, StateError, InboxError) as e:
                 # nothing may run without its record: say so, and try again next tick
                 note(f"[red]tick skipped, nothing executed:[/] {escape(str(e))}")
                 continue

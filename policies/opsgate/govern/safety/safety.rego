@@ -29,7 +29,7 @@ breaker_open(ctx) := verdict.finding_with_suggestion(
 	"circuit breaker open: human reset required",
 	["governance.safety.circuit_breaker_threshold"],
 	verdict.suggestion(
-		sprintf("investigate, then run: opsgate breaker reset %s --by NAME", [ctx.service]),
+		sprintf("investigate, then run: opsgate breaker reset %s --key PATH --reason TEXT", [ctx.service]),
 		null,
 	),
 ) if {

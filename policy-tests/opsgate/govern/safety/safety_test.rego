@@ -19,7 +19,7 @@ test_breaker_open_forbids_every_operation if {
 		verdict.tier == "forbid"
 		"circuit breaker open: human reset required" in verdict.reasons
 		"opsgate.govern.safety.breaker_open" in verdict.rules
-		verdict.suggestion.text == "investigate, then run: opsgate breaker reset frontend --by NAME"
+		verdict.suggestion.text == "investigate, then run: opsgate breaker reset frontend --key PATH --reason TEXT"
 	}
 }
 
