@@ -20,6 +20,8 @@ import datetime
 import hashlib
 import json
 import logging
+import os
+import secrets
 from typing import Any
 
 from engine import redact, signing
@@ -72,12 +74,26 @@ def _kind(operation: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
+def caller_uid(runner_uid: int | None = None) -> int:
+    """The OS user behind this process: its uid, or, when it runs as the runner's user
+    through sudo, the user sudo ran it for (``SUDO_UID``)."""
+    uid = os.getuid()
+    sudo = os.environ.get("SUDO_UID", "")
+    if sudo.isdigit() and uid in (runner_uid if runner_uid is not None else uid, 0):
+        return int(sudo)
+    return uid
+
+
 def claims(approval: Approval, purpose: str, now: str, reason: str | None) -> dict[str, Any]:
-    """What an approver signs to answer ``approval``: every field the request is bound to."""
+    """What an approver signs to answer ``approval``: every field the request is bound to.
+
+    The justification is signed masked, so a secret typed into it goes nowhere.
+    """
     issued = signing.epoch(now)
     return {
         "purpose": purpose,
         "jti": approval.id,
+        "nonce": approval.nonce,
         "sub": approval.service,
         "operation_digest": approval.operation_digest,
         "blueprint": {"name": approval.blueprint_name, "version": approval.blueprint_version},
@@ -85,7 +101,7 @@ def claims(approval: Approval, purpose: str, now: str, reason: str | None) -> di
         "requester": approval.requester or RUNNER,
         "iat": issued,
         "exp": max(issued, signing.epoch(approval.expires_at)),
-        "reason": reason or "",
+        "reason": redact.mask_text(reason or ""),
     }
 
 
@@ -198,6 +214,8 @@ class Approvals:
             justification=None,
             operation_digest=signing.operation_digest(decision["operation"]),
             requester=requester,
+            nonce=secrets.token_hex(8),
+            requester_uid=caller_uid(self.state.owner_uid()),
             approver_keys=approvers,
         )
         self._record(
@@ -250,8 +268,13 @@ class Approvals:
         self._record(f"approval_{status}", approval, actor=by, justification=reason, signed=False)
         return self.state.answer_approval(approval.id, status, by, now, reason)
 
-    def answer_signed(self, token: str, *, now: str) -> Approval:
-        """Answer a pending request with a signed statement, checked before it is stored."""
+    def answer_signed(self, token: str, *, now: str, answerer_uid: int | None = None) -> Approval:
+        """Answer a pending request with a signed statement, checked before it is stored.
+
+        ``answerer_uid`` is the OS user the answer came from (the caller, or the owner of
+        the file dropped in the inbox): never the one who requested it, unless both are
+        the runner's own user (a single-user setup, where the OS can't tell people apart).
+        """
         try:
             stated = signing.unverified_claims(token)
         except signing.SigningError as e:
@@ -267,7 +290,8 @@ class Approvals:
         except signing.SigningError as e:
             raise ApprovalError(f"answer to {approval.id} refused: {e}") from e
         expected = claims(approval, purpose, now, None)
-        for field in ("sub", "operation_digest", "blueprint", "bundle_revision", "requester"):
+        fields = ("jti", "nonce", "sub", "operation_digest", "blueprint", "bundle_revision")
+        for field in (*fields, "requester"):
             if verified.get(field) != expected[field]:
                 raise ApprovalError(
                     f"answer to {approval.id} refused: it was signed for another {field}"
@@ -279,6 +303,9 @@ class Approvals:
             )
         by = str(verified["approver"])
         self._four_eyes(approval, by)
+        self._other_os_user(
+            approval, caller_uid(self.state.owner_uid()) if answerer_uid is None else answerer_uid
+        )
         reason = str(verified.get("reason") or "")
         grant = purpose == "approve"
         if grant and not reason.strip():
@@ -305,6 +332,18 @@ class Approvals:
             self.expire(now)
             raise ApprovalError(f"approval request {approval.id} expired at {approval.expires_at}")
         return approval
+
+    def _other_os_user(self, approval: Approval, answerer_uid: int) -> None:
+        """Four eyes by the OS too: the answer may not come from the requester's own account."""
+        if (
+            approval.requester_uid is not None
+            and answerer_uid == approval.requester_uid
+            and answerer_uid != self.state.owner_uid()
+        ):
+            raise ApprovalError(
+                f"the answer to {approval.id} comes from the account that requested it "
+                f"(uid {answerer_uid}): someone else must answer"
+            )
 
     @staticmethod
     def _four_eyes(approval: Approval, by: str) -> None:

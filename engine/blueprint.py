@@ -551,6 +551,8 @@ def _approver_problems(
     for index, entry in enumerate(approvers):
         name = signing.approver_name(entry)
         where = ("governance", "approval_workflow", "approvers", index)
+        if not signing.valid_name(name):
+            yield Problem(*at(*where), "must be a plain name (no line breaks)", name)
         if name in seen:
             yield Problem(*at(*where), "names an approver listed before", name)
         if name in signing.RESERVED_NAMES:

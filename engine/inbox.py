@@ -101,6 +101,8 @@ class DroppedAnswer:
     path: Path
     token: str | None
     problem: str = ""
+    # the OS user who dropped it (the file's owner): never the one who requested
+    uid: int | None = None
 
 
 class Inbox:
@@ -209,7 +211,7 @@ class Inbox:
             text = data.decode("ascii").strip()
         except UnicodeDecodeError:
             return DroppedAnswer(path, None, "not an ASCII JWS")
-        return DroppedAnswer(path, text)
+        return DroppedAnswer(path, text, uid=info.st_uid)
 
     @staticmethod
     def discard(answer: DroppedAnswer) -> None:

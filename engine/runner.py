@@ -123,7 +123,9 @@ class Runner:
             try:
                 if answer.token is None:
                     raise ApprovalError(answer.problem)
-                approval = self.approvals.answer_signed(answer.token, now=now)
+                approval = self.approvals.answer_signed(
+                    answer.token, now=now, answerer_uid=answer.uid
+                )
                 report.notes.append(
                     f"approval {approval.id} {approval.status} by {approval.answered_by} "
                     "(signed answer from the inbox)"

@@ -25,7 +25,7 @@ from engine.files import create_private_file
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT_SECONDS = 5.0
 
 _MIGRATIONS: dict[int, str] = {
@@ -93,6 +93,11 @@ _MIGRATIONS: dict[int, str] = {
     );
     INSERT INTO audit_ledger (id) VALUES (1);
     """,
+    # a request is one of a kind (a nonce its answer must sign) and knows the OS user behind it
+    4: """
+    ALTER TABLE approvals ADD COLUMN nonce TEXT NOT NULL DEFAULT '';
+    ALTER TABLE approvals ADD COLUMN requester_uid INTEGER;
+    """,
 }
 
 _APPROVAL_JSON = (
@@ -155,6 +160,10 @@ class Approval:
     approver_keys: list[Any] | None = None
     # the signed answer (a JWS), kept so the approval can be verified again later
     token: str | None = None
+    # random, signed into the answer: an answer to another runner's same request won't do
+    nonce: str = ""
+    # the OS user behind the request (sudo's caller when run as the runner's user)
+    requester_uid: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Return the request as a JSON-ready mapping."""
@@ -259,6 +268,13 @@ class StateStore:
                         db.execute(statement)
                 db.execute(f"PRAGMA user_version = {target}")
             log.info("state database %s migrated to schema version %d", self.path, target)
+
+    def owner_uid(self) -> int:
+        """The OS user who owns the state (the runner's user)."""
+        try:
+            return self.path.stat().st_uid
+        except OSError as e:
+            raise StateError(f"can't read state database {self.path}: {e.strerror or e}") from e
 
     @property
     def schema_version(self) -> int:

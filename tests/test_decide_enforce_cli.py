@@ -181,3 +181,12 @@ def test_enforce_records_who_asks(run_cli: RunCli) -> None:
         result = run_cli(*scale, *bad)
         assert result.exit_code == 2, bad
         assert "\x1b" not in result.stderr
+
+
+def test_a_name_with_a_trailing_newline_is_refused(run_cli: RunCli) -> None:
+    """Red team: "sre-lead\\n" passed a `$`-anchored check and let sre-lead approve their own
+    request, logged as requested by sre-lead and approved by sre-lead."""
+    scale = ("enforce", "--service", "frontend", "--operation", '{"type": "scale", "to": 3}')
+    for option in ("--as", "--agent"):
+        result = run_cli(*scale, option, "sre-lead\n")
+        assert result.exit_code == 2, option

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -95,9 +96,9 @@ def test_run_with_trace_then_approve_from_another_shell(
     assert "approval_granted" in kinds and "execution_succeeded" in kinds
 
 
-def _execute(run_cli: RunCli, tmp_path: Path, blueprints: Path, *args: str) -> Any:
+def _execute(run_cli: RunCli, tmp_path: Path, blueprints: Path, *args: str, env: Any = None) -> Any:
     return run_cli(
-        "execute", "--blueprints", str(blueprints), "--state-dir", _state(tmp_path), *args
+        "execute", "--blueprints", str(blueprints), "--state-dir", _state(tmp_path), *args, env=env
     )
 
 
@@ -411,3 +412,56 @@ def test_trace_for_unknown_service_is_usage_error(run_cli: RunCli, tmp_path: Pat
     result = run_cli("run", "--once", "--state-dir", _state(tmp_path), "--load", str(path))
     assert result.exit_code == 2
     assert "no blueprint for payments" in result.stderr
+
+
+def test_attack_self_approval_under_another_name(
+    run_cli: RunCli, tmp_path: Path, signed_blueprints: Path, sre_lead_key: Path
+) -> None:
+    """Red team: sre-lead requested as "alice" (names are what the caller types), then approved
+    with their own key. The OS account behind a request is recorded (sudo's caller when run
+    as the runner's user), and an answer from that same account is refused."""
+    request = _execute(
+        run_cli,
+        tmp_path,
+        signed_blueprints,
+        "--service",
+        "frontend",
+        "--operation",
+        '{"type": "rollback"}',
+        "--as",
+        "alice",
+    )
+    request_id = json.loads(request.stdout)["approval_id"]
+    filed = json.loads(
+        run_cli("approvals", "show", request_id, "--json", "--state-dir", _state(tmp_path)).stdout
+    )
+    assert filed["requester_uid"] == os.getuid()  # no sudo: the caller itself
+    other = _execute(
+        run_cli,
+        tmp_path,
+        signed_blueprints,
+        "--service",
+        "backend",
+        "--operation",
+        '{"type": "rollback"}',
+        "--as",
+        "alice",
+        env={"SUDO_UID": "4242"},
+    )
+    other_id = json.loads(other.stdout)["approval_id"]
+    approve = (
+        "approvals",
+        "approve",
+        other_id,
+        "--key",
+        str(sre_lead_key),
+        "--reason",
+        "x",
+        "--state-dir",
+        _state(tmp_path),
+    )
+    same_account = run_cli(*approve, env={"SUDO_UID": "4242"})
+    assert same_account.exit_code == 1
+    assert "comes from the account that requested it (uid 4242)" in same_account.stderr
+    another_account = run_cli(*approve, env={"SUDO_UID": "4243"})
+    assert another_account.exit_code == 0, another_account.stderr

@@ -339,7 +339,7 @@ Example:
 @click.option("--name", required=True, help="Your approver name in governance.")
 def keygen(path: Path, name: str) -> None:
     """Make an ssh-ed25519 key pair (PATH 0600, PATH.pub) and print the governance entry."""
-    if not signing.NAME_PATTERN.match(name):
+    if not signing.valid_name(name):
         raise click.UsageError(f"--name {name!r}: use letters, digits, '.', '_', '@' or '-'")
     public_path = path.with_name(path.name + ".pub")
     for existing in (path, public_path):

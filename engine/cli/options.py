@@ -257,7 +257,7 @@ def load_key(key: Path) -> Ed25519PrivateKey:
 
 def check_name(value: str) -> str:
     """Return ``value`` if it is a valid person name; raise click.BadParameter otherwise."""
-    if not signing.NAME_PATTERN.fullmatch(value):
+    if not signing.valid_name(value):
         shown = f"'{printable(value)}'"
         raise click.BadParameter(
             f"{shown} is not a valid name: use 1 to 64 letters, digits and . _ @ - "
@@ -309,7 +309,7 @@ def requester_from(person: str | None, agent: str | None) -> dict[str, str]:
         raise click.UsageError("give --as or --agent, not both")
     kind, name = ("agent", agent) if agent is not None else ("person", person or getpass.getuser())
     option = "--agent" if agent is not None else "--as"
-    if not signing.NAME_PATTERN.match(name):
+    if not signing.valid_name(name):
         raise click.UsageError(
             f"{option} '{printable(name)}': use letters, digits, '.', '_', '@' or '-'"
         )
