@@ -455,6 +455,13 @@ class Executor:
             log.warning("journal entry %d: the values to put back are masked", entry.id)
             inverse = None
             reason += "; the journal masks the values to put back: restore them by hand"
+        refusal = self._own_refusal(ctx, inverse) if isinstance(inverse, dict) else ""
+        if refusal:
+            # a journal entry is data, not a decision: what Python never runs, it never
+            # runs from the journal either (an edited state.db must not scale to 0)
+            log.warning("journal entry %d: not putting back %s: %s", entry.id, inverse, refusal)
+            inverse = None
+            reason += f"; not put back: {refusal}"
         applied = Applied(entry.operation, inverse)
         if entry.status == "rolling_back":
             outcome = self._roll_back(ctx, decision, entry.id, applied, reason=reason)

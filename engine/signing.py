@@ -49,6 +49,8 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 def valid_name(name: object) -> bool:
     """A person's, agent's or approver's name: the whole string, no trailing newline."""
     return isinstance(name, str) and NAME_PATTERN.fullmatch(name) is not None
+
+
 RESERVED_NAMES = frozenset({"opsgate"})
 MAX_TOKEN_BYTES = 16 * 1024
 

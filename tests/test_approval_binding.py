@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from engine import signing
 from engine.approval import Approvals, binding_problems
 from engine.audit import AuditLog
@@ -42,3 +44,41 @@ def test_a_request_keeps_no_secret_and_binds_the_real_values(
     assert binding_problems(granted, "backend", operation, blueprint, "rev", agent) == []
     changed = {**operation, "changes": {"dsn": "postgres://admin:other@db/x"}}
     assert binding_problems(granted, "backend", changed, blueprint, "rev", agent)
+
+
+def test_an_answer_from_another_runners_log_is_not_replayed(
+    tmp_path: Path, signed_blueprints: Path
+) -> None:
+    """Red team: request ids are the same in every state dir with the same blueprints, so a
+    signed answer copied from one runner's audit log granted the same request in another."""
+    from engine.approval import ApprovalError, claims
+    from tests.conftest import SRE_LEAD
+
+    blueprint = next(
+        b.effective for b in load_blueprints([signed_blueprints]).blueprints if b.name == "backend"
+    )
+    decision = {
+        "id": "d",
+        "operation": {"type": "rollback"},
+        "reasons": ["r"],
+        "rules": ["x"],
+        "blueprint_refs": [],
+    }
+    now = "2026-02-10T12:00:00Z"
+    requests = []
+    for name in ("a", "b"):
+        state = StateStore(tmp_path / name / "state.db")
+        workflow = Approvals(state, AuditLog(tmp_path / name / "audit.jsonl"))
+        request, _ = workflow.request(decision, "backend", blueprint, "rev", now)
+        requests.append((workflow, request))
+    (first, request_a), (second, request_b) = requests
+    assert request_a.id == request_b.id and request_a.nonce != request_b.nonce
+    token = SRE_LEAD.statement(claims(request_a, "approve", now, "ok"))
+    first.answer_signed(token, now=now)
+    with pytest.raises(ApprovalError, match="signed for another nonce"):
+        second.answer_signed(token, now=now)
+    short = SRE_LEAD.statement({**claims(request_b, "approve", now, "ok"), "jti": request_b.id[:8]})
+    with pytest.raises(ApprovalError, match="signed for another jti"):
+        second.answer_signed(short, now=now)
+    for workflow, _ in requests:
+        workflow.state.close()

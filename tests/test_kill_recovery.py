@@ -157,3 +157,37 @@ def test_rollback_resumed_for_a_change_whose_inverse_is_known_only_after_it(
     assert executor.recover(open_entry, context) == "rolled_back"
     assert "LOG" not in cluster.service("frontend")["configmaps"]["frontend-config"]
     state.close()
+
+
+@pytest.mark.parametrize(
+    ("inverse", "breaker_open"),
+    [
+        ({"type": "scale", "to": 0}, False),
+        ({"type": "delete_deployment", "name": "x"}, False),
+        ({"type": "scale", "to": 3}, True),
+    ],
+)
+def test_recovery_never_runs_what_the_executor_refuses(
+    tmp_path: Path, inverse: dict[str, object], breaker_open: bool
+) -> None:
+    """Red team: a rolling_back row written into state.db with inverse scale-to-0 scaled the
+    service to 0 on the next start, breaker open or not. The journal is data, not a verdict."""
+    from engine.cluster import Target
+    from engine.execute import Context, Executor
+
+    blueprints = {b.name: b.effective for b in load_blueprints([REPO / "blueprints"]).blueprints}
+    cluster = SimulatedCluster.from_blueprints(list(blueprints.values()), seed=3)
+    target = Target("frontend", "shop", "frontend")
+    state = StateStore(tmp_path / "state.db")
+    if breaker_open:
+        state.open_breaker("frontend", cluster.now(), "failures")
+    executor = Executor(cluster, state, AuditLog(tmp_path / "audit.jsonl"), lambda _: {})
+    operation = {"type": "scale", "to": 4}
+    entry = state.journal_begin("d1", "frontend", operation, inverse, cluster.now())
+    state.journal_mark(entry, "rolling_back", cluster.now(), {"inverse": inverse})
+    [open_entry] = state.journal(unfinished=True)
+    status = executor.recover(open_entry, Context(target, blueprints["frontend"], "rev"))
+    assert status == "rollback_failed"
+    assert cluster.service("frontend")["replicas"] == 2
+    assert state.service_state("frontend")["breaker_open"] is True
+    state.close()
