@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine import redact
+from engine import redact, signing
 from engine.approval import ApprovalError, Approvals
 from engine.audit import AuditLog
 from engine.cluster import Cluster, ClusterError, Target
@@ -151,6 +151,7 @@ class Runner:
         if restarted:
             report.notes.append(restarted)
             self.audit.record("opa_restarted", reason=restarted, actor="opsgate")
+        self._check_breaker_resets(now, report)
         versions = {name: bp["metadata"]["version"] for name, bp in self.blueprints.items()}
         self.approvals.void_stale(versions, self.session.revision)
         self.approvals.expire(now)
@@ -184,6 +185,26 @@ class Runner:
             for decision in document["decisions"]:
                 self._handle(service, dict(decision), report)
         return report
+
+    def _check_breaker_resets(self, now: str, report: TickReport) -> None:
+        """A closed breaker stays closed only if an approver of *this* runner's blueprint
+        signed its reset: ``breaker reset`` is checked against the keys its caller gave."""
+        for row in self.state.breakers():
+            token, service = row.get("breaker_token"), row["service"]
+            if row["breaker_open"] or not token or service not in self.blueprints:
+                continue
+            approvers = self.blueprints[service]["governance"]["approval_workflow"]["approvers"]
+            try:
+                claims = signing.verify_statement(
+                    token, approvers, purpose="breaker_reset", now=row["breaker_changed_at"]
+                )
+                if claims.get("sub") != service:
+                    raise signing.SigningError(f"signed for {claims.get('sub')!r}")
+            except signing.SigningError as e:
+                reason = f"the breaker reset was not signed by an approver of {service}: {e}"
+                self.state.open_breaker(service, now, reason)
+                report.errors.append(f"{service}: {reason}: breaker open again")
+                self.audit.record("breaker_opened", service=service, reason=reason, actor="opsgate")
 
     def _handle(self, service: str, decision: dict[str, Any], report: TickReport) -> None:
         ctx = self.context(service)

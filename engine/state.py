@@ -353,7 +353,7 @@ class StateStore:
                 return False
             db.execute(
                 "UPDATE services SET breaker_open = 1, breaker_reason = ?, breaker_changed_at = ?, "
-                "breaker_changed_by = 'opsgate' WHERE service = ?",
+                "breaker_changed_by = 'opsgate', breaker_token = NULL WHERE service = ?",
                 (reason, at, service),
             )
             return True
@@ -367,7 +367,7 @@ class StateStore:
             ).fetchone()["breaker_open"]
             db.execute(
                 "UPDATE services SET breaker_open = 1, breaker_reason = ?, breaker_changed_at = ?, "
-                "breaker_changed_by = 'opsgate' WHERE service = ?",
+                "breaker_changed_by = 'opsgate', breaker_token = NULL WHERE service = ?",
                 (reason, at, service),
             )
             return not before

@@ -328,6 +328,13 @@ def test_breaker_list_and_reset(
     reset_event = next(e for e in json.loads(events.stdout) if e["event"] == "breaker_reset")
     assert reset_event["actor"] == "sre-lead"
     assert reset_event["signed_answer"].count(".") == 2
+    # the runner checks the reset against its own blueprints: an approver's signature holds
+    out = _run(run_cli, tmp_path, "--blueprints", str(signed_blueprints), "--once")
+    assert "breaker open again" not in out
+    listed = run_cli("breaker", "list", "--state-dir", _state(tmp_path), "--json")
+    assert not next(r for r in json.loads(listed.stdout) if r["service"] == "frontend")[
+        "breaker_open"
+    ]
 
 
 def test_verify_command(run_cli: RunCli, tmp_path: Path) -> None:
@@ -465,3 +472,45 @@ def test_attack_self_approval_under_another_name(
     assert "comes from the account that requested it (uid 4242)" in same_account.stderr
     another_account = run_cli(*approve, env={"SUDO_UID": "4243"})
     assert another_account.exit_code == 0, another_account.stderr
+
+
+def test_attack_breaker_reset_signed_against_keys_the_caller_chose(
+    run_cli: RunCli, tmp_path: Path, signed_blueprints: Path
+) -> None:
+    """Red team: `breaker reset --blueprints EVIL` with mallory's public key listed as
+    sre-lead's closed the breaker. The runner checks every reset against its own blueprints
+    and opens the breaker again when the signature is not an approver's of this service."""
+    from engine import signing
+    from engine.demos import keyed_blueprints
+    from engine.state import StateStore
+    from tests.conftest import MALLORY, REPO
+
+    _run(run_cli, tmp_path, "--blueprints", str(signed_blueprints), "--once")
+    store = StateStore(tmp_path / "state" / "state.db")
+    store.open_breaker("frontend", "2026-02-10T12:00:00Z", "rollback failed")
+    store.close()
+    evil = keyed_blueprints(
+        REPO / "blueprints",
+        tmp_path / "evil",
+        {"sre-lead": signing.public_key_line(MALLORY.key.public_key())},
+    )
+    mallory_key = tmp_path / "mallory"
+    signing.write_private_key(mallory_key, MALLORY.key)
+    reset = run_cli(
+        "breaker",
+        "reset",
+        "frontend",
+        "--key",
+        str(mallory_key),
+        "--reason",
+        "x",
+        "--blueprints",
+        str(evil),
+        "--state-dir",
+        _state(tmp_path),
+    )
+    assert reset.exit_code == 0, reset.stderr  # the caller's own blueprints say yes...
+    out = _run(run_cli, tmp_path, "--blueprints", str(signed_blueprints), "--once")
+    assert "breaker open again" in out  # ...the runner's don't
+    listed = run_cli("breaker", "list", "--state-dir", _state(tmp_path), "--json")
+    assert next(r for r in json.loads(listed.stdout) if r["service"] == "frontend")["breaker_open"]
