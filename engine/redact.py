@@ -32,7 +32,9 @@ MASK = "***"
 
 # Keys whose values are masked whole, at any depth (the words the policies treat as sensitive).
 SENSITIVE_KEY = re.compile(
-    r"password|passwd|token|secret|key|credential|cert|authorization", re.IGNORECASE
+    r"password|passwd|passphrase|pwd|(?<![a-z])pass(?![a-z])|token|secret|key|credential|cert"
+    r"|authorization|(?<![a-z])auth(?![a-z])",
+    re.IGNORECASE,
 )
 # An operation of such a type, or on an object so named, has every value masked.
 _SECRET_TYPE = re.compile(r"secret", re.IGNORECASE)

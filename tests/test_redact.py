@@ -280,3 +280,26 @@ def test_recovery_of_an_ordinary_change_still_verifies(tmp_path: Path) -> None:
     assert executor.recover(open_entry, context) == "completed"
     assert state.journal(unfinished=True) == []
     state.close()
+
+
+def test_short_credential_words_are_masked_as_whole_parts_only() -> None:
+    from engine.redact import mask as redact_mask
+
+    masked = redact_mask(
+        {
+            "MYSQL_PWD": "hunter2",
+            "DB_PASS": "hunter2",
+            "X_AUTH": "hunter2",
+            "bypass": "x",
+            "passage": "y",
+            "author": "me",
+        }
+    )
+    assert masked == {
+        "MYSQL_PWD": "***",
+        "DB_PASS": "***",
+        "X_AUTH": "***",
+        "bypass": "x",
+        "passage": "y",
+        "author": "me",
+    }

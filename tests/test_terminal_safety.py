@@ -281,3 +281,19 @@ def test_escape_and_line(capsys: pytest.CaptureFixture[str]) -> None:
     with console.capture() as captured:
         console.print(":100: :thumbs_up:")
     assert captured.get() == ":100: :thumbs_up:\n"
+
+
+def test_invisible_and_direction_marks_are_shown_escaped() -> None:
+    from engine.cli.terminal import printable
+
+    for character in (
+        "\u200e",
+        "\u200f",
+        "\u061c",
+        "\u2028",
+        "\u2029",
+        "\u200b",
+        "\ufeff",
+        "\u115f",
+    ):
+        assert character not in printable(f"allow{character}forbid"), repr(character)

@@ -26,10 +26,11 @@ console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 # C0 (ESC, CR, NUL, BEL, backspace, newline, tab …), DEL, C1 (0x80-0x9f, 0x9b is CSI),
 # and the bidi embeddings, overrides and isolates that reorder what follows them.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_INVISIBLE = "\u061c\u115f\u1160\u180e\u200b-\u200f\u2028\u2029\u2060-\u2064\u3164\ufeff\uffa0"
+_CONTROL = re.compile(f"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069{_INVISIBLE}]")
 _SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-# What JSON with ensure_ascii=False leaves raw: DEL, C1 and the bidi characters.
-_JSON_RAW = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# What JSON with ensure_ascii=False leaves raw: DEL, C1, bidi and invisible characters.
+_JSON_RAW = re.compile(f"[\x7f-\x9f\u202a-\u202e\u2066-\u2069{_INVISIBLE}]")
 
 
 def _visible(match: re.Match[str]) -> str:

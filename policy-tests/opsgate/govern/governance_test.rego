@@ -123,11 +123,17 @@ test_configmap_log_level_allowed if {
 }
 
 test_configmap_sensitive_keys_forbidden if {
-	every key in ["db_password", "PASSWD", "api_token", "client_secret", "ssh_key", "aws_credentials", "tls_cert"] {
+	every key in ["db_password", "PASSWD", "api_token", "client_secret", "ssh_key", "aws_credentials", "tls_cert", "MYSQL_PWD", "DB_PASS", "x-auth", "gpg_passphrase"] {
 		verdict := _verdict({"type": "update_configmap", "name": "cfg", "changes": {key: "x"}})
 		verdict.tier == "forbid"
 		verdict.rules[0] == "opsgate.govern.configuration.sensitive_keys"
 		verdict.suggestion.text == "keep credentials in Secrets, changed by a person through the secret store"
+	}
+}
+
+test_configmap_words_that_only_contain_pass_or_auth_are_plain if {
+	every key in ["bypass_cache", "AUTHOR", "passage", "oauth_redirect_path"] {
+		_verdict({"type": "update_configmap", "name": "cfg", "changes": {key: "x"}}).tier == "allow"
 	}
 }
 

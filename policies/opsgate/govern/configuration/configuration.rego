@@ -15,7 +15,17 @@ import data.opsgate.lib.verdict
 # description: A configmap key containing one of these words (any case) is treated as a credential.
 # custom:
 #   id: opsgate.govern.configuration.sensitive_words
-sensitive_words := {"password", "passwd", "token", "secret", "key", "credential", "cert"}
+sensitive_words := {"password", "passwd", "passphrase", "pwd", "token", "secret", "key", "credential", "cert"}
+
+# METADATA
+# title: Sensitive key parts
+# description: |
+#   A configmap key with one of these as a whole part (between non-letters, any case:
+#   DB_PASS, X-Auth) is treated as a credential too; as a mere substring they are common
+#   words (bypass, author).
+# custom:
+#   id: opsgate.govern.configuration.sensitive_parts
+sensitive_parts := {"pass", "auth"}
 
 # METADATA
 # title: Configuration findings
@@ -101,6 +111,15 @@ _keys(changes) := concat(", ", sort(object.keys(changes)))
 
 _sensitive(changes) := {key |
 	some key, _ in changes
+	_credential_like(lower(key))
+}
+
+_credential_like(key) if {
 	some word in sensitive_words
-	contains(lower(key), word)
+	contains(key, word)
+}
+
+_credential_like(key) if {
+	some part in regex.split(`[^a-z]+`, key)
+	part in sensitive_parts
 }
