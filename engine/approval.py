@@ -37,6 +37,10 @@ Actor = dict[str, str]
 RUNNER: Actor = {"kind": "runner", "name": "opsgate"}
 
 
+# statuses in which a request can still be answered or used
+_OPEN = ("pending", "granted")
+
+
 class ApprovalError(OpsgateError):
     """An approval can't be given or refused (unknown id, not an approver, already answered)."""
 
@@ -187,6 +191,12 @@ class Approvals:
         version = blueprint["metadata"]["version"]
         request_id = fingerprint(service, decision["operation"], version, revision, requester)
         existing = self.state.approval(request_id)
+        nonce = secrets.token_hex(8)
+        if existing is not None and requester != RUNNER and existing.status not in _OPEN:
+            # a person or an agent asking again after an answer or an expiry gets a new
+            # request (the runner does not: it would page people every tick)
+            request_id = hashlib.sha256(f"{request_id}:{nonce}".encode()).hexdigest()[:16]
+            existing = None
         if existing is None and requester == RUNNER:
             existing = self._open_of_same_kind(service, decision["operation"])
         if existing is not None:
@@ -214,7 +224,7 @@ class Approvals:
             justification=None,
             operation_digest=signing.operation_digest(decision["operation"]),
             requester=requester,
-            nonce=secrets.token_hex(8),
+            nonce=nonce,
             requester_uid=caller_uid(self.state.owner_uid()),
             approver_keys=approvers,
         )
@@ -232,11 +242,12 @@ class Approvals:
         return approval, True
 
     def _open_of_same_kind(self, service: str, operation: dict[str, Any]) -> Approval | None:
-        """A pending or granted request for the same kind of change (one at a time per kind)."""
+        """The runner's own pending or granted request for the same kind of change (one at a
+        time per kind; someone else's request never holds the runner's back)."""
         kind = _kind(operation)
         for status in ("granted", "pending"):
             for approval in self.state.approvals(status=status, service=service):
-                if _kind(approval.operation) == kind:
+                if _kind(approval.operation) == kind and (approval.requester or RUNNER) == RUNNER:
                     return approval
         return None
 

@@ -82,3 +82,35 @@ def test_an_answer_from_another_runners_log_is_not_replayed(
         second.answer_signed(short, now=now)
     for workflow, _ in requests:
         workflow.state.close()
+
+
+def test_asking_again_after_an_answer_files_a_new_request_and_nobody_blocks_the_runner(
+    tmp_path: Path, signed_blueprints: Path
+) -> None:
+    """Red team: once alice's request was executed or rejected she could never file the same
+    operation again; and her pending request of a kind swallowed the runner's own."""
+    blueprint = next(
+        b.effective for b in load_blueprints([signed_blueprints]).blueprints if b.name == "backend"
+    )
+    now = "2026-02-10T12:00:00Z"
+    alice = {"kind": "person", "name": "alice"}
+    state = StateStore(tmp_path / "state.db")
+    workflow = Approvals(state, AuditLog(tmp_path / "audit.jsonl"))
+
+    def decision(to: int) -> dict[str, object]:
+        return {
+            "id": f"d{to}",
+            "operation": {"type": "scale", "to": to},
+            "reasons": ["r"],
+            "rules": ["x"],
+            "blueprint_refs": [],
+        }
+
+    first, new = workflow.request(decision(9), "backend", blueprint, "rev", now, alice)
+    assert new
+    state.mark_approval(first.id, "rejected")
+    again, new = workflow.request(decision(9), "backend", blueprint, "rev", now, alice)
+    assert new and again.id != first.id and again.status == "pending"
+    runners, new = workflow.request(decision(4), "backend", blueprint, "rev", now)
+    assert new and runners.requester == {"kind": "runner", "name": "opsgate"}
+    state.close()
