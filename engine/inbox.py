@@ -36,6 +36,7 @@ from engine.state import Approval
 log = logging.getLogger(__name__)
 
 MAX_ANSWER_BYTES = 16 * 1024
+MAX_ANSWERS_PER_TICK = 100
 REQUESTS_MODE = 0o755
 ANSWERS_MODE = 0o1730  # sticky; the group (the approvers) may add files, not list them
 _SAFE_ID = set("0123456789abcdef")
@@ -187,9 +188,13 @@ class Inbox:
             return
         except OSError as e:
             raise InboxError(f"{self.answers_dir}: can't read answers: {e.strerror or e}") from e
+        taken = 0
         for name in names:
             if name.startswith("."):
                 continue  # an answer still being written (see drop)
+            if taken == MAX_ANSWERS_PER_TICK:
+                break  # the rest waits for the next tick: a flood can't stall the runner
+            taken += 1
             yield self._read_answer(self.answers_dir / name)
 
     @staticmethod

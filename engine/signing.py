@@ -23,6 +23,7 @@ import json
 import os
 import re
 import socket
+import stat
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ def valid_name(name: object) -> bool:
 
 RESERVED_NAMES = frozenset({"opsgate"})
 MAX_TOKEN_BYTES = 16 * 1024
+MAX_KEY_BYTES = 64 * 1024
 
 
 class SigningError(OpsgateError):
@@ -149,9 +151,16 @@ def write_private_key(path: Path, key: Ed25519PrivateKey) -> None:
 def load_private_key(path: Path, passphrase: Callable[[], str] | None = None) -> Ed25519PrivateKey:
     """Read an Ed25519 private key (OpenSSH or PKCS#8 PEM); ask ``passphrase`` if encrypted."""
     try:
-        data = path.read_bytes()
+        # a FIFO or a device given as --key must not hang or flood us
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise SigningError(f"{path}: can't read key: not a regular file")
+            data = handle.read(MAX_KEY_BYTES + 1)
     except OSError as e:
         raise SigningError(f"{path}: can't read key: {e.strerror or e}") from e
+    if len(data) > MAX_KEY_BYTES:
+        raise SigningError(f"{path}: can't read key: over {MAX_KEY_BYTES} bytes")
     loaders: list[Callable[[bytes, bytes | None], Any]] = [
         lambda d, p: serialization.load_ssh_private_key(d, p),
         lambda d, p: serialization.load_pem_private_key(d, p),

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -175,3 +176,10 @@ def test_private_keys_are_written_0600_and_never_overwritten(tmp_path: Path) -> 
     assert path.stat().st_mode & 0o777 == 0o600
     with pytest.raises(FileExistsError):
         signing.write_private_key(path, signing.generate_key())
+
+
+def test_a_fifo_given_as_a_key_is_refused_not_waited_on(tmp_path: Path) -> None:
+    fifo = tmp_path / "key"
+    os.mkfifo(fifo)
+    with pytest.raises(signing.SigningError, match="not a regular file"):
+        signing.load_private_key(fifo)
