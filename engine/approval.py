@@ -127,7 +127,7 @@ def binding_problems(
         problems.append(f"approval request {approval.id} is {approval.status}, not granted")
     if approval.service != service:
         problems.append(f"approval {approval.id} is for service {approval.service}, not {service}")
-    if approval.operation_digest != signing.operation_digest(operation):
+    if approval.operation_digest != signing.operation_digest(operation, approval.nonce):
         problems.append(
             f"approval {approval.id} covers another operation "
             f"({_describe_digest(approval)}): every field must match"
@@ -222,7 +222,7 @@ class Approvals:
             answered_by=None,
             answered_at=None,
             justification=None,
-            operation_digest=signing.operation_digest(decision["operation"]),
+            operation_digest=signing.operation_digest(decision["operation"], nonce),
             requester=requester,
             nonce=nonce,
             requester_uid=caller_uid(self.state.owner_uid()),
@@ -275,6 +275,7 @@ class Approvals:
         self._four_eyes(approval, by)
         if grant and not (reason or "").strip():
             raise ApprovalError("a justification (--reason) is required to approve")
+        reason = redact.mask_text(reason) if reason else reason  # stored and sent masked
         status = "granted" if grant else "rejected"
         self._record(f"approval_{status}", approval, actor=by, justification=reason, signed=False)
         return self.state.answer_approval(approval.id, status, by, now, reason)

@@ -204,9 +204,13 @@ def canonical_operation(operation: dict[str, Any]) -> str:
     return text
 
 
-def operation_digest(operation: dict[str, Any]) -> str:
-    """SHA-256 (hex) of the canonical operation: what an approval is bound to."""
-    return hashlib.sha256(canonical_operation(operation).encode("utf-8")).hexdigest()
+def operation_digest(operation: dict[str, Any], salt: str = "") -> str:
+    """SHA-256 (hex) of ``salt`` and the canonical operation: what an approval is bound to.
+
+    The salt is the request's random nonce, so a published digest can't be used to guess
+    a masked value offline.
+    """
+    return hashlib.sha256((salt + canonical_operation(operation)).encode("utf-8")).hexdigest()
 
 
 def epoch(moment: str) -> int:

@@ -36,7 +36,8 @@ def test_a_request_keeps_no_secret_and_binds_the_real_values(
     )
     assert new
     assert "hunter2" not in str(approval.operation)
-    assert approval.operation_digest == signing.operation_digest(operation)
+    assert approval.operation_digest == signing.operation_digest(operation, approval.nonce)
+    assert approval.operation_digest != signing.operation_digest(operation)  # salted
     state.close()
     for path in tmp_path.iterdir():
         assert b"hunter2" not in path.read_bytes(), path

@@ -3,6 +3,7 @@ holds it: not the audit log, not state.db (its journal, approvals), not the inbo
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -85,3 +86,46 @@ def test_no_file_opsgate_keeps_holds_a_planted_secret(
     for path in kept:
         assert SECRET.encode() not in path.read_bytes(), path
     assert f"admin:{SECRET}@db" in (state / "cluster.json").read_text()  # it really ran
+
+
+def test_a_secret_typed_into_a_justification_is_kept_masked(
+    run_cli: RunCli, tmp_path: Path, signed_blueprints: Path, sre_lead_key: Path
+) -> None:
+    """Red team: `--reason "db password=hunter2"` reached state.db, the signed answer in the
+    audit log (base64) and the webhook in clear."""
+    state = tmp_path / "state"
+    keyed = ("--blueprints", str(signed_blueprints), "--state-dir", str(state))
+    filed = run_cli(
+        "execute",
+        *keyed,
+        "--service",
+        "frontend",
+        "--operation",
+        '{"type": "rollback"}',
+        "--as",
+        "alice",
+    )
+    request_id = json.loads(filed.stdout)["approval_id"]
+    answered = run_cli(
+        "approvals",
+        "approve",
+        request_id,
+        "--key",
+        str(sre_lead_key),
+        "--reason",
+        f"db password={SECRET} rotated",
+        "--state-dir",
+        str(state),
+    )
+    assert answered.exit_code == 0, answered.stderr
+    for path in state.rglob("*"):
+        if path.is_file() and path.name != "cluster.json":
+            data = path.read_bytes()
+            assert SECRET.encode() not in data, path
+    for line in (state / "audit.jsonl").read_text().splitlines():
+        event = json.loads(line)
+        if "signed_answer" in event:  # the signed answer's payload, decoded
+            payload = event["signed_answer"].split(".")[1]
+            decoded = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+            assert SECRET.encode() not in decoded
+            assert b"password=***" in decoded

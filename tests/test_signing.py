@@ -41,7 +41,10 @@ TRICKY = [
 
 def test_operation_digest_is_what_rego_computes() -> None:
     """Python and OPA must agree on every byte, or no approval would ever verify."""
-    query = 'x := [crypto.sha256(json.marshal(object.remove(op, ["from"]))) | some op in input]'
+    query = (
+        'x := [crypto.sha256(concat("", ["s4lt", json.marshal(object.remove(op, ["from"]))]))'
+        " | some op in input]"
+    )
     completed = subprocess.run(
         [str(find_tool("opa")), "eval", "--stdin-input", "--format", "json", query],
         input=json.dumps(TRICKY),
@@ -50,7 +53,7 @@ def test_operation_digest_is_what_rego_computes() -> None:
         check=True,
     )
     from_opa = json.loads(completed.stdout)["result"][0]["bindings"]["x"]
-    assert from_opa == [signing.operation_digest(op) for op in TRICKY]
+    assert from_opa == [signing.operation_digest(op, "s4lt") for op in TRICKY]
 
 
 def test_digest_ignores_from_but_not_any_other_field() -> None:

@@ -244,7 +244,7 @@ def _drop_answer(
     if request is None:
         raise ApprovalError(f"no pending approval request {approval_id} published in {box.path}")
     if not holds_mask(request.operation) and (
-        signing.operation_digest(request.operation) != request.operation_digest
+        signing.operation_digest(request.operation, request.nonce) != request.operation_digest
     ):
         raise ApprovalError(
             f"published request {request.id}: its operation does not match the digest it "

@@ -51,7 +51,7 @@ covers(request, claims, blueprint, revision, now_ns) if {
 	claims.iss == "opsgate"
 	claims.purpose == "approve"
 	claims.sub == request.service
-	claims.operation_digest == digest(object.get(request, "operation", null))
+	claims.operation_digest == _digest_of(request, claims)
 	claims.blueprint == _name_and_version(blueprint)
 	claims.bundle_revision == revision
 	claims.requester == request.actor
@@ -98,7 +98,7 @@ _checks(request, claims, blueprint, revision, now_ns) := [
 		"problem": sprintf("signed for service %v, not %v", [_claim(claims, "sub"), _shown(request.service)]),
 	},
 	{
-		"holds": object.get(claims, "operation_digest", null) == digest(object.get(request, "operation", null)),
+		"holds": object.get(claims, "operation_digest", null) == _digest_of(request, claims),
 		"problem": "signed for another operation (the operation digest differs)",
 	},
 	{
@@ -140,13 +140,18 @@ _checks(request, claims, blueprint, revision, now_ns) := [
 # METADATA
 # title: Operation digest
 # description: |
-#   SHA-256 of the operation as json.marshal writes it (sorted keys), without
+#   SHA-256 of the salt (the request's random nonce, signed in the approval)
+#   followed by the operation as json.marshal writes it (sorted keys), without
 #   the informational "from": what an approval is bound to.
 # custom:
 #   id: opsgate.govern.approval.digest
-digest(operation) := crypto.sha256(json.marshal(object.remove(operation, ["from"]))) if {
+digest(operation, salt) := crypto.sha256(concat("", [salt, json.marshal(object.remove(operation, ["from"]))])) if {
 	is_object(operation)
+	is_string(salt)
 } else := null
+
+# the digest of the operation at hand, salted with the nonce the approver signed
+_digest_of(request, claims) := digest(object.get(request, "operation", null), object.get(claims, "nonce", ""))
 
 _claims(token) := claims if {
 	is_string(token)

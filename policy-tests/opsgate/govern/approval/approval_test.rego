@@ -197,7 +197,8 @@ test_no_approval_no_check if {
 }
 
 test_digest_of_non_object if {
-	approval.digest("scale") == null
+	approval.digest("scale", "") == null
+	approval.digest({"type": "scale", "to": 3}, 7) == null
 }
 
 _listed_key_problem := `not signed (EdDSA) by the public key of approver "sre-lead" listed in governance.approval_workflow.approvers`
@@ -212,4 +213,11 @@ test_check_with_nothing_to_compare_is_invalid_and_says_so if {
 	check := _check(_signed(object.remove(_claims, ["requester"]), _sre_key), [testdata.remove("/actor")])
 	check.valid == false
 	check.problems == ["the approval could not be checked"]
+}
+
+test_check_salted_digest if {
+	salted := object.union(_claims, {"nonce": "n0nce", "operation_digest": crypto.sha256(concat("", ["n0nce", json.marshal(_rollback)]))})
+	_check(_signed(salted, _sre_key), []).valid
+	unsalted := object.union(_claims, {"nonce": "n0nce"})
+	_problems(unsalted, []) == ["signed for another operation (the operation digest differs)"]
 }
