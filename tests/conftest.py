@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -81,3 +82,28 @@ def sre_lead_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("keys") / "sre-lead"
     signing.write_private_key(path, SRE_LEAD.key)
     return path
+
+
+def file_request(
+    run_cli: RunCli,
+    blueprints: Path,
+    state: Path | str,
+    *requester: str,
+    service: str = "frontend",
+    operation: str = '{"type": "rollback"}',
+) -> str:
+    """Propose an approve-tier operation with `opsgate execute` and return the request's id."""
+    filed = run_cli(
+        "execute",
+        "--blueprints",
+        str(blueprints),
+        "--state-dir",
+        str(state),
+        "--service",
+        service,
+        "--operation",
+        operation,
+        *(requester or ("--as", "alice")),
+    )
+    assert filed.exit_code == 3, filed.stdout + filed.stderr
+    return str(json.loads(filed.stdout)["approval_id"])

@@ -7,7 +7,7 @@ import base64
 import json
 from pathlib import Path
 
-from tests.conftest import RunCli
+from tests.conftest import RunCli, file_request
 
 SECRET = "hunter2"
 CARRIERS = [
@@ -94,18 +94,7 @@ def test_a_secret_typed_into_a_justification_is_kept_masked(
     """Red team: `--reason "db password=hunter2"` reached state.db, the signed answer in the
     audit log (base64) and the webhook in clear."""
     state = tmp_path / "state"
-    keyed = ("--blueprints", str(signed_blueprints), "--state-dir", str(state))
-    filed = run_cli(
-        "execute",
-        *keyed,
-        "--service",
-        "frontend",
-        "--operation",
-        '{"type": "rollback"}',
-        "--as",
-        "alice",
-    )
-    request_id = json.loads(filed.stdout)["approval_id"]
+    request_id = file_request(run_cli, signed_blueprints, state)
     answered = run_cli(
         "approvals",
         "approve",

@@ -16,7 +16,7 @@ import pytest
 
 from engine.approval import claims
 from engine.cluster.simulated import SimulatedCluster
-from tests.conftest import MALLORY, SRE_LEAD, RunCli
+from tests.conftest import MALLORY, SRE_LEAD, RunCli, file_request
 
 TRACE = Path(__file__).resolve().parent.parent / "blueprints/examples/traces/demo-ramp.csv"
 NOBODY = 65534
@@ -90,20 +90,7 @@ def test_an_approver_key_others_can_read_is_refused(
     open_key.write_bytes(sre_lead_key.read_bytes())
     os.chmod(open_key, 0o644)
     state = tmp_path / "state"
-    filed = run_cli(
-        "execute",
-        "--blueprints",
-        str(signed_blueprints),
-        "--state-dir",
-        str(state),
-        "--service",
-        "frontend",
-        "--operation",
-        '{"type": "rollback"}',
-        "--as",
-        "alice",
-    )
-    request_id = json.loads(filed.stdout)["approval_id"]
+    request_id = file_request(run_cli, signed_blueprints, state)
     result = run_cli(
         "approvals",
         "approve",

@@ -12,7 +12,7 @@ import pytest
 from engine.cluster.simulated import SimulatedCluster
 from engine.cluster.trace import LoadTrace
 from engine.errors import OpsgateError
-from tests.conftest import REPO, RunCli
+from tests.conftest import REPO, RunCli, file_request
 
 TRACE = REPO / "blueprints" / "examples" / "traces" / "demo-ramp.csv"
 
@@ -215,19 +215,7 @@ def test_attack_self_approval(
     run_cli: RunCli, tmp_path: Path, signed_blueprints: Path, sre_lead_key: Path
 ) -> None:
     """Whoever proposed an operation can't approve it, key or not."""
-    filed = _execute(
-        run_cli,
-        tmp_path,
-        signed_blueprints,
-        "--service",
-        "frontend",
-        "--operation",
-        '{"type": "rollback"}',
-        "--as",
-        "sre-lead",
-    )
-    assert filed.exit_code == 3
-    request_id = json.loads(filed.stdout)["approval_id"]
+    request_id = file_request(run_cli, signed_blueprints, _state(tmp_path), "--as", "sre-lead")
     own = run_cli(
         "approvals",
         "approve",

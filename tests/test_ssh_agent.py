@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from engine import signing
-from tests.conftest import MALLORY, SRE_LEAD, RunCli
+from tests.conftest import MALLORY, SRE_LEAD, RunCli, file_request
 
 pytestmark = pytest.mark.skipif(
     shutil.which("ssh-agent") is None or shutil.which("ssh-add") is None,
@@ -66,20 +66,7 @@ def test_approve_with_ssh_agent_from_the_command_line(
     run_cli: RunCli, tmp_path: Path, signed_blueprints: Path, agent: str
 ) -> None:
     state = str(tmp_path / "state")
-    filed = run_cli(
-        "execute",
-        "--blueprints",
-        str(signed_blueprints),
-        "--state-dir",
-        state,
-        "--service",
-        "frontend",
-        "--operation",
-        '{"type": "rollback"}',
-        "--as",
-        "alice",
-    )
-    request_id = json.loads(filed.stdout)["approval_id"]
+    request_id = file_request(run_cli, signed_blueprints, state)
     answered = run_cli(
         "approvals",
         "approve",
