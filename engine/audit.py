@@ -399,7 +399,7 @@ class AuditLog:
         body: dict[str, Any] = {"time": fields.pop("time", None) or self._clock(), "event": kind}
         body.update(mask(fields))
         try:
-            _canonical(body)
+            _canonical(body).encode("utf-8")  # a lone surrogate can't be written: refuse here
         except (TypeError, ValueError) as e:
             raise AuditError(f"audit event {kind} is not JSON-serialisable: {e}") from e
         with self._locked() as (handle, tail):

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -224,13 +223,18 @@ class Inbox:
         try:
             info = os.lstat(answer.path)
             if stat.S_ISDIR(info.st_mode):
-                shutil.rmtree(answer.path)  # a directory dropped to make noise every tick
+                # never walked: an approver's tree could be arbitrarily deep; an empty one
+                # goes, anything else is quarantined out of the way under a dot-name
+                try:
+                    os.rmdir(answer.path)
+                except OSError:
+                    os.rename(answer.path, answer.path.with_name(f".refused-{info.st_ino}"))
             else:
                 answer.path.unlink(missing_ok=True)
         except FileNotFoundError:
             pass
         except OSError as e:
-            log.warning("can't remove %s: %s", answer.path, e)
+            log.warning("can't remove %r: %s", answer.path, e)
 
     # --- the approver's side ---------------------------------------------------------
 

@@ -130,12 +130,18 @@ class Runner:
                     f"approval {approval.id} {approval.status} by {approval.answered_by} "
                     "(signed answer from the inbox)"
                 )
-            except ApprovalError as e:
-                report.errors.append(f"inbox: {answer.path.name}: refused: {e}")
+            except (ApprovalError, signing.SigningError, ValueError, TypeError) as e:
+                # whatever an approver drops, it is refused, recorded and removed: it never
+                # stops the runner (a name that is not UTF-8 is shown with escapes)
+                name = answer.path.name.encode("utf-8", "surrogateescape").decode(
+                    "ascii", "backslashreplace"
+                )
+                reason = str(e).encode("utf-8", "backslashreplace").decode("utf-8")
+                report.errors.append(f"inbox: {name}: refused: {reason}")
                 self.audit.record(
                     "approval_answer_refused",
-                    answer_file=answer.path.name,
-                    reason=str(e),
+                    answer_file=name,
+                    reason=reason,
                     actor="opsgate",
                 )
             finally:

@@ -317,3 +317,33 @@ def test_an_approver_signs_only_what_the_runner_published(
     finally:
         os.chmod(inbox / "requests", 0o755)
         _hand_over(state, inbox, os.geteuid())
+
+
+def test_nothing_dropped_in_the_answers_box_stops_the_runner(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    """Red team: a file name that is not UTF-8 crashed the runner once per file, and a
+    directory 1,200 levels deep crashed it at every start (rmtree recursion)."""
+    state = tmp_path / "st"
+    assert run_cli("run", "--state-dir", str(state), "--once").exit_code == 0
+    answers = tmp_path / "st.inbox" / "answers"
+    fd = os.open(bytes(answers) + b"/\xff.jws", os.O_CREAT | os.O_WRONLY, 0o644)
+    os.write(fd, b"junk")
+    os.close(fd)
+    deep = answers / "deep"
+    deep.mkdir()
+    current = os.open(deep, os.O_RDONLY)
+    for _ in range(1200):
+        os.mkdir("a", dir_fd=current)
+        inner = os.open("a", os.O_RDONLY, dir_fd=current)
+        os.close(current)
+        current = inner
+    os.close(current)
+    for _ in range(2):
+        result = run_cli("run", "--state-dir", str(state), "--once")
+        assert result.exit_code == 0, result.stderr[-500:]
+        assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in answers.iterdir() if not p.name.startswith(".")) == []
+    events = [json.loads(line) for line in (state / "audit.jsonl").read_text().splitlines()]
+    refused = [e["answer_file"] for e in events if e["event"] == "approval_answer_refused"]
+    assert "\\xff.jws" in refused and "deep" in refused

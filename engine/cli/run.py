@@ -33,7 +33,7 @@ from engine.cluster import Cluster
 from engine.cluster.simulated import SimulatedCluster
 from engine.cluster.trace import LoadTrace
 from engine.compile import InvalidBlueprints
-from engine.errors import UsageError
+from engine.errors import OpsgateError, UsageError
 from engine.files import PrivacyError
 from engine.inbox import Inbox, InboxError, default_inbox
 from engine.notify import TARGETS_FILE, save_targets
@@ -173,6 +173,9 @@ def _loop(
             except (AuditError, StateError, InboxError) as e:
                 # nothing may run without its record: say so, and try again next tick
                 note(f"[red]tick skipped, nothing executed:[/] {escape(str(e))}")
+                continue
+            except OpsgateError as e:
+                note(f"[red]tick failed, nothing more executed:[/] {escape(str(e))}")
                 continue
             if simulated is not None:
                 simulated.save(cluster_path)
