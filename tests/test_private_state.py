@@ -347,3 +347,28 @@ def test_nothing_dropped_in_the_answers_box_stops_the_runner(
     events = [json.loads(line) for line in (state / "audit.jsonl").read_text().splitlines()]
     refused = [e["answer_file"] for e in events if e["event"] == "approval_answer_refused"]
     assert "\\xff.jws" in refused and "deep" in refused
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="acting as another user needs root")
+def test_an_approver_who_cannot_read_the_state_uses_the_inbox(
+    run_cli: RunCli, tmp_path: Path, signed_blueprints: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Red team: click refused an unreadable --state-dir before opsgate could turn to the
+    inbox, so a real (non-root) approver could neither list nor answer. Root reads anything,
+    so the approver's view is simulated: access() says no, and the state is another user's."""
+    state = tmp_path / "state"
+    request_id = file_request(run_cli, signed_blueprints, state)
+    _runner_ticks(run_cli, state, signed_blueprints, 1)
+    real_access = os.access
+    monkeypatch.setattr(
+        os,
+        "access",
+        lambda path, mode, **kw: False if Path(path) == state else real_access(path, mode, **kw),
+    )
+    _hand_over(state, tmp_path / "state.inbox", NOBODY)
+    try:
+        listed = run_cli("approvals", "list", "--json", "--state-dir", str(state))
+        assert listed.exit_code == 0, listed.stderr
+        assert request_id in listed.stdout
+    finally:
+        _hand_over(state, tmp_path / "state.inbox", os.geteuid())

@@ -165,7 +165,8 @@ def _remote_opa(
 
 state_dir_option = click.option(
     "--state-dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    # not readable=True: an approver can't read the runner's private state, and needn't
+    type=click.Path(file_okay=False, readable=False, path_type=Path),
     envvar="OPSGATE_STATE_DIR",
     show_envvar=True,
     default=".opsgate",
@@ -176,7 +177,7 @@ state_dir_option = click.option(
 
 inbox_option = click.option(
     "--inbox",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(file_okay=False, readable=False, path_type=Path),
     envvar="OPSGATE_INBOX",
     show_envvar=True,
     default=None,
