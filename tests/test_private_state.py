@@ -11,6 +11,7 @@ import json
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -347,6 +348,25 @@ def test_nothing_dropped_in_the_answers_box_stops_the_runner(
     events = [json.loads(line) for line in (state / "audit.jsonl").read_text().splitlines()]
     refused = [e["answer_file"] for e in events if e["event"] == "approval_answer_refused"]
     assert "\\xff.jws" in refused and "deep" in refused
+    for aside in answers.glob(".refused-*"):
+        _remove_deep(aside)  # pytest's own clean-up of old temp dirs would recurse too deep
+
+
+def _remove_deep(top: Path) -> None:
+    """Remove a directory tree of any depth without recursion."""
+    stack = [top]
+    while stack:
+        current = stack[-1]
+        children = list(current.iterdir())
+        if not children:
+            current.rmdir()
+            stack.pop()
+            continue
+        for child in children:
+            if child.is_dir() and not child.is_symlink():
+                stack.append(child)
+            else:
+                child.unlink()
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="acting as another user needs root")
@@ -360,11 +380,12 @@ def test_an_approver_who_cannot_read_the_state_uses_the_inbox(
     request_id = file_request(run_cli, signed_blueprints, state)
     _runner_ticks(run_cli, state, signed_blueprints, 1)
     real_access = os.access
-    monkeypatch.setattr(
-        os,
-        "access",
-        lambda path, mode, **kw: False if Path(path) == state else real_access(path, mode, **kw),
-    )
+    hidden = str(state)
+
+    def access(path: Any, mode: int, **kw: Any) -> bool:
+        return False if str(path) == hidden else real_access(path, mode, **kw)
+
+    monkeypatch.setattr(os, "access", access)
     _hand_over(state, tmp_path / "state.inbox", NOBODY)
     try:
         listed = run_cli("approvals", "list", "--json", "--state-dir", str(state))
