@@ -25,7 +25,7 @@ from engine.files import create_private_file
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 BUSY_TIMEOUT_SECONDS = 5.0
 
 _MIGRATIONS: dict[int, str] = {
@@ -97,6 +97,14 @@ _MIGRATIONS: dict[int, str] = {
     4: """
     ALTER TABLE approvals ADD COLUMN nonce TEXT NOT NULL DEFAULT '';
     ALTER TABLE approvals ADD COLUMN requester_uid INTEGER;
+    """,
+    # what the runner serves: opsgate execute on its state must decide by the same rules
+    5: """
+    CREATE TABLE runner (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        bundle_revision TEXT NOT NULL,
+        opa TEXT NOT NULL
+    );
     """,
 }
 
@@ -268,6 +276,21 @@ class StateStore:
                         db.execute(statement)
                 db.execute(f"PRAGMA user_version = {target}")
             log.info("state database %s migrated to schema version %d", self.path, target)
+
+    def record_runner(self, bundle_revision: str, opa: str) -> None:
+        """Remember the bundle revision and the OPA the runner decides with."""
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO runner (id, bundle_revision, opa) VALUES (1, ?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET bundle_revision = excluded.bundle_revision, "
+                "opa = excluded.opa",
+                (bundle_revision, opa),
+            )
+
+    def runner(self) -> tuple[str, str] | None:
+        """(bundle revision, OPA) the runner last started with, or None if it never ran."""
+        rows = self._read("SELECT bundle_revision, opa FROM runner WHERE id = 1")
+        return (rows[0]["bundle_revision"], rows[0]["opa"]) if rows else None
 
     def owner_uid(self) -> int:
         """The OS user who owns the state (the runner's user)."""

@@ -502,3 +502,26 @@ def test_attack_breaker_reset_signed_against_keys_the_caller_chose(
     assert "breaker open again" in out  # ...the runner's don't
     listed = run_cli("breaker", "list", "--state-dir", _state(tmp_path), "--json")
     assert next(r for r in json.loads(listed.stdout) if r["service"] == "frontend")["breaker_open"]
+
+
+def test_attack_execute_by_rules_of_the_callers_choosing(
+    run_cli: RunCli, tmp_path: Path, signed_blueprints: Path
+) -> None:
+    """Red team: run through sudo as the runner's user, `opsgate execute --blueprints MINE`
+    (max_replicas raised, cooldown 0) scaled backend to 8 with no approval. On the runner's
+    state, execute must decide by the runner's own bundle revision and OPA."""
+    import shutil
+
+    _run(run_cli, tmp_path, "--blueprints", str(signed_blueprints), "--once")
+    mine = tmp_path / "mine"
+    shutil.copytree(signed_blueprints, mine)
+    backend = mine / "backend" / "blueprint.yaml"
+    backend.write_text(backend.read_text().replace("max_replicas: 3", "max_replicas: 10"))
+    scale = ("--service", "backend", "--operation", '{"type": "scale", "to": 8}', "--agent", "evil")
+    refused = _execute(run_cli, tmp_path, mine, *scale)
+    assert refused.exit_code == 1
+    assert "execute on its state uses the runner's own --blueprints" in refused.stderr
+    cluster = SimulatedCluster.load(tmp_path / "state" / "cluster.json")
+    assert cluster.service("backend")["replicas"] == 2
+    same_rules = _execute(run_cli, tmp_path, signed_blueprints, *scale)
+    assert same_rules.exit_code == 3  # the runner's rules: above max_replicas, needs approval

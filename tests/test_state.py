@@ -59,7 +59,7 @@ def test_new_service_has_no_history(store: StateStore) -> None:
         "consecutive_failures": 0,
         "breaker_open": False,
     }
-    assert store.schema_version == 4
+    assert store.schema_version == 5
 
 
 def test_breaker_opens_at_threshold_and_survives_restart(store: StateStore, tmp_path: Path) -> None:
@@ -158,7 +158,7 @@ def test_schema_2_migrates_to_3_with_an_empty_audit_ledger(tmp_path: Path) -> No
     assert read_audit_counts(path) is None  # read-only: an old state says nothing of the log
     store = StateStore(path)
     try:
-        assert store.schema_version == 4
+        assert store.schema_version == 5
         assert store.audit_counts() == AuditCounts()
     finally:
         store.close()

@@ -16,6 +16,7 @@ from engine.cli.options import (
     OpaSettings,
     audit_key_option,
     blueprints_option,
+    opa_identity,
     opa_options,
     policies_option,
     requester_options,
@@ -27,6 +28,7 @@ from engine.cluster import Target
 from engine.cluster.simulated import SimulatedCluster
 from engine.compile import InvalidBlueprints
 from engine.contracts import observation_problem
+from engine.errors import PolicyError
 from engine.execute import Context, Executor
 from engine.policy import PolicySession
 from engine.redact import mask
@@ -42,6 +44,24 @@ def _effective(blueprints: Path) -> dict[str, dict[str, Any]]:
     if loaded.errors:
         raise InvalidBlueprints(loaded)
     return {b.name: b.effective for b in loaded.blueprints}
+
+
+def _same_rules_as_the_runner(state: StateStore, revision: str, opa: str) -> None:
+    """Refuse to act on the runner's state by other rules than the runner's.
+
+    ``execute`` may run as the runner's user (through sudo): blueprints, policies or an
+    OPA of the caller's choosing would let them decide their own verdict.
+    """
+    recorded = state.runner()
+    if recorded is None:
+        return
+    runner_revision, runner_opa = recorded
+    if (revision, opa) != (runner_revision, runner_opa):
+        raise PolicyError(
+            f"the runner on this state decides with bundle revision {runner_revision} "
+            f"({runner_opa} OPA); these blueprints and policies give {revision} ({opa} OPA): "
+            "execute on its state uses the runner's own --blueprints, --policies and OPA"
+        )
 
 
 def _blueprint(
@@ -125,6 +145,7 @@ def execute(
             target = Target(
                 service, blueprint["target"]["namespace"], blueprint["target"]["deployment"]
             )
+            _same_rules_as_the_runner(state, session.revision, opa_identity(opa))
             context = Context(target, blueprint, session.revision)
             executor = Executor(cluster, state, audit, session.enforce, dry_run=dry_run)
             verdict = executor.fresh_verdict(context, operation, requester)

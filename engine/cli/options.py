@@ -138,6 +138,11 @@ def opa_options(function: F) -> F:
     return cast(F, decorated)
 
 
+def opa_identity(opa: OpaSettings) -> str:
+    """Which OPA decides: the runner's own (managed) or the URL of a shared one."""
+    return "managed" if opa.remote is None else opa.remote.url
+
+
 def _remote_opa(
     url: str | None,
     token_file: Path | None,

@@ -23,6 +23,7 @@ from engine.cli.options import (
     blueprints_option,
     inbox_option,
     load_key,
+    opa_identity,
     opa_options,
     policies_option,
     state_dir_option,
@@ -314,6 +315,8 @@ def run(
         with PolicySession(
             blueprints, policies=policies, remote=opa.remote, timeout=opa.timeout
         ) as session:
+            # opsgate execute on this state must decide by the very same rules
+            state.record_runner(session.revision, opa_identity(opa))
             runner = Runner(
                 blueprints=effective,
                 session=session,
