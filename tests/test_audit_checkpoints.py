@@ -668,3 +668,19 @@ def test_verify_is_read_only(run_cli: RunCli, tmp_path: Path, ran: Path) -> None
     before = files()
     assert _verify(run_cli, tmp_path).exit_code == 0
     assert files() == before
+
+
+def test_an_emptied_log_and_a_fresh_state_fail_against_the_kept_key(
+    run_cli: RunCli, tmp_path: Path, ran: Path
+) -> None:
+    """Red team: an empty audit.jsonl with a freshly made state.db passed
+    `verify --public-key --strict` ("0 events, 0 signed checkpoints")."""
+    kept = _exported(run_cli, tmp_path)
+    ran.write_text("")
+    (_state(tmp_path) / "state.db").unlink()
+    for extra in ("state.db-wal", "state.db-shm"):
+        (_state(tmp_path) / extra).unlink(missing_ok=True)
+    StateStore(_state(tmp_path) / "state.db").close()
+    result = _verify(run_cli, tmp_path, "--public-key", str(kept), "--strict")
+    assert result.exit_code == 1
+    assert "no checkpoint signed by the key" in result.stderr

@@ -200,6 +200,13 @@ def verify(public_key_file: Path | None, strict: bool, state_dir: Path) -> None:
             f"{log.path} has signed checkpoints, but {state_path} records nothing of the log: "
             "the state was replaced"
         )
+    if public_key_file is not None and not report.checkpoints:
+        # the kept key says the runner signs: a log without a single signature proves
+        # nothing, not even that it was ever longer (an emptied log and a fresh state.db)
+        raise AuditError(
+            f"{log.path}: {report.events} events and no checkpoint signed by the key in "
+            f"{public_key_file}: nothing vouches for this log"
+        )
     note(
         f"{escape(str(log.path))}: {report.events} events, {report.checkpoints} signed "
         f"checkpoints, chain intact; signatures checked against {escape(source)}"
