@@ -525,3 +525,18 @@ def test_attack_execute_by_rules_of_the_callers_choosing(
     assert cluster.service("backend")["replicas"] == 2
     same_rules = _execute(run_cli, tmp_path, signed_blueprints, *scale)
     assert same_rules.exit_code == 3  # the runner's rules: above max_replicas, needs approval
+
+
+def test_keygen_prints_an_entry_to_paste_into_governance(run_cli: RunCli, tmp_path: Path) -> None:
+    import yaml
+
+    from engine import signing
+
+    made = run_cli("approvals", "keygen", str(tmp_path / "k"), "--name", "sre-lead")
+    assert made.exit_code == 0, made.stderr
+    [entry] = yaml.safe_load(made.stdout)
+    assert entry["name"] == "sre-lead"
+    signing.parse_public_key(entry["public_key"])
+    assert (tmp_path / "k").stat().st_mode & 0o777 == 0o600
+    again = run_cli("approvals", "keygen", str(tmp_path / "k"), "--name", "sre-lead")
+    assert again.exit_code == 2 and "not overwriting a key" in again.stderr

@@ -287,6 +287,11 @@ def test_invisible_and_direction_marks_are_shown_escaped() -> None:
     from engine.cli.terminal import printable
 
     for character in (
+        "\U000e0041",  # a tag character: ASCII smuggled past a reader
+        "\u00ad",
+        "\u2065",
+        "\ufe0f",
+        "\U0001d173",
         "\u200e",
         "\u200f",
         "\u061c",

@@ -352,5 +352,6 @@ def keygen(path: Path, name: str) -> None:
     except OSError as e:
         raise click.ClickException(f"{path}: can't write the key: {e.strerror or e}") from e
     public = signing.public_key_line(key.public_key(), name)
-    line(f"- name: {name}\n  public_key: {public}")
+    line(f"- name: {name}")
+    line(f"  public_key: {public}")
     note(f"private key in {escape(str(path))} (0600); add the entry above to the approvers")
