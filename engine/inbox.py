@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import stat
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 
 MAX_ANSWER_BYTES = 16 * 1024
 MAX_ANSWERS_PER_TICK = 100
+# a dot-file in answers/ is an answer being written; one left this long was abandoned
+ABANDONED_SECONDS = 600
 REQUESTS_MODE = 0o755
 ANSWERS_MODE = 0o1730  # sticky; the group (the approvers) may add files, not list them
 _SAFE_ID = set("0123456789abcdef")
@@ -190,11 +193,22 @@ class Inbox:
         taken = 0
         for name in names:
             if name.startswith("."):
-                continue  # an answer still being written (see drop)
+                self._sweep(self.answers_dir / name)  # an answer still being written (see drop)
+                continue
             if taken == MAX_ANSWERS_PER_TICK:
                 break  # the rest waits for the next tick: a flood can't stall the runner
             taken += 1
             yield self._read_answer(self.answers_dir / name)
+
+    @staticmethod
+    def _sweep(path: Path) -> None:
+        """Remove a dot-file nobody finished writing within ABANDONED_SECONDS (files only)."""
+        try:
+            info = os.lstat(path)
+            if stat.S_ISREG(info.st_mode) and time.time() - info.st_mtime > ABANDONED_SECONDS:
+                path.unlink()
+        except OSError:
+            pass
 
     @staticmethod
     def _read_answer(path: Path) -> DroppedAnswer:

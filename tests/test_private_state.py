@@ -393,3 +393,15 @@ def test_an_approver_who_cannot_read_the_state_uses_the_inbox(
         assert request_id in listed.stdout
     finally:
         _hand_over(state, tmp_path / "state.inbox", os.geteuid())
+
+
+def test_abandoned_partial_answers_are_swept(run_cli: RunCli, tmp_path: Path) -> None:
+    state = tmp_path / "st"
+    assert run_cli("run", "--state-dir", str(state), "--once").exit_code == 0
+    answers = tmp_path / "st.inbox" / "answers"
+    old, fresh = answers / ".x.jws.1", answers / ".y.jws.2"
+    old.write_text("partial")
+    fresh.write_text("partial")
+    os.utime(old, (0, 0))
+    assert run_cli("run", "--state-dir", str(state), "--once").exit_code == 0
+    assert not old.exists() and fresh.exists()  # one still being written is left alone
