@@ -24,7 +24,7 @@ from engine.execute import Context, Executor, Result
 from engine.inbox import Inbox
 from engine.notify import Notifier, notification_targets
 from engine.policy import PolicySession
-from engine.state import Approval, StateStore
+from engine.state import Approval, StateError, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ class Runner:
                     f"approval {approval.id} {approval.status} by {approval.answered_by} "
                     "(signed answer from the inbox)"
                 )
-            except (ApprovalError, signing.SigningError, ValueError, TypeError) as e:
+            except (ApprovalError, StateError, signing.SigningError, ValueError, TypeError) as e:
                 # whatever an approver drops, it is refused, recorded and removed: it never
                 # stops the runner (a name that is not UTF-8 is shown with escapes)
                 name = answer.path.name.encode("utf-8", "surrogateescape").decode(

@@ -462,3 +462,16 @@ def test_a_deep_line_in_the_audit_log_is_one_line(tmp_path: Path, command: list[
     (state / "audit.jsonl").chmod(0o600)
     message = refused(*command, "--state-dir", str(state))
     assert "audit.jsonl" in message
+
+
+def test_words_given_as_an_operation_are_a_usage_error() -> None:
+    message = refused("enforce", "--service", "frontend", "--operation", "scale to 3", code=2)
+    assert "neither inline JSON nor an existing file" in message
+
+
+def test_an_approval_id_prefix_under_six_characters_says_so(tmp_path: Path) -> None:
+    from engine.state import StateStore
+
+    StateStore(tmp_path / "state" / "state.db").close()
+    message = refused("approvals", "show", "abcd", "--state-dir", str(tmp_path / "state"), code=2)
+    assert "is too short: give the whole id or at least its first 6 characters" in message

@@ -16,6 +16,7 @@ from engine.cli.audit import close_audit, open_audit
 from engine.cli.options import (
     approver_signer,
     audit_key_option,
+    checked_approval_id,
     checked_name,
     inbox_option,
     json_option,
@@ -121,7 +122,7 @@ def list_(show_all: bool, state_dir: Path, inbox: Path | None, as_json: bool) ->
 
 
 @approvals.command(epilog="Example:  opsgate approvals show 3f9c2a")
-@click.argument("approval_id")
+@click.argument("approval_id", callback=checked_approval_id)
 @state_dir_option
 @inbox_option
 @json_option
@@ -282,7 +283,7 @@ _by_option = click.option(
 @approvals.command(
     epilog='Example:  opsgate approvals approve 3f9c2a --key ~/.ssh/id_ed25519 --reason "planned"'
 )
-@click.argument("approval_id")
+@click.argument("approval_id", callback=checked_approval_id)
 @key_option
 @ssh_agent_option
 @_by_option
@@ -307,7 +308,7 @@ def approve(
 @approvals.command(
     epilog='Example:  opsgate approvals reject 3f9c2a --key ~/.ssh/id_ed25519 --reason "not now"'
 )
-@click.argument("approval_id")
+@click.argument("approval_id", callback=checked_approval_id)
 @key_option
 @ssh_agent_option
 @_by_option

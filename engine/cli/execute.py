@@ -16,6 +16,7 @@ from engine.cli.options import (
     OpaSettings,
     audit_key_option,
     blueprints_option,
+    checked_approval_id,
     opa_identity,
     opa_options,
     policies_option,
@@ -95,6 +96,7 @@ Exit codes: 0 executed (see "outcome"), 3 needs approval, 4 blocked,
     "--approval",
     "approval_id",
     default=None,
+    callback=checked_approval_id,
     help="The granted, signed approval request for exactly this operation and requester.",
 )
 @requester_options

@@ -68,6 +68,12 @@ def read_json(source: str, what: str, *, inline: bool = False) -> Any:
                 raise InputError(f"{where}: over the 16 MiB limit for {what}")
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError as e:
+            words = any(c.isspace() for c in source) and "/" not in source
+            if inline and words and not source.endswith(".json"):  # words, not a file name
+                raise UsageError(
+                    f"{where}: neither inline JSON nor an existing file ({what}): give JSON "
+                    'such as \'{"type": "scale", "to": 3}\', a file, or - for stdin'
+                ) from e
             raise InputError(f"{where}: no such file ({what})") from e
         except IsADirectoryError as e:
             raise InputError(f"{where}: is a directory, expected a JSON file ({what})") from e

@@ -322,3 +322,15 @@ def requester_from(person: str | None, agent: str | None) -> dict[str, str]:
     if name in signing.RESERVED_NAMES:
         raise click.UsageError(f"{option} {name!r} is the runner's own name")
     return {"kind": kind, "name": name}
+
+
+def checked_approval_id(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> str | None:
+    """Click callback for an approval id: the whole id, or a prefix of at least 6 characters."""
+    if value is not None and len(value) < 6:
+        raise click.BadParameter(
+            f"'{printable(value)}' is too short: give the whole id or at least its first "
+            "6 characters"
+        )
+    return value
