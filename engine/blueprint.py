@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from jsonschema import Draft202012Validator, ValidationError
 from referencing import Registry, Resource
 
-from engine import resources, signing
+from engine import packaged, signing
 from engine.errors import BlueprintError
 from engine.quantity import QuantityError, cpu_millicores, memory_bytes
 from engine.yamldoc import Document, JsonPath, SourceError, load_document
@@ -159,8 +159,8 @@ def _governance_for(source: _Source) -> Path | None:
 
 
 def _validators() -> tuple[Draft202012Validator, Draft202012Validator]:
-    blueprint_schema = resources.load_schema("blueprint.schema.json")
-    governance_schema = resources.load_schema("governance.schema.json")
+    blueprint_schema = packaged.load_schema("blueprint.schema.json")
+    governance_schema = packaged.load_schema("governance.schema.json")
     registry: Registry[Any] = Registry().with_resources(
         [
             (blueprint_schema["$id"], Resource.from_contents(blueprint_schema)),
@@ -327,7 +327,7 @@ def merge(base: Any, override: Any) -> Any:
 
 def builtin_governance() -> dict[str, Any]:
     """Return the built-in governance defaults (from the schema's defaults)."""
-    root = resources.load_schema("blueprint.schema.json")
+    root = packaged.load_schema("blueprint.schema.json")
     filled = fill_defaults({}, root["$defs"]["governance"], root)
     assert isinstance(filled, dict)
     return filled
@@ -363,7 +363,7 @@ def _operation_problems(
     where: JsonPath,
     file_of: Any,
 ) -> Iterator[Problem]:
-    catalog = resources.operation_catalog()
+    catalog = packaged.operation_catalog()
     known = sorted(catalog)
     listed_in: dict[str, str] = {}
     for tier in ("allowed", "requires_approval", "forbidden"):
@@ -576,7 +576,7 @@ def load_blueprints(paths: Sequence[Path]) -> BlueprintSet:
     """
     result = BlueprintSet()
     blueprint_validator, governance_validator = _validators()
-    schema_root = resources.load_schema("blueprint.schema.json")
+    schema_root = packaged.load_schema("blueprint.schema.json")
     sources = _discover(paths)
     governance_docs: dict[Path, Document | None] = {}
 

@@ -23,7 +23,7 @@ from engine.blueprint import BlueprintSet, Problem, load_blueprints, normalise_r
 from engine.errors import CompileError
 from engine.files import write_atomically
 from engine.opa import build_bundle
-from engine.resources import policies_dir
+from engine.packaged import policies_dir
 from engine.signing import approver_jwks
 
 log = logging.getLogger(__name__)

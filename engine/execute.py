@@ -25,7 +25,7 @@ from engine import redact
 from engine.approval import RUNNER, Actor, binding_problems
 from engine.audit import AuditLog
 from engine.cluster import Applied, Cluster, ClusterError, ConflictError, Target
-from engine.resources import operation_catalog
+from engine.packaged import operation_catalog
 from engine.state import Approval, JournalEntry, StateStore
 from engine.verify import Verification, verify, verify_rollback
 

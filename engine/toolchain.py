@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from engine.errors import ToolNotFound
-from engine.resources import repo_root
+from engine.packaged import repo_root
 
 MINIMUM_VERSIONS = {"opa": (1, 0, 0), "regal": (0, 36, 0)}
 _VERSION_LINE = re.compile(r"^Version:\s*v?(\d+)\.(\d+)\.(\d+)", re.MULTILINE)

@@ -18,7 +18,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from engine.resources import load_schema  # noqa: E402
+from engine.packaged import load_schema  # noqa: E402
 
 OUTPUT = ROOT / "docs" / "BLUEPRINT_FORMAT.md"
 

@@ -276,7 +276,7 @@ def _properties(schema: object, path: str = "") -> list[tuple[str, dict[str, obj
 
 @pytest.mark.parametrize("name", ["blueprint.schema.json", "governance.schema.json"])
 def test_every_schema_field_has_a_description(name: str) -> None:
-    from engine.resources import load_schema
+    from engine.packaged import load_schema
 
     schema = load_schema(name)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"

@@ -12,7 +12,7 @@ import pytest
 
 from engine.compile import compile_blueprints
 from engine.errors import CompileError
-from engine.resources import policies_dir
+from engine.packaged import policies_dir
 from engine.toolchain import find_tool
 from tests.conftest import RunCli
 

@@ -24,7 +24,7 @@ def test_generated_docs_are_current(script: str) -> None:
 
 
 def test_every_blueprint_field_is_documented() -> None:
-    from engine.resources import load_schema
+    from engine.packaged import load_schema
 
     text = (REPO / "docs" / "BLUEPRINT_FORMAT.md").read_text(encoding="utf-8")
     schema = load_schema("blueprint.schema.json")
@@ -35,7 +35,7 @@ def test_every_blueprint_field_is_documented() -> None:
 
 
 def test_governance_table_lists_every_operation_with_its_tier() -> None:
-    from engine.resources import operation_catalog
+    from engine.packaged import operation_catalog
 
     text = (REPO / "docs" / "GOVERNANCE.md").read_text(encoding="utf-8")
     for name, entry in operation_catalog().items():

@@ -1,4 +1,4 @@
-"""Where the files opsgate ships with live: schema and policy library.
+"""Files shipped with the package: the JSON Schema, the policy library and its operation catalog.
 
 In a source checkout they are read from the repository itself, where their
 users edit them; an installed wheel carries copies under ``engine/_embedded``.
