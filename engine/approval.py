@@ -318,7 +318,7 @@ class Approvals:
         self._other_os_user(
             approval, caller_uid(self.state.owner_uid()) if answerer_uid is None else answerer_uid
         )
-        reason = str(verified.get("reason") or "")
+        reason = redact.mask_text(str(verified.get("reason") or ""))
         grant = purpose == "approve"
         if grant and not reason.strip():
             raise ApprovalError("a justification (--reason) is required to approve")
