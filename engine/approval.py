@@ -88,6 +88,13 @@ def caller_uid(runner_uid: int | None = None) -> int:
     return uid
 
 
+def answer_time(approval: Approval, wall_clock: str) -> str:
+    """When an approver answers by the wall clock, kept within the request's life: a
+    simulated runner's clock is not the wall's, and an answer must come before expiry."""
+    latest = _format(_parse(approval.expires_at) - datetime.timedelta(seconds=1))
+    return min(max(wall_clock, approval.requested_at), latest)
+
+
 def claims(approval: Approval, purpose: str, now: str, reason: str | None) -> dict[str, Any]:
     """What an approver signs to answer ``approval``: every field the request is bound to.
 

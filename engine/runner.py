@@ -69,6 +69,8 @@ class Runner:
         self.audit = audit
         self.prompt = prompt
         self.inbox = inbox
+        # breaker resets already checked against this runner's blueprints (they don't change)
+        self._checked_resets: set[str] = set()
         # only a real run notifies people: simulations and demos replay, they don't page anyone
         targets = notification_targets(blueprints) if notify else {}
         self.notifier = Notifier(targets, record=audit.record)
@@ -199,6 +201,8 @@ class Runner:
             token, service = row.get("breaker_token"), row["service"]
             if row["breaker_open"] or not token or service not in self.blueprints:
                 continue
+            if token in self._checked_resets:
+                continue
             approvers = self.blueprints[service]["governance"]["approval_workflow"]["approvers"]
             try:
                 claims = signing.verify_statement(
@@ -211,6 +215,8 @@ class Runner:
                 self.state.open_breaker(service, now, reason)
                 report.errors.append(f"{service}: {reason}: breaker open again")
                 self.audit.record("breaker_opened", service=service, reason=reason, actor="opsgate")
+            else:
+                self._checked_resets.add(token)
 
     def _handle(self, service: str, decision: dict[str, Any], report: TickReport) -> None:
         ctx = self.context(service)

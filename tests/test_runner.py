@@ -22,6 +22,7 @@ from engine.execute import Context, Executor
 from engine.opa import OpaServer
 from engine.policy import PolicySession, RemoteOpa
 from engine.runner import Runner
+from engine.signing import epoch as signing_epoch
 from engine.state import StateError, StateStore
 from tests.conftest import MALLORY, REPO, SRE_LEAD
 from tests.opa.fake_opa import Reply, fake_opa
@@ -653,3 +654,33 @@ def test_python_refuses_more_whatever_opa_answers(
                 blocked["rules"] == ["opsgate.execute.refusal"] and blocked["opa_tier"] == "allow"
             )
             built.state.close()
+
+
+def test_a_breaker_reset_is_checked_once_per_runner(world: World, monkeypatch: Any) -> None:
+    """The runner's blueprints don't change while it runs: a verified reset is not verified
+    again every tick."""
+    from engine import runner as runner_module
+
+    world.state.open_breaker("frontend", "2026-02-10T12:00:00Z", "failures")
+    at = "2026-02-10T12:01:00Z"
+    token = SRE_LEAD.statement(
+        {
+            "purpose": "breaker_reset",
+            "sub": "frontend",
+            "iat": signing_epoch(at),
+            "exp": signing_epoch(at) + 300,
+        }
+    )
+    world.state.reset_breaker("frontend", "sre-lead", at, token)
+    calls: list[str] = []
+    verify = runner_module.signing.verify_statement
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append("verify")
+        return verify(*args, **kwargs)
+
+    monkeypatch.setattr(runner_module.signing, "verify_statement", counted)
+    for _ in range(3):
+        world.runner.tick()
+    assert calls == ["verify"]
+    assert world.state.service_state("frontend")["breaker_open"] is False

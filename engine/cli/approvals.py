@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import os
 import stat
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import click
 
 from engine import signing
-from engine.approval import ApprovalError, Approvals, claims
+from engine.approval import ApprovalError, Approvals, answer_time, claims
 from engine.audit import AuditError, AuditLog, utc_now
 from engine.cli.audit import close_audit, open_audit
 from engine.cli.options import (
@@ -252,24 +251,13 @@ def _drop_answer(
             "asks you to sign: refusing to sign it"
         )
     signer = approver_signer(key, use_agent, request.approver_keys or [])
-    now = _clamped(utc_now()[:19] + "Z", request.requested_at, request.expires_at)
+    now = answer_time(request, utc_now()[:19] + "Z")
     token = signer.statement(claims(request, purpose, now, reason))
     dropped = box.drop(request.id, signer.name, purpose, token)
     note(
         f"{escape(request.id)}: signed answer ({purpose}) by {escape(signer.name)} left in "
         f"{escape(str(dropped.parent))}; the runner verifies it at its next tick"
     )
-
-
-def _clamped(moment: str, earliest: str, latest: str) -> str:
-    """``moment`` within [earliest, latest) (a simulated runner's clock is not the wall's)."""
-    return min(max(moment, earliest), _before(latest))
-
-
-def _before(moment: str) -> str:
-    """One second before ``moment`` (RFC 3339, UTC)."""
-    parsed = datetime.datetime.fromisoformat(moment.replace("Z", "+00:00"))
-    return (parsed - datetime.timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 _by_option = click.option(
