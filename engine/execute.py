@@ -148,16 +148,15 @@ class Executor:
         request: dict[str, Any] = {
             "service": ctx.service,
             "operation": _operation_only(operation),
-            "state": {
-                **self.state.service_state(ctx.service),
-                "spent_approvals": self.state.spent_approvals(ctx.service),
-            },
+            "state": self.state.service_state(ctx.service),
             "now": self.cluster.now(),
             "replicas": observation["replicas"],
             "actor": requester,
         }
         if approval is not None and approval.token is not None:
+            # only an approval's check reads what was spent: no query for every operation
             request["approval"] = approval.token
+            request["state"]["spent_approvals"] = self.state.spent_approvals(ctx.service)
         return self.recheck(request), observation
 
     def execute(
