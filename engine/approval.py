@@ -24,7 +24,7 @@ import os
 import secrets
 from typing import Any
 
-from engine import redact, signing
+from engine import operations, redact, signing
 from engine.audit import AuditLog
 from engine.errors import OpsgateError
 from engine.notify import Notifier
@@ -66,16 +66,6 @@ def fingerprint(
         [service, proposal, version, revision, requester or RUNNER], sort_keys=True
     )
     return hashlib.sha256(material.encode()).hexdigest()[:16]
-
-
-def _kind(operation: dict[str, Any]) -> tuple[Any, ...]:
-    """What a change is about, whatever its amount: type, and resource and field if any."""
-    return (
-        operation.get("type"),
-        operation.get("resource"),
-        operation.get("field"),
-        operation.get("name"),
-    )
 
 
 def caller_uid(runner_uid: int | None = None) -> int:
@@ -251,10 +241,11 @@ class Approvals:
     def _open_of_same_kind(self, service: str, operation: dict[str, Any]) -> Approval | None:
         """The runner's own pending or granted request for the same kind of change (one at a
         time per kind; someone else's request never holds the runner's back)."""
-        kind = _kind(operation)
+        kind = operations.same_kind(operation)
         for status in ("granted", "pending"):
             for approval in self.state.approvals(status=status, service=service):
-                if _kind(approval.operation) == kind and (approval.requester or RUNNER) == RUNNER:
+                mine = (approval.requester or RUNNER) == RUNNER
+                if mine and operations.same_kind(approval.operation) == kind:
                     return approval
         return None
 

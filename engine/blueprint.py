@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from jsonschema import Draft202012Validator, ValidationError
 from referencing import Registry, Resource
 
-from engine import packaged, signing
+from engine import operations, packaged, signing
 from engine.errors import BlueprintError
 from engine.quantity import QuantityError, cpu_millicores, memory_bytes
 from engine.yamldoc import Document, JsonPath, SourceError, load_document
@@ -363,7 +363,7 @@ def _operation_problems(
     where: JsonPath,
     file_of: Any,
 ) -> Iterator[Problem]:
-    catalog = packaged.operation_catalog()
+    catalog = operations.catalog()
     known = sorted(catalog)
     listed_in: dict[str, str] = {}
     for tier in ("allowed", "requires_approval", "forbidden"):
@@ -371,11 +371,9 @@ def _operation_problems(
             path = (*where, "agent_authority", tier, index)
             file, line = file_of(path)
             if operation not in catalog:
-                hint = difflib.get_close_matches(operation, known, n=1)
+                hint = operations.closest(operation)
                 message = "unknown operation type"
-                message += (
-                    f": did you mean {hint[0]!r}?" if hint else f" (known: {', '.join(known)})"
-                )
+                message += f": did you mean {hint!r}?" if hint else f" (known: {', '.join(known)})"
                 yield Problem(file, line, _dotted(path), message, operation)
                 continue
             if operation in listed_in:
@@ -387,7 +385,7 @@ def _operation_problems(
                     operation,
                 )
             listed_in.setdefault(operation, tier)
-            if tier == "allowed" and catalog[operation]["floor"] == "forbid":
+            if tier == "allowed" and not catalog[operation].executable:
                 yield Problem(
                     file,
                     line,

@@ -12,7 +12,7 @@ from typing import Any, Literal, TypedDict, cast
 
 from jsonschema import Draft202012Validator
 
-from engine import strictjson
+from engine import operations, strictjson
 from engine.errors import PolicyError
 
 Tier = Literal["allow", "approve", "forbid", "defer"]
@@ -229,30 +229,4 @@ def observation_problem(observation: dict[str, Any]) -> str | None:
 
 def describe(operation: Any) -> str:
     """An operation in a few words for people: ``scale 2 → 3``, ``cpu request 100m → 90m``."""
-    if not isinstance(operation, dict):
-        return str(operation)
-    kind = operation.get("type", "?")
-    if kind == "scale":
-        start = f"{operation['from']} → " if "from" in operation else "to "
-        return f"scale {start}{operation.get('to')}"
-    if kind == "adjust_resources":
-        field = operation.get("field", "request")
-        start = f"{operation['from']} → " if "from" in operation else "to "
-        return f"{operation.get('resource')} {field} {start}{operation.get('to')}"
-    if kind == "restart_pod":
-        return f"restart pod {operation.get('pod')}"
-    if kind == "rollback":
-        revision = operation.get("to_revision")
-        return (
-            f"roll back to revision {revision}"
-            if revision
-            else "roll back to the previous revision"
-        )
-    if kind in ("update_configmap", "update_strategy", "update_health_checks"):
-        changes = operation.get("changes") or {}
-        if isinstance(changes, dict):
-            changes = ", ".join(f"{k}={v}" for k, v in changes.items())
-        where = operation.get("name") or operation.get("probe") or ""
-        return f"{kind} {where} ({changes})".replace("  ", " ")
-    name = operation.get("name")
-    return f"{kind} {name}" if name else str(kind)
+    return operations.describe(operation)

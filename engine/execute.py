@@ -21,11 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from engine import redact
+from engine import operations, redact
 from engine.approval import RUNNER, Actor, binding_problems
 from engine.audit import AuditLog
 from engine.cluster import Applied, Cluster, ClusterError, ConflictError, Target
-from engine.packaged import operation_catalog
 from engine.state import Approval, JournalEntry, StateStore
 from engine.verify import Verification, verify, verify_rollback
 
@@ -210,13 +209,13 @@ class Executor:
 
     def _own_refusal(self, ctx: Context, operation: dict[str, Any]) -> str:
         """Why Python refuses ``operation`` by itself, whatever OPA says ("" when it doesn't)."""
-        entry = operation_catalog().get(str(operation.get("type")))
+        entry = operations.lookup(operation)
         if entry is None:
             return f"unknown operation type {operation.get('type')!r}: refused by the executor"
-        if entry.get("floor") == "forbid":
-            return f"{operation['type']} is forbidden by the operation catalog: never executed"
-        if operation.get("type") == "scale" and operation.get("to") == 0:
-            return "a scale to 0 replicas is never executed"
+        if not entry.executable:
+            return f"{entry.name} is forbidden by the operation catalog: never executed"
+        if any(p.kind == "count" and operation.get(p.name) == 0 for p in entry.parameters):
+            return f"a {entry.name} to 0 replicas is never executed"
         if self.state.service_state(ctx.service)["breaker_open"]:
             return f"the circuit breaker of {ctx.service} is open: nothing is executed"
         return ""
@@ -270,7 +269,7 @@ class Executor:
         if self._dry_run(ctx):
             self._event(ctx, "dry_run", decision, actor=actor)
             return Result("planned", decision["id"], decision["operation"], tier, "dry run")
-        inverse = _inverse_from(operation, before)
+        inverse = operations.inverse_from(operation, before)
         if approval is not None:
             # single use: spent before anything is applied, so a crash can't reuse it
             self.state.spend_approval(approval.id)
@@ -466,7 +465,7 @@ class Executor:
             outcome = self._roll_back(ctx, decision, entry.id, applied, reason=reason)
             return "rolled_back" if outcome == "rolled_back" else "rollback_failed"
         observation = self.cluster.observe(ctx.target)
-        if entry.status == "started" and not _reached(entry.operation, observation):
+        if entry.status == "started" and not operations.reached(entry.operation, observation):
             self.state.journal_mark(
                 entry.id, "failed", self.cluster.now(), {"error": "not applied before the crash"}
             )
@@ -479,38 +478,3 @@ class Executor:
 
 def _verdict_fields(verdict: dict[str, Any]) -> dict[str, Any]:
     return {k: verdict[k] for k in ("tier", "rules", "reasons") if k in verdict}
-
-
-def _inverse_from(operation: dict[str, Any], before: dict[str, Any]) -> dict[str, Any] | None:
-    """How to put back what ``before`` shows, for the operations where that is known up front."""
-    if operation.get("type") == "scale":
-        desired = (before.get("replicas") or {}).get("desired")
-        return {"type": "scale", "to": desired} if isinstance(desired, int) else None
-    if (
-        operation.get("type") == "adjust_resources"
-        and operation.get("field", "request") == "request"
-    ):
-        current = ((before.get("resources") or {}).get(operation.get("resource")) or {}).get(
-            "request"
-        )
-        if current is not None:
-            return {
-                "type": "adjust_resources",
-                "resource": operation["resource"],
-                "field": "request",
-                "to": current,
-            }
-    return None
-
-
-def _reached(operation: dict[str, Any], observation: dict[str, Any]) -> bool:
-    """Whether the cluster shows ``operation`` applied (True when that can't be told)."""
-    if operation.get("type") == "scale":
-        return bool((observation.get("replicas") or {}).get("desired") == operation.get("to"))
-    if (
-        operation.get("type") == "adjust_resources"
-        and operation.get("field", "request") == "request"
-    ):
-        resources = (observation.get("resources") or {}).get(operation.get("resource")) or {}
-        return bool(resources.get("request") == operation.get("to"))
-    return True

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from engine import operations
 from engine.errors import OpsgateError
 from engine.simulate import Simulation
 
@@ -70,7 +71,7 @@ def plot(simulations: list[tuple[str, Simulation]], service: str, output: Path) 
                 decisions.scatter(
                     *zip(*points, strict=True), color=colour, marker=marker, label=tier
                 )
-        decisions.set_yticks([0, 1, 2], ["scale", "resources", "other"])
+        decisions.set_yticks([0, 1, 2], [*_ROWS, "other"])
         decisions.set_ylim(-0.5, 2.5)
         decisions.set_ylabel("decisions")
         decisions.set_xlabel("minutes")
@@ -89,8 +90,13 @@ def _gaps(values: list[float | None]) -> list[float]:
     return [float("nan") if v is None else v for v in values]
 
 
+# a row of the decisions panel per concern (the catalog's), the rest on a third
+_ROWS = {"scaling": 0, "resources": 1}
+
+
 def _row(kind: str) -> int:
-    return {"scale": 0, "adjust_resources": 1}.get(kind, 2)
+    entry = operations.catalog().get(kind)
+    return _ROWS.get(entry.concern, 2) if entry else 2
 
 
 def summary_table(simulations: list[tuple[str, Simulation]]) -> list[dict[str, Any]]:

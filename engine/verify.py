@@ -1,8 +1,9 @@
 """The verification engine: after an operation settles, did it do what it should?
 
-Checks depend on the operation kind: replica count reached, every pod
-Running and Ready, utilization inside the blueprint's band, p95 latency under
-its target, no OOMKilled pod, no new crash. A check whose metric is unknown
+Checks depend on the operation type (its catalog entry's ``checks``):
+replica count reached, every pod Running and Ready, utilization inside the
+blueprint's band, p95 latency under its target, no OOMKilled pod, no new
+crash. A check whose metric is unknown
 is neither passed nor failed, and so is one whose part of the observation
 has the wrong shape (pods that are not a list of mappings, a metric that is
 not a number): verification reads what any cluster sent and never raises.
@@ -16,20 +17,15 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from engine import operations
+
 Outcome = Literal["pass", "fail", "partial"]
 
 # utilization may sit this many points outside the scaling thresholds after an operation
 BAND_SLACK_PERCENT = 10
 
-_CHECKS_BY_KIND = {
-    "scale": ("replicas", "pods_ready", "utilization", "latency", "no_oom", "no_new_crash"),
-    "adjust_resources": ("pods_ready", "utilization", "latency", "no_oom", "no_new_crash"),
-    "restart_pod": ("pods_ready", "no_oom", "no_new_crash"),
-    "rollback": ("pods_ready", "no_oom", "no_new_crash"),
-    "update_configmap": ("pods_ready", "latency", "no_new_crash"),
-    "update_strategy": ("pods_ready", "no_new_crash"),
-    "update_health_checks": ("pods_ready", "no_new_crash"),
-}
+# the checks of a type the catalog doesn't know (it is never executed; recovery may still ask)
+_DEFAULT_CHECKS = ("pods_ready", "no_new_crash")
 
 
 @dataclass(frozen=True)
@@ -194,7 +190,8 @@ def verify(
     blueprint: dict[str, Any],
 ) -> Verification:
     """Run the checks for ``operation``'s kind on the observation taken after it settled."""
-    names = _CHECKS_BY_KIND.get(str(operation.get("type")), ("pods_ready", "no_new_crash"))
+    entry = operations.lookup(operation)
+    names = entry.checks if entry and entry.checks else _DEFAULT_CHECKS
     checks = [_CHECKS[name](operation, after, before, blueprint) for name in names]
     if any(c.passed is False for c in checks):
         return Verification("fail", checks)
@@ -204,7 +201,9 @@ def verify(
 
 
 def verify_rollback(inverse: dict[str, Any], after: dict[str, Any]) -> Verification:
-    """Check that a rollback restored the service: replica count (for scale) and ready pods."""
-    names = ("replicas", "pods_ready") if inverse.get("type") == "scale" else ("pods_ready",)
+    """Check that a rollback restored the service: ready pods, and the replica count when
+    the inverse's type is checked by it."""
+    entry = operations.lookup(inverse)
+    names = ("replicas", "pods_ready") if entry and "replicas" in entry.checks else ("pods_ready",)
     checks = [_CHECKS[name](inverse, after, {}, {}) for name in names]
     return Verification("fail" if any(c.passed is not True for c in checks) else "pass", checks)

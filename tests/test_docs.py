@@ -1,4 +1,4 @@
-"""The generated documents are current: blueprint format, demonstrations."""
+"""The generated documents are current: blueprint format, demonstrations, operations."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ import pytest
 from tests.conftest import REPO
 
 
-@pytest.mark.parametrize("script", ["scripts/blueprint_docs.py", "scripts/demo_docs.py"])
+@pytest.mark.parametrize(
+    "script",
+    ["scripts/blueprint_docs.py", "scripts/demo_docs.py", "scripts/operation_docs.py"],
+)
 def test_generated_docs_are_current(script: str) -> None:
     completed = subprocess.run(
         [sys.executable, script, "--check"],

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from engine import operations
 from engine.errors import OpsgateError
 
 
@@ -70,3 +71,18 @@ class Cluster(Protocol):
     def undo(self, target: Target, applied: Applied) -> None:
         """Reverse an applied operation; raise ClusterError if that fails."""
         ...
+
+
+def apply_by_type(backend: object, target: Target, operation: dict[str, Any], who: str) -> Applied:
+    """Carry out ``operation`` with ``backend``'s ``apply_<type>`` method.
+
+    A type the catalog does not know, forbids outright, or the backend has no
+    method for is refused (422) before anything is touched; ``who`` names the
+    backend in that refusal.
+    """
+    entry = operations.lookup(operation)
+    method = getattr(backend, entry.apply_method, None) if entry and entry.executable else None
+    if not callable(method):
+        raise ClusterError(f"{who} does not carry out {operation.get('type')!r}", status=422)
+    applied: Applied = method(target, operation)
+    return applied

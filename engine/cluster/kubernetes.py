@@ -20,6 +20,7 @@ import logging
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 import jsonpatch
@@ -27,7 +28,14 @@ from kubernetes import client as _client
 from kubernetes import config as _config
 from kubernetes.client.exceptions import ApiException
 
-from engine.cluster import Applied, ClusterError, ConflictError, NotFoundError, Target
+from engine.cluster import (
+    Applied,
+    ClusterError,
+    ConflictError,
+    NotFoundError,
+    Target,
+    apply_by_type,
+)
 from engine.quantity import QuantityError, cpu_millicores, memory_bytes
 
 log = logging.getLogger(__name__)
@@ -236,21 +244,8 @@ class KubernetesCluster:
     # --- act ------------------------------------------------------------------------
 
     def apply(self, target: Target, operation: dict[str, Any]) -> Applied:
-        """Carry out one operation with a resourceVersion precondition."""
-        kind = operation.get("type")
-        if kind == "scale":
-            return self._scale(target, operation)
-        if kind == "update_configmap":
-            return self._configmap(target, operation)
-        if kind in (
-            "adjust_resources",
-            "restart_pod",
-            "rollback",
-            "update_strategy",
-            "update_health_checks",
-        ):
-            return self._patch_deployment(target, operation)
-        raise ClusterError(f"opsgate does not carry out {kind!r} on Kubernetes", status=422)
+        """Carry out one operation with a resourceVersion precondition (``apply_<type>``)."""
+        return apply_by_type(self, target, operation, "opsgate on Kubernetes")
 
     def undo(self, target: Target, applied: Applied) -> None:
         """Apply the inverse of an applied operation."""
@@ -258,7 +253,8 @@ class KubernetesCluster:
             raise ClusterError(f"{applied.operation.get('type')} can't be undone", status=422)
         self.apply(target, applied.inverse)
 
-    def _scale(self, target: Target, operation: dict[str, Any]) -> Applied:
+    def apply_scale(self, target: Target, operation: dict[str, Any]) -> Applied:
+        """Set the replica count through the scale subresource."""
         what = f"deployment {target.namespace}/{target.deployment} scale"
         try:
             scale = self.apps.read_namespaced_deployment_scale(
@@ -280,50 +276,89 @@ class KubernetesCluster:
             )
         except ApiException as e:
             raise _translate(e, what) from e
-        return Applied(operation, {"type": "scale", "to": before})
+        return Applied(operation, {**operation, "to": before})
 
-    def _patch_deployment(self, target: Target, operation: dict[str, Any]) -> Applied:
-        what = f"deployment {target.namespace}/{target.deployment}"
-        before = self._deployment(target)
-        after = json.loads(json.dumps(before))
-        inverse: dict[str, Any] | None
-        kind = operation["type"]
-        container = after["spec"]["template"]["spec"]["containers"][0]
-        if kind == "adjust_resources":
+    def apply_adjust_resources(self, target: Target, operation: dict[str, Any]) -> Applied:
+        """Set a request or limit of the first container."""
+
+        def change(after: dict[str, Any], _: dict[str, Any]) -> dict[str, Any] | None:
+            container = after["spec"]["template"]["spec"]["containers"][0]
             field = "requests" if operation.get("field", "request") == "request" else "limits"
             section = container.setdefault("resources", {}).setdefault(field, {})
             old = section.get(operation["resource"])
             section[operation["resource"]] = str(operation["to"])
-            inverse = {**operation, "to": old} if old is not None else None
-        elif kind == "restart_pod":
-            annotations = (
-                after["spec"]["template"].setdefault("metadata", {}).setdefault("annotations", {})
-            )
-            annotations[RESTART_ANNOTATION] = self.now()
-            inverse = None
-        elif kind == "rollback":
+            return {**operation, "to": old} if old is not None else None
+
+        return self._patch_deployment(target, operation, change)
+
+    def apply_restart_pod(self, target: Target, operation: dict[str, Any]) -> Applied:
+        """Restart through a rollout (the restartedAt annotation, as kubectl does)."""
+
+        def change(after: dict[str, Any], _: dict[str, Any]) -> dict[str, Any] | None:
+            template = after["spec"]["template"]
+            template.setdefault("metadata", {}).setdefault("annotations", {})[
+                RESTART_ANNOTATION
+            ] = self.now()
+            return None
+
+        return self._patch_deployment(target, operation, change)
+
+    def apply_rollback(self, target: Target, operation: dict[str, Any]) -> Applied:
+        """Put an earlier ReplicaSet's template back on the deployment."""
+
+        def change(after: dict[str, Any], before: dict[str, Any]) -> dict[str, Any] | None:
             template, revision = self._previous_template(
                 target, before, operation.get("to_revision")
             )
             after["spec"]["template"] = template
             current = (before["metadata"].get("annotations") or {}).get(REVISION_ANNOTATION)
-            inverse = {"type": "rollback", "to_revision": int(current)} if current else None
-            log.info("rolling %s back to revision %s", what, revision)
-        elif kind == "update_strategy":
-            strategy = after["spec"].setdefault("strategy", {})
-            rolling = strategy.setdefault("rollingUpdate", {})
+            log.info(
+                "rolling deployment %s/%s back to revision %s",
+                target.namespace,
+                target.deployment,
+                revision,
+            )
+            return {**operation, "to_revision": int(current)} if current else None
+
+        return self._patch_deployment(target, operation, change)
+
+    def apply_update_strategy(self, target: Target, operation: dict[str, Any]) -> Applied:
+        """Change the rolling-update strategy."""
+
+        def change(after: dict[str, Any], _: dict[str, Any]) -> dict[str, Any] | None:
+            rolling = after["spec"].setdefault("strategy", {}).setdefault("rollingUpdate", {})
             old_values = {}
             for key, value in operation["changes"].items():
                 name = {"max_surge": "maxSurge", "max_unavailable": "maxUnavailable"}.get(key, key)
                 old_values[key] = rolling.get(name)
                 rolling[name] = value
-            inverse = {"type": "update_strategy", "changes": old_values}
-        else:  # update_health_checks
-            probe_key = f"{operation['probe']}Probe"
-            probe = container.setdefault(probe_key, {})
+            return {**operation, "changes": old_values}
+
+        return self._patch_deployment(target, operation, change)
+
+    def apply_update_health_checks(self, target: Target, operation: dict[str, Any]) -> Applied:
+        """Change a probe of the first container."""
+
+        def change(after: dict[str, Any], _: dict[str, Any]) -> dict[str, Any] | None:
+            container = after["spec"]["template"]["spec"]["containers"][0]
+            probe = container.setdefault(f"{operation['probe']}Probe", {})
             old_values = {key: probe.get(key) for key in operation["changes"]}
             probe.update(operation["changes"])
-            inverse = {**operation, "changes": old_values}
+            return {**operation, "changes": old_values}
+
+        return self._patch_deployment(target, operation, change)
+
+    def _patch_deployment(
+        self,
+        target: Target,
+        operation: dict[str, Any],
+        change: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any] | None],
+    ) -> Applied:
+        """Read the deployment, let ``change`` edit a copy (it returns the inverse), patch."""
+        what = f"deployment {target.namespace}/{target.deployment}"
+        before = self._deployment(target)
+        after = json.loads(json.dumps(before))
+        inverse = change(after, before)
         patch = self._guarded(before, after)
         try:
             self.apps.patch_namespaced_deployment(
@@ -333,7 +368,8 @@ class KubernetesCluster:
             raise _translate(e, what) from e
         return Applied(operation, inverse)
 
-    def _configmap(self, target: Target, operation: dict[str, Any]) -> Applied:
+    def apply_update_configmap(self, target: Target, operation: dict[str, Any]) -> Applied:
+        """Change keys of a configmap in the service's namespace (None removes a key)."""
         what = f"configmap {target.namespace}/{operation['name']}"
         try:
             raw = self.core.read_namespaced_config_map(

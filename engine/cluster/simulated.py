@@ -22,11 +22,12 @@ import datetime
 import functools
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from engine import strictjson
-from engine.cluster import Applied, ClusterError, NotFoundError, Target
+from engine.cluster import Applied, ClusterError, NotFoundError, Target, apply_by_type
 from engine.files import write_atomically
 from engine.quantity import QuantityError, cpu_millicores, memory_bytes
 
@@ -299,7 +300,7 @@ class SimulatedCluster:
         return observation
 
     def apply(self, target: Target, operation: dict[str, Any]) -> Applied:
-        """Carry out one operation and return how to undo it."""
+        """Carry out one operation (``apply_<type>``) and return how to undo it."""
         service = self._checked(target)
         self._api_call(target)
         if service["faults"].get("apply_errors", 0) > 0:
@@ -307,60 +308,77 @@ class SimulatedCluster:
             raise ClusterError(
                 f"API server rejected the change to {target.deployment} (injected)", status=500
             )
-        kind = operation.get("type")
-        if kind == "scale":
-            before = service["replicas"]
-            service["replicas"] = int(operation["to"])
-            self._reconcile(target.service)
-            return Applied(operation, {"type": "scale", "to": before})
-        if kind == "adjust_resources":
-            resource, field = operation["resource"], operation.get("field", "request")
-            before = service["template"]["resources"][resource][field]
-            changed = copy.deepcopy(service["template"])
-            changed["resources"][resource][field] = str(operation["to"])
-            revision = self._roll_out(target.service, changed)
-            inverse = {
-                "type": "adjust_resources",
-                "resource": resource,
-                "field": field,
-                "to": before,
-            }
-            return Applied(operation, inverse, revision)
-        if kind == "restart_pod":
-            revision = self._roll_out(target.service, copy.deepcopy(service["template"]))
-            return Applied(operation, None, revision)
-        if kind == "rollback":
-            current = service["revision"]
-            wanted = operation.get("to_revision") or self._previous_revision(service)
-            if str(wanted) not in service["history"]:
-                raise NotFoundError(f"{target.deployment} has no revision {wanted}", status=404)
-            revision = self._roll_out(
-                target.service, copy.deepcopy(service["history"][str(wanted)])
-            )
-            return Applied(operation, {"type": "rollback", "to_revision": current}, revision)
-        if kind == "update_configmap":
-            data = service["configmaps"].setdefault(operation["name"], {})
-            before = {key: data.get(key) for key in operation["changes"]}
-            for key, value in operation["changes"].items():
-                if value is None:
-                    data.pop(key, None)
-                else:
-                    data[key] = value
-            inverse = {"type": "update_configmap", "name": operation["name"], "changes": before}
-            return Applied(operation, inverse)
-        if kind in ("update_strategy", "update_health_checks"):
-            changed = copy.deepcopy(service["template"])
-            section = (
-                changed["strategy"]
-                if kind == "update_strategy"
-                else changed["probes"].setdefault(operation.get("probe", "readiness"), {})
-            )
-            before = {key: section.get(key) for key in operation["changes"]}
-            section.update(operation["changes"])
-            revision = self._roll_out(target.service, changed)
-            inverse = {**{k: v for k, v in operation.items() if k != "changes"}, "changes": before}
-            return Applied(operation, inverse, revision)
-        raise ClusterError(f"the simulated cluster does not carry out {kind!r}", status=422)
+        return apply_by_type(self, target, operation, "the simulated cluster")
+
+    def apply_scale(self, target: Target, operation: dict[str, Any]) -> Applied:
+        """Set the replica count."""
+        service = self._service(target.service)
+        before = service["replicas"]
+        service["replicas"] = int(operation["to"])
+        self._reconcile(target.service)
+        return Applied(operation, {**operation, "to": before})
+
+    def apply_adjust_resources(self, target: Target, operation: dict[str, Any]) -> Applied:
+        """Set a request or limit: a new revision rolls out."""
+        service = self._service(target.service)
+        resource, field = operation["resource"], operation.get("field", "request")
+        before = service["template"]["resources"][resource][field]
+        changed = copy.deepcopy(service["template"])
+        changed["resources"][resource][field] = str(operation["to"])
+        revision = self._roll_out(target.service, changed)
+        inverse = {**operation, "field": field, "to": before}
+        return Applied(operation, inverse, revision)
+
+    def apply_restart_pod(self, target: Target, operation: dict[str, Any]) -> Applied:
+        """Restart through a rollout of the same template (can't be undone)."""
+        service = self._service(target.service)
+        revision = self._roll_out(target.service, copy.deepcopy(service["template"]))
+        return Applied(operation, None, revision)
+
+    def apply_rollback(self, target: Target, operation: dict[str, Any]) -> Applied:
+        """Roll out an earlier revision's template."""
+        service = self._service(target.service)
+        current = service["revision"]
+        wanted = operation.get("to_revision") or self._previous_revision(service)
+        if str(wanted) not in service["history"]:
+            raise NotFoundError(f"{target.deployment} has no revision {wanted}", status=404)
+        revision = self._roll_out(target.service, copy.deepcopy(service["history"][str(wanted)]))
+        return Applied(operation, {**operation, "to_revision": current}, revision)
+
+    def apply_update_configmap(self, target: Target, operation: dict[str, Any]) -> Applied:
+        """Change keys of a configmap (None removes a key)."""
+        service = self._service(target.service)
+        data = service["configmaps"].setdefault(operation["name"], {})
+        before = {key: data.get(key) for key in operation["changes"]}
+        for key, value in operation["changes"].items():
+            if value is None:
+                data.pop(key, None)
+            else:
+                data[key] = value
+        return Applied(operation, {**operation, "changes": before})
+
+    def apply_update_strategy(self, target: Target, operation: dict[str, Any]) -> Applied:
+        """Change the rollout strategy: a new revision rolls out."""
+        return self._change_template(target, operation, lambda t: t["strategy"])
+
+    def apply_update_health_checks(self, target: Target, operation: dict[str, Any]) -> Applied:
+        """Change a probe: a new revision rolls out."""
+        probe = operation.get("probe", "readiness")
+        return self._change_template(target, operation, lambda t: t["probes"].setdefault(probe, {}))
+
+    def _change_template(
+        self,
+        target: Target,
+        operation: dict[str, Any],
+        section_of: Callable[[dict[str, Any]], dict[str, Any]],
+    ) -> Applied:
+        service = self._service(target.service)
+        changed = copy.deepcopy(service["template"])
+        section = section_of(changed)
+        before = {key: section.get(key) for key in operation["changes"]}
+        section.update(operation["changes"])
+        revision = self._roll_out(target.service, changed)
+        return Applied(operation, {**operation, "changes": before}, revision)
 
     def undo(self, target: Target, applied: Applied) -> None:
         """Apply the inverse of an applied operation."""

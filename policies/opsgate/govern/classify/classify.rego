@@ -27,9 +27,10 @@ import data.opsgate.lib.verdict
 #   id: opsgate.govern.classify.findings
 findings(operation, ctx) := parameters.findings(operation, ctx.catalog) | safety.findings(ctx) if {
 	not parameters.fits(operation, ctx.catalog)
-} else := (built_in | authority.findings(operation, ctx)) | safety.findings(ctx) if {
-	built_in := _built_in(_concern[operation.type], operation, ctx)
+} else := (classified | authority.findings(operation, ctx)) | safety.findings(ctx) if {
+	built_in := _built_in(ctx.catalog[operation.type].concern, operation, ctx)
 	count(built_in) > 0
+	classified := built_in | at_floor(operation, built_in, ctx)
 } else := {unclassified(operation)} | safety.findings(ctx)
 
 # METADATA
@@ -44,24 +45,25 @@ unclassified(operation) := verdict.finding(
 	[],
 )
 
-# which concern holds the built-in rules of each operation type
-_concern := {
-	"scale": "scaling",
-	"adjust_resources": "resources",
-	"restart_pod": "recovery",
-	"rollback": "recovery",
-	"delete_pod": "recovery",
-	"update_configmap": "configuration",
-	"update_strategy": "configuration",
-	"update_health_checks": "configuration",
-	"delete_deployment": "protected",
-	"delete_service": "protected",
-	"delete_pvc": "protected",
-	"modify_secret": "protected",
-	"modify_network_policy": "protected",
-	"modify_rbac": "protected",
-}
+# METADATA
+# title: Catalog floor
+# description: |
+#   An operation is never classified below the floor tier its catalog entry
+#   declares: when the rules of its concern found it less strict, this
+#   finding raises it to the floor.
+# custom:
+#   id: opsgate.govern.classify.at_floor
+at_floor(operation, built_in, ctx) := {verdict.finding(
+	rego.metadata.rule(),
+	minimum,
+	sprintf("the operation catalog puts %s at %s or stricter", [operation.type, minimum]),
+	[],
+)} if {
+	minimum := ctx.catalog[operation.type].floor
+	max({verdict.rank[f.tier] | some f in built_in}) < verdict.rank[minimum]
+} else := set()
 
+# the rules of each concern the catalog names (data.opsgate.catalog.operations[_].concern)
 _built_in("scaling", operation, ctx) := scaling.findings(operation, ctx)
 
 _built_in("resources", operation, ctx) := resources.findings(operation, ctx)

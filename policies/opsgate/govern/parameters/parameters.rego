@@ -32,12 +32,12 @@ fits(operation, catalog) if {
 	names := object.keys(operation) - {"type", "from"}
 	count(names - object.keys(parameters)) == 0
 	count(_required(parameters) - names) == 0
-	_values_fit(operation, names)
+	_values_fit(operation, names, parameters)
 }
 
-_values_fit(operation, names) if {
-	every rule in object.get(_value_rules, operation.type, []) {
-		_fits(rule, operation, names)
+_values_fit(operation, names, parameters) if {
+	every name in names {
+		_valid(_kind(parameters[name]), operation, operation[name])
 	}
 }
 
@@ -79,7 +79,10 @@ invalid(operation, catalog) := verdict.finding(
 # description: Every way the operation's parameters break the catalog, one line each.
 # custom:
 #   id: opsgate.govern.parameters.problems
-problems(operation, catalog) := (_missing(operation, catalog) | _unexpected(operation, catalog)) | _malformed(operation)
+problems(operation, catalog) := (_missing(operation, catalog) | _unexpected(operation, catalog)) | _malformed(
+	operation,
+	catalog,
+)
 
 _known_type(operation, catalog) if {
 	is_object(operation)
@@ -105,32 +108,34 @@ _unexpected(operation, catalog) := {sprintf("unexpected parameter %q", [name]) |
 	not catalog[operation.type].parameters[name]
 }
 
-_malformed(operation) := {sprintf("%s %s (got %s)", [name, rule.expected, json.marshal(operation[name])]) |
-	some rule in _value_rules[operation.type]
-	name := rule.parameter
+_malformed(operation, catalog) := {sprintf(
+	"%s %s (got %s)",
+	[name, _expected(parameter), json.marshal(operation[name])],
+) |
+	some name, parameter in catalog[operation.type].parameters
 	_has(operation, name)
-	not _valid(rule.kind, operation, operation[name])
+	not _valid(_kind(parameter), operation, operation[name])
 }
 
-_value_rules := {
-	"scale": [{"parameter": "to", "kind": "count", "expected": "must be a whole number >= 0"}],
-	"adjust_resources": [
-		{"parameter": "resource", "kind": "resource", "expected": "must be cpu or memory"},
-		{"parameter": "field", "kind": "field", "expected": "must be request or limit"},
-		{"parameter": "to", "kind": "quantity", "expected": "must be a quantity of the resource, such as 90m or 256Mi"},
-	],
-	"restart_pod": [{"parameter": "pod", "kind": "name", "expected": "must be a non-empty name"}],
-	"rollback": [{"parameter": "to_revision", "kind": "revision", "expected": "must be a whole number >= 1"}],
-	"update_configmap": [
-		{"parameter": "name", "kind": "name", "expected": "must be a non-empty name"},
-		{"parameter": "changes", "kind": "changes", "expected": "must be a non-empty object"},
-	],
-	"update_strategy": [{"parameter": "changes", "kind": "changes", "expected": "must be a non-empty object"}],
-	"update_health_checks": [
-		{"parameter": "probe", "kind": "probe", "expected": "must be liveness, readiness or startup"},
-		{"parameter": "changes", "kind": "changes", "expected": "must be a non-empty object"},
-	],
+# what a value of each parameter kind (catalog: parameters[_].kind) must be
+_expectations := {
+	"count": "must be a whole number >= 0",
+	"revision": "must be a whole number >= 1",
+	"resource": "must be cpu or memory",
+	"field": "must be request or limit",
+	"quantity": "must be a quantity of the resource, such as 90m or 256Mi",
+	"name": "must be a non-empty name",
+	"changes": "must be a non-empty object",
+	"probe": "must be liveness, readiness or startup",
 }
+
+# a parameter the catalog gives no known kind fits nothing (fail closed)
+_kind(parameter) := object.get(parameter, "kind", "")
+
+_expected(parameter) := object.get(
+	_expectations, _kind(parameter),
+	sprintf("has no known kind in the operation catalog (%q)", [_kind(parameter)]),
+)
 
 _valid("count", _, value) if {
 	is_number(value)
@@ -168,7 +173,3 @@ _valid("probe", _, value) if value in {"liveness", "readiness", "startup"}
 _has(operation, name) if name in object.keys(operation)
 
 _required(parameters) := {name | some name, parameter in parameters; parameter.required}
-
-_fits(rule, _, names) if not rule.parameter in names
-
-_fits(rule, operation, _) if _valid(rule.kind, operation, operation[rule.parameter])
