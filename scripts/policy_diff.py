@@ -13,6 +13,9 @@ working policies. ``bundle_revision`` is left out: it changes with any edit.
     .venv/bin/python scripts/policy_diff.py compare /tmp/before.json
 
 ``compare`` exits 1 and names the first differences when any answer changed.
+A change made on purpose is named, not hidden: ``--expect RULE:FIELD``
+(repeatable) lets FIELD differ in the decisions whose strictest rule is
+RULE, and the count of answers that differed only there is printed.
 It takes about 15 seconds for the default 2,000 + 2,000 cases.
 """
 
@@ -339,9 +342,27 @@ def answers(policies: Path, cases: int, seed: int) -> dict[str, Any]:
     return result
 
 
-def differences(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
-    """One line per answer that changed."""
-    lines = []
+def _expected_away(answer: Any, expected: list[tuple[str, str]]) -> Any:
+    """``answer`` with the FIELDs of ``expected`` (RULE, FIELD) blanked where RULE leads."""
+    if isinstance(answer, dict):
+        rules = answer.get("rules")
+        leading = rules[0] if isinstance(rules, list) and rules else None
+        return {
+            key: "(expected to change)"
+            if (leading, key) in expected
+            else _expected_away(value, expected)
+            for key, value in answer.items()
+        }
+    if isinstance(answer, list):
+        return [_expected_away(item, expected) for item in answer]
+    return answer
+
+
+def differences(
+    before: dict[str, Any], after: dict[str, Any], expected: list[tuple[str, str]] | None = None
+) -> tuple[list[str], int]:
+    """One line per answer that changed, and how many changed only where expected."""
+    lines, as_expected = [], 0
     for key in ("decide_all", "decide", "enforce"):
         old = before[key]["services"] if key == "decide_all" else before[key]
         new = after[key]["services"] if key == "decide_all" else after[key]
@@ -349,12 +370,14 @@ def differences(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
             lines.append(f"{key}: {len(old)} answers before, {len(new)} now")
             continue
         for index, (a, b) in enumerate(zip(old, new, strict=True)):
-            if a != b:
+            if a != b and expected and _expected_away(a, expected) == _expected_away(b, expected):
+                as_expected += 1
+            elif a != b:
                 lines.append(
                     f"{key}[{index}]: was {json.dumps(a, sort_keys=True)}\n"
                     f"  now {json.dumps(b, sort_keys=True)}"
                 )
-    return lines
+    return lines, as_expected
 
 
 def main() -> None:
@@ -373,6 +396,13 @@ def main() -> None:
         "--cases", type=int, default=2000, help="observations and requests each (default 2000)"
     )
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--expect",
+        action="append",
+        default=[],
+        metavar="RULE:FIELD",
+        help="a change made on purpose: FIELD may differ where RULE is the leading rule",
+    )
     args = parser.parse_args()
     if args.action == "compare":
         try:
@@ -395,16 +425,21 @@ def main() -> None:
             f"and {len(result['enforce'])} requests → {args.file}"
         )
         return
-    changed = differences(recorded["answers"], result)
+    expected = [tuple(item.rsplit(":", 1)) for item in args.expect]
+    if any(len(pair) != 2 for pair in expected):
+        sys.exit("policy_diff: --expect takes RULE:FIELD")
+    changed, as_expected = differences(recorded["answers"], result, expected)  # type: ignore[arg-type]
     if result["decide"] != result["decide_all"]["services"]:
         changed.append("decide and decide_all disagree for the same observation")
     for line in changed[:5]:
         print(line)
     if changed:
         sys.exit(f"policy_diff: {len(changed)} answers changed")
+    if as_expected:
+        print(f"{as_expected} answers changed only where expected ({', '.join(args.expect)})")
     print(
         f"same answers for all {len(result['decide'])} observations "
-        f"and {len(result['enforce'])} requests"
+        f"and {len(result['enforce'])} requests" + (" apart from those" if as_expected else "")
     )
 
 

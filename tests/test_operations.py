@@ -24,7 +24,7 @@ from engine.cluster.kubernetes import KubernetesCluster
 from engine.cluster.simulated import SimulatedCluster
 from engine.packaged import policies_dir
 from engine.toolchain import find_tool
-from tests.conftest import REPO
+from tests.conftest import REPO, RunCli
 
 
 def _cluster() -> tuple[SimulatedCluster, Target]:
@@ -261,3 +261,17 @@ def test_routing_floor_and_library_rules_name_no_operation_type() -> None:
         if f'"{name}"' in path.read_text(encoding="utf-8")
     ]
     assert found == []
+
+
+def test_a_misshapen_operation_is_told_the_expected_shape(run_cli: RunCli) -> None:
+    result = run_cli(
+        "enforce", "--service", "frontend", "--operation", '{"type": "scale", "replicas": 3}'
+    )
+    assert result.exit_code == 4
+    verdict = json.loads(result.stdout)
+    assert verdict["reasons"] == [
+        'scale does not fit its type: missing parameter "to"; unexpected parameter "replicas"'
+    ]
+    assert verdict["suggestion"]["text"] == (
+        'give it as {"type": "scale", "to": 3} (every parameter: docs/OPERATIONS.md)'
+    )

@@ -64,15 +64,38 @@ unknown_type(operation, catalog) := verdict.finding_with_suggestion(
 # description: Missing, unexpected or malformed parameters make an operation forbidden.
 # custom:
 #   id: opsgate.govern.parameters.invalid
-invalid(operation, catalog) := verdict.finding(
+invalid(operation, catalog) := verdict.finding_with_suggestion(
 	rego.metadata.rule(),
 	"forbid",
 	sprintf("%s does not fit its type: %s", [operation.type, concat("; ", sort(problems(operation, catalog)))]),
 	[],
+	verdict.suggestion(expected_shape(operation.type, catalog), null),
 ) if {
 	_known_type(operation, catalog)
 	count(problems(operation, catalog)) > 0
 }
+
+# METADATA
+# title: Expected shape
+# description: |
+#   What an operation of a type looks like, from the catalog's examples: its
+#   required parameters as an example object, and the names of the optional ones.
+# custom:
+#   id: opsgate.govern.parameters.expected_shape
+expected_shape(type, catalog) := sprintf("give it as {%s}%s (every parameter: docs/OPERATIONS.md)", [
+	concat(", ", array.concat(
+		[sprintf("\"type\": %s", [json.marshal(type)])],
+		[sprintf("%s: %s", [json.marshal(name), json.marshal(catalog[type].parameters[name].example)]) |
+			some name in sort(_required(catalog[type].parameters))
+		],
+	)),
+	_optional(catalog[type].parameters),
+])
+
+_optional(parameters) := sprintf(", optionally with %s", [concat(", ", sort(names))]) if {
+	names := {name | some name, parameter in parameters; not parameter.required}
+	count(names) > 0
+} else := ""
 
 # METADATA
 # title: Parameter problems
