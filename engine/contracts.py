@@ -1,4 +1,4 @@
-"""The public JSON contracts of DESIGN.md, and checks that OPA's answers keep them.
+"""The public JSON contracts (docs/AGENT_OPERATIONS.md), and checks that OPA's answers keep them.
 
 An answer that breaks the contract is treated like no answer at all
 (``PolicyError``): the runner executes nothing on it. Python checks shapes
@@ -18,7 +18,7 @@ from engine.errors import PolicyError
 Tier = Literal["allow", "approve", "forbid", "defer"]
 TIERS: tuple[Tier, ...] = ("allow", "approve", "forbid", "defer")
 
-# enforce exit codes (DESIGN.md): 0 allow, 3 approve, 4 forbid, 5 defer
+# enforce exit codes (docs/AGENT_OPERATIONS.md): 0 allow, 3 approve, 4 forbid, 5 defer
 EXIT_CODES: dict[Tier, int] = {"allow": 0, "approve": 3, "forbid": 4, "defer": 5}
 
 
@@ -190,7 +190,7 @@ _POD_FIELDS: tuple[tuple[str, str, Callable[[Any], bool]], ...] = (
 
 
 def observation_problem(observation: dict[str, Any]) -> str | None:
-    """The first field that breaks the observation shape of DESIGN.md, as ``path: why``.
+    """The first field that breaks the Observation contract (docs/AGENT_OPERATIONS.md), as ``path: why``.
 
     Only the parts the verification checks read are checked (replicas,
     metrics, pods); a missing or null part is allowed: it means unknown.

@@ -205,7 +205,14 @@ class Executor:
                 )
         if tier not in ("allow", "approve"):
             raise ValueError(f"unexpected tier {tier!r}")  # contracts.verdict already refuses these
-        return self._run(ctx, decision, tier, approval if tier == "approve" else None, before)
+        return self._run(
+            ctx,
+            decision,
+            tier,
+            approval if tier == "approve" else None,
+            before,
+            dry_run=self._dry_run(verdict),
+        )
 
     def _own_refusal(self, ctx: Context, operation: dict[str, Any]) -> str:
         """Why Python refuses ``operation`` by itself, whatever OPA says ("" when it doesn't)."""
@@ -237,7 +244,7 @@ class Executor:
             ctx.bundle_revision,
             requester,
         )
-        if problems or self._dry_run(ctx):
+        if problems or self._dry_run(verdict):
             return problems  # a dry run changes nothing: a name-only approval is enough
         if approval.token is None:
             return [
@@ -253,8 +260,10 @@ class Executor:
             ] or [f"OPA did not confirm the signed approval {approval.id}"]
         return []
 
-    def _dry_run(self, ctx: Context) -> bool:
-        return bool(self.dry_run or ctx.blueprint["governance"]["safety"]["dry_run"])
+    def _dry_run(self, verdict: dict[str, Any]) -> bool:
+        """A dry run when the runner was started as one, or when the fresh verdict says so
+        (the policies read the blueprint's governance.safety.dry_run)."""
+        return self.dry_run or verdict.get("dry_run") is not False
 
     def _run(
         self,
@@ -263,10 +272,12 @@ class Executor:
         tier: str,
         approval: Approval | None,
         before: dict[str, Any],
+        *,
+        dry_run: bool,
     ) -> Result:
         operation = _operation_only(decision["operation"])
         actor = approval.answered_by if approval and tier == "approve" else "opsgate"
-        if self._dry_run(ctx):
+        if dry_run:
             self._event(ctx, "dry_run", decision, actor=actor)
             return Result("planned", decision["id"], decision["operation"], tier, "dry run")
         inverse = operations.inverse_from(operation, before)

@@ -40,7 +40,10 @@ OTHER_READERS = {
     "governance.approval_workflow.notifications": ["runner: approvals (notifications)"],
     "governance.audit.retention_days": ["runner: audit prune"],
     "governance.safety.circuit_breaker_threshold": ["runner: execution (breaker)"],
-    "governance.safety.dry_run": ["opsgate.govern.safety.dry_run", "runner: execution"],
+    "governance.safety.dry_run": [
+        "opsgate.govern.safety.dry_run",
+        "runner: execution (through the verdict's dry_run)",
+    ],
     "target.namespace": ["runner: cluster"],
     "target.deployment": ["runner: cluster"],
     "metadata.name": ["runner: every decision and audit event"],

@@ -65,3 +65,17 @@ def test_troubleshooting_lists_every_error_message() -> None:
     assert len(found) > 100
     missing = {phrase: where for phrase, where in found.items() if phrase not in text}
     assert missing == {}
+
+
+def test_nothing_refers_to_a_design_file_outside_the_repository() -> None:
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split()
+    found = [
+        name
+        for name in tracked
+        if name.endswith((".py", ".md", ".rego", ".yaml", ".toml"))
+        and "DESIGN.md" in (REPO / name).read_text(encoding="utf-8", errors="replace")
+        and name != "tests/test_docs.py"
+    ]
+    assert found == []

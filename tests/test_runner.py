@@ -313,6 +313,18 @@ def test_dry_run_changes_nothing(world: World, session: PolicySession) -> None:
     assert world.events("dry_run")
 
 
+def test_dry_run_is_read_from_the_fresh_verdict(world: World) -> None:
+    # the blueprint says nothing of a dry run; the policies' verdict does: it is obeyed
+    executor, ctx = _executor(world)
+    assert ctx.blueprint["governance"]["safety"]["dry_run"] is False
+    asked = executor.recheck
+    executor.recheck = lambda request: {**asked(request), "dry_run": True}
+    result = executor.execute(ctx, _decision({"type": "scale", "to": 3}))
+    assert result.outcome == "planned"
+    assert world.replicas("frontend") == 2
+    assert world.events("dry_run")
+
+
 def test_unwritable_audit_log_means_nothing_is_executed(
     world: World, session: PolicySession
 ) -> None:

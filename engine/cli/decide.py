@@ -20,7 +20,7 @@ Examples:
   opsgate decide --observation blueprints/examples/observations/frontend-busy.json
   kubectl-ai-observer | opsgate decide --observation - --opa-url https://opa:8181
 
-The decision document (DESIGN.md) is printed on stdout as JSON; a summary
+The decision document (docs/AGENT_OPERATIONS.md) is printed on stdout as JSON; a summary
 goes to stderr. Exit codes: 0 answered, 1 error (OPA down, bad input), 2 usage.""",
 )
 @blueprints_option
