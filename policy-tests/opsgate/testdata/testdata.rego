@@ -10,6 +10,7 @@
 #   id: opsgate.testdata
 package opsgate.testdata
 
+import data.opsgate.lib.observation as observation_lib
 import data.opsgate.main
 
 # METADATA
@@ -81,6 +82,29 @@ decide_with(changes, compiled) := document if {
 	document := main.decide with input as json.patch(observation, changes)
 		with data.opsgate.blueprints as compiled
 		with data.opsgate.bundle as bundle
+}
+
+# METADATA
+# title: Context
+# description: |
+#   The context the entrypoints hand to the concerns (main's _context), for
+#   the stable observation changed by JSON patch operations: tests of one
+#   concern query its rules with it directly. Keep it in step with main.
+# custom:
+#   id: opsgate.testdata.context
+context(changes) := {
+	"service": item.service,
+	"blueprint": blueprints[item.service],
+	"catalog": data.opsgate.catalog.operations,
+	"metrics": observation_lib.metrics(item),
+	"replicas": observation_lib.replicas(observation_lib.as_object(object.get(item, "replicas", {}))),
+	"pods": observation_lib.pods(item),
+	"resources": observation_lib.amounts(observation_lib.as_object(object.get(item, "resources", {}))),
+	"state": observation_lib.state(object.get(item, "state", {})),
+	"now": object.get(item, "now", null),
+	"now_ns": observation_lib.time_ns(object.get(item, "now", null)),
+} if {
+	item := json.patch(observation, changes)
 }
 
 # METADATA
