@@ -66,3 +66,20 @@ test_every_decision_names_reasons_rules_and_refs if {
 		decision.tier in {"allow", "approve", "forbid", "defer"}
 	}
 }
+
+test_enforce_verdict_is_the_whole_contract if {
+	verdict := testdata.enforce(testdata.request({"type": "scale", "to": 6}))
+	object.remove(verdict, ["id"]) == {
+		"operation": {"type": "scale", "from": 2, "to": 6},
+		"tier": "approve",
+		"reasons": ["needs 6 replicas, above max_replicas 5", "governance.agent_authority.allowed lists scale"],
+		"rules": ["opsgate.govern.scaling.above_maximum", "opsgate.govern.authority.allowed"],
+		"blueprint_refs": ["governance.agent_authority.allowed", "spec.scaling.max_replicas"],
+		"suggestion": null,
+		"service": "frontend",
+		"blueprint": {"name": "frontend", "version": "1.0.0"},
+		"bundle_revision": "test-revision",
+		"dry_run": false,
+	}
+	count(verdict.id) == 16
+}

@@ -1,5 +1,6 @@
 package opsgate.decide.resources_test
 
+import data.opsgate.decide.resources
 import data.opsgate.testdata
 
 _cpu(usage) := testdata.decide([testdata.set("/resources/cpu/usage", usage)])
@@ -80,4 +81,54 @@ test_memory_never_below_minimum if {
 
 test_unparsable_usage_means_no_resource_decision if {
 	testdata.decide([testdata.set("/resources/cpu/usage", "lots")]).decisions == []
+}
+
+# --- the rules, queried directly -------------------------------------------------
+
+_refs(resource) := [
+	sprintf("spec.resources.%s.request", [resource]),
+	sprintf("spec.resources.%s.minimum", [resource]),
+	sprintf("spec.resources.%s.limit", [resource]),
+	"governance.resource_band_percent",
+]
+
+test_proposals_in_band_step_and_full_step if {
+	resources.proposals(testdata.context([testdata.set("/resources/cpu/usage", "70m")])) == [
+		{
+			"operation": {"type": "adjust_resources", "resource": "cpu", "field": "request", "from": "100m", "to": "90m"},
+			"reason": "cpu usage 70m is 70% of request 100m, outside resource_band_percent 10%: a step within the band",
+			"rule": "opsgate.decide.resources.in_band_step",
+			"refs": _refs("cpu"),
+		},
+		{
+			"operation": {"type": "adjust_resources", "resource": "cpu", "field": "request", "from": "100m", "to": "70m"},
+			"reason": "cpu usage 70m is 70% of request 100m: the full step to usage",
+			"rule": "opsgate.decide.resources.full_step",
+			"refs": _refs("cpu"),
+		},
+	]
+}
+
+test_proposals_cpu_before_memory if {
+	ctx := testdata.context([
+		testdata.set("/resources/memory/usage", "256Mi"),
+		testdata.set("/resources/cpu/usage", "200m"),
+	])
+	[[p.rule, p.operation.resource, p.operation.to] | some p in resources.proposals(ctx)] == [
+		["opsgate.decide.resources.in_band_step", "cpu", "110m"],
+		["opsgate.decide.resources.full_step", "cpu", "200m"],
+		["opsgate.decide.resources.in_band_step", "memory", "140Mi"],
+		["opsgate.decide.resources.full_step", "memory", "256Mi"],
+	]
+}
+
+test_proposals_use_the_observed_limit_over_the_blueprints if {
+	# the frontend's cpu limit is 500m; an observed limit of 300m stops the steps there
+	ctx := testdata.context([testdata.set("/resources/cpu", {"request": "280m", "usage": "900m", "limit": "300m"})])
+	[p.operation.to | some p in resources.proposals(ctx)] == ["300m"]
+}
+
+test_proposals_none_without_observed_resources if {
+	resources.proposals(testdata.context([testdata.remove("/resources")])) == []
+	resources.proposals(testdata.context([testdata.set("/resources/cpu/request", "0m")])) == []
 }

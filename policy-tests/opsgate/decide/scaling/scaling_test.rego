@@ -1,5 +1,6 @@
 package opsgate.decide.scaling_test
 
+import data.opsgate.decide.scaling
 import data.opsgate.lib.verdict
 import data.opsgate.testdata
 
@@ -134,4 +135,85 @@ test_backend_scales_on_its_own_threshold if {
 	decision.operation == {"type": "scale", "from": 3, "to": 4}
 	decision.tier == "approve"
 	"needs 4 replicas, above max_replicas 3" in decision.reasons
+}
+
+# --- the rules, queried directly -------------------------------------------------
+
+# the frontend scales on cpu: up over 80%, down under 30%, 2 to 5 replicas
+_ctx(changes) := testdata.context(changes)
+
+_replicas(n) := testdata.set("/replicas", {"desired": n, "ready": n})
+
+test_metric_of if {
+	scaling.metric_of == {"cpu": "cpu_percent", "memory": "memory_percent"}
+}
+
+test_scale_up_one_replica_over_the_threshold if {
+	scaling.scale_up(_ctx([testdata.set("/metrics/cpu_percent", 85)])) == {
+		"operation": {"type": "scale", "from": 2, "to": 3},
+		"reason": "cpu 85% > scale_up_threshold_percent 80%",
+		"rule": "opsgate.decide.scaling.scale_up",
+		"refs": ["spec.scaling.metric", "spec.scaling.scale_up_threshold_percent"],
+	}
+	not scaling.scale_up(_ctx([testdata.set("/metrics/cpu_percent", 80)]))
+}
+
+test_scale_up_reads_the_blueprints_metric if {
+	ctx := object.union(
+		_ctx([testdata.set("/metrics/memory_percent", 90)]),
+		{"blueprint": {"spec": {"scaling": {"metric": "memory"}}}},
+	)
+	scaling.scale_up(ctx).reason == "memory 90% > scale_up_threshold_percent 80%"
+}
+
+test_scale_up_not_below_min_replicas if {
+	# restore_minimum brings it back first
+	not scaling.scale_up(_ctx([testdata.set("/metrics/cpu_percent", 95), _replicas(1)]))
+}
+
+test_scale_down_one_replica_under_the_threshold if {
+	scaling.scale_down(_ctx([testdata.set("/metrics/cpu_percent", 20), _replicas(4)])) == {
+		"operation": {"type": "scale", "from": 4, "to": 3},
+		"reason": "cpu 20% < scale_down_threshold_percent 30%",
+		"rule": "opsgate.decide.scaling.scale_down",
+		"refs": ["spec.scaling.metric", "spec.scaling.scale_down_threshold_percent", "spec.scaling.min_replicas"],
+	}
+	not scaling.scale_down(_ctx([testdata.set("/metrics/cpu_percent", 30), _replicas(4)]))
+	not scaling.scale_down(_ctx([testdata.set("/metrics/cpu_percent", 20), _replicas(2)]))
+}
+
+test_scale_down_withheld_while_error_rate_misses_its_target if {
+	ctx := _ctx([
+		testdata.set("/metrics/cpu_percent", 20),
+		testdata.set("/metrics/error_rate_percent", 2),
+		_replicas(4),
+	])
+	not scaling.scale_down(ctx)
+	scaling.notes(ctx) == {"not scaling down: error_rate_percent 2 misses spec.performance.error_rate_percent 1"}
+}
+
+test_restore_minimum if {
+	scaling.restore_minimum(_ctx([_replicas(0)])) == {
+		"operation": {"type": "scale", "from": 0, "to": 2},
+		"reason": "replicas 0 < min_replicas 2",
+		"rule": "opsgate.decide.scaling.restore_minimum",
+		"refs": ["spec.scaling.min_replicas"],
+	}
+	not scaling.restore_minimum(_ctx([_replicas(2)]))
+}
+
+test_proposals_collect_the_rules if {
+	scaling.proposals(_ctx([])) == []
+	[p.rule | some p in scaling.proposals(_ctx([testdata.set("/metrics/cpu_percent", 95), _replicas(1)]))] == [
+		"opsgate.decide.scaling.restore_minimum",
+	]
+	[p.operation.to | some p in scaling.proposals(_ctx([testdata.set("/metrics/cpu_percent", 95), _replicas(3)]))] == [4]
+}
+
+test_notes_when_replicas_or_the_metric_are_unknown if {
+	scaling.notes(_ctx([])) == set()
+	scaling.notes(_ctx([testdata.set("/replicas", "two")])) == {"replica counts unknown: no scaling decision"}
+	scaling.notes(_ctx([testdata.remove("/metrics/cpu_percent")])) == {
+		"cpu utilization unknown (metrics.cpu_percent missing or invalid): no scaling decision",
+	}
 }

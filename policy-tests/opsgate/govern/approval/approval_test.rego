@@ -221,3 +221,38 @@ test_check_salted_digest if {
 	unsalted := object.union(_claims, {"nonce": "n0nce"})
 	_problems(unsalted, []) == ["signed for another operation (the operation digest differs)"]
 }
+
+# --- the rules, queried directly -------------------------------------------------
+
+_now_ns := _now * 1000000000
+
+test_check_queried_directly if {
+	request := _request(_signed(_claims, _sre_key), [])
+	approval.check(request, _blueprints.frontend, "test-revision", _now_ns) == {
+		"valid": true,
+		"approver": "sre-lead",
+		"request_id": "3f9c2a0011223344",
+		"problems": [],
+		"rules": ["opsgate.govern.approval.check"],
+		"blueprint_refs": ["governance.approval_workflow.approvers"],
+	}
+	approval.check(request, _blueprints.frontend, "later", _now_ns).problems == [`signed under bundle revision "test-revision", not later`]
+}
+
+test_covers_only_when_every_condition_holds if {
+	request := _request(_signed(_claims, _sre_key), [])
+	approval.covers(request, _claims, _blueprints.frontend, "test-revision", _now_ns)
+	not approval.covers(request, _claims, _blueprints.frontend, "test-revision", _now_ns + 601000000000)
+	not approval.covers(request, _claims, testdata.blueprints.frontend, "test-revision", _now_ns)
+}
+
+test_problems_none_for_a_covering_approval if {
+	request := _request(_signed(_claims, _sre_key), [])
+	approval.problems(request, _claims, _blueprints.frontend, "test-revision", _now_ns) == set()
+	approval.problems(request, object.union(_claims, {"sub": "backend"}), _blueprints.frontend, "test-revision", _now_ns) == {`signed for service "backend", not "frontend"`}
+}
+
+test_digest_leaves_out_from_and_salts if {
+	approval.digest({"type": "scale", "from": 2, "to": 3}, "") == crypto.sha256(`{"to":3,"type":"scale"}`)
+	approval.digest({"type": "scale", "to": 3}, "s") == crypto.sha256(`s{"to":3,"type":"scale"}`)
+}

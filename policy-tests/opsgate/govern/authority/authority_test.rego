@@ -1,5 +1,6 @@
 package opsgate.govern.authority_test
 
+import data.opsgate.govern.authority
 import data.opsgate.testdata
 
 _with_authority(allowed, requires_approval, forbidden) := testdata.frontend_with([{
@@ -43,4 +44,66 @@ test_authority_finding_names_its_field if {
 	verdict := testdata.enforce_with(testdata.request({"type": "scale", "to": 3}), _with_authority([], ["scale"], []))
 	"governance.agent_authority.requires_approval lists scale" in verdict.reasons
 	"governance.agent_authority.requires_approval" in verdict.blueprint_refs
+}
+
+# --- the rules, queried directly -------------------------------------------------
+
+# the frontend: scale allowed, rollback requires approval, delete_pod forbidden
+_ctx := testdata.context([])
+
+test_findings_of_an_allowed_type if {
+	authority.findings({"type": "scale", "to": 3}, _ctx) == {{
+		"order": [2, 1],
+		"tier": "allow",
+		"reason": "governance.agent_authority.allowed lists scale",
+		"rule": "opsgate.govern.authority.allowed",
+		"refs": ["governance.agent_authority.allowed"],
+		"suggestion": null,
+	}}
+}
+
+test_findings_of_a_type_requiring_approval if {
+	authority.findings({"type": "rollback"}, _ctx) == {{
+		"order": [1, 1],
+		"tier": "approve",
+		"reason": "governance.agent_authority.requires_approval lists rollback",
+		"rule": "opsgate.govern.authority.requires_approval",
+		"refs": ["governance.agent_authority.requires_approval"],
+		"suggestion": null,
+	}}
+}
+
+test_findings_of_a_forbidden_type if {
+	authority.findings({"type": "delete_pod", "name": "frontend-1"}, _ctx) == {{
+		"order": [0, 1],
+		"tier": "forbid",
+		"reason": "governance.agent_authority.forbidden lists delete_pod",
+		"rule": "opsgate.govern.authority.forbidden",
+		"refs": ["governance.agent_authority.forbidden"],
+		"suggestion": null,
+	}}
+}
+
+test_findings_of_a_type_listed_nowhere_are_empty if {
+	ctx := json.patch(_ctx, [{"op": "replace", "path": "/blueprint/governance/agent_authority/allowed", "value": []}])
+	authority.findings({"type": "scale", "to": 3}, ctx) == set()
+}
+
+test_findings_one_per_list_naming_the_type if {
+	ctx := json.patch(_ctx, [{
+		"op": "replace",
+		"path": "/blueprint/governance/agent_authority",
+		"value": {"allowed": ["scale"], "requires_approval": ["scale"], "forbidden": ["scale"]},
+	}])
+	{f.rule | some f in authority.findings({"type": "scale", "to": 3}, ctx)} == {
+		"opsgate.govern.authority.allowed",
+		"opsgate.govern.authority.requires_approval",
+		"opsgate.govern.authority.forbidden",
+	}
+}
+
+test_each_rule_only_for_its_own_list if {
+	not authority.forbidden({"type": "scale"}, _ctx)
+	not authority.requires_approval({"type": "scale"}, _ctx)
+	not authority.allowed({"type": "rollback"}, _ctx)
 }

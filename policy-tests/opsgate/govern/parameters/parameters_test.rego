@@ -122,3 +122,23 @@ _no_problems(operation, catalog) if {
 	catalog[operation.type]
 	count(parameters.problems(operation, catalog)) == 0
 } else := false
+
+test_findings_queried_directly if {
+	catalog := data.opsgate.catalog.operations
+	parameters.findings({"type": "scale", "to": 3}, catalog) == set()
+	[[f.rule, f.tier, f.reason] | some f in parameters.findings({"type": "scale", "to": "3"}, catalog)] == [[
+		"opsgate.govern.parameters.invalid",
+		"forbid",
+		`scale does not fit its type: to must be a whole number >= 0 (got "3")`,
+	]]
+	[[f.rule, f.tier] | some f in parameters.findings({"type": "reboot_node"}, catalog)] == [[
+		"opsgate.govern.parameters.unknown_type",
+		"forbid",
+	]]
+}
+
+test_problems_queried_directly if {
+	catalog := data.opsgate.catalog.operations
+	parameters.problems({"type": "restart_pod", "pod": "p-0"}, catalog) == set()
+	parameters.problems({"type": "restart_pod", "name": "p-0"}, catalog) == {`missing parameter "pod"`, `unexpected parameter "name"`}
+}

@@ -1,5 +1,6 @@
 package opsgate.govern.safety_test
 
+import data.opsgate.govern.safety
 import data.opsgate.testdata
 
 _request(operation, state, now) := object.union(testdata.request(operation), {"state": state, "now": now})
@@ -90,4 +91,66 @@ test_dry_run_marks_decisions_and_keeps_tiers if {
 test_dry_run_on_a_quiet_service if {
 	compiled := testdata.frontend_with([{"op": "replace", "path": "/governance/safety/dry_run", "value": true}])
 	testdata.decide_with([], compiled).dry_run == true
+}
+
+# --- the rules, queried directly -------------------------------------------------
+
+# the frontend: cooldown_seconds 300; the stable observation's now is 12:00:00
+_ctx(changes) := testdata.context(changes)
+
+_last(at) := testdata.set("/state/last_operation_at", at)
+
+test_findings_none_while_the_breaker_is_closed if {
+	safety.findings(_ctx([])) == set()
+}
+
+test_findings_breaker_open if {
+	safety.findings(_ctx([testdata.set("/state/breaker_open", true)])) == {{
+		"order": [0, 2],
+		"tier": "forbid",
+		"reason": "circuit breaker open: human reset required",
+		"rule": "opsgate.govern.safety.breaker_open",
+		"refs": ["governance.safety.circuit_breaker_threshold"],
+		"suggestion": {
+			"text": "investigate, then run: opsgate breaker reset frontend --key PATH --reason TEXT",
+			"operation": null,
+		},
+	}}
+}
+
+test_postponements_none_without_history if {
+	safety.postponements(_ctx([])) == set()
+}
+
+test_postponements_cooldown if {
+	safety.postponements(_ctx([_last("2026-02-10T11:58:00Z")])) == {{
+		"order": [2, 2],
+		"tier": "allow",
+		"reason": "last operation 120s ago, within cooldown_seconds 300",
+		"rule": "opsgate.govern.safety.cooldown",
+		"refs": ["spec.scaling.cooldown_seconds"],
+		"suggestion": null,
+	}}
+}
+
+test_cooldown_boundaries if {
+	safety.cooldown(_ctx([_last("2026-02-10T11:55:01Z")])).reason == "last operation 299s ago, within cooldown_seconds 300"
+	not safety.cooldown(_ctx([_last("2026-02-10T11:55:00Z")]))
+}
+
+test_unknown_time if {
+	every changes in [
+		[_last("2026-02-10T11:58:00Z"), testdata.set("/now", "noon")],
+		[_last("an hour ago")],
+	] {
+		{p.rule | some p in safety.postponements(_ctx(changes))} == {"opsgate.govern.safety.unknown_time"}
+	}
+	not safety.unknown_time(_ctx([testdata.set("/now", "noon")]))
+	not safety.unknown_time(_ctx([_last("2026-02-10T11:58:00Z")]))
+}
+
+test_dry_run_is_the_blueprints if {
+	safety.dry_run(_ctx([])) == false
+	ctx := json.patch(_ctx([]), [{"op": "replace", "path": "/blueprint/governance/safety/dry_run", "value": true}])
+	safety.dry_run(ctx) == true
 }

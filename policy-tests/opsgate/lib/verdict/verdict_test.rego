@@ -60,3 +60,46 @@ test_decision_id_is_stable_and_short if {
 test_combined_without_findings_is_forbid if {
 	verdict.combined("i", {}, [], set(), set()).tier == "forbid"
 }
+
+test_finding_sorts_strictest_first_then_built_in_rules if {
+	verdict.finding(_metadata("opsgate.govern.scaling.to_zero"), "forbid", "zero", ["r"]) == {
+		"order": [0, 0],
+		"tier": "forbid",
+		"reason": "zero",
+		"rule": "opsgate.govern.scaling.to_zero",
+		"refs": ["r"],
+		"suggestion": null,
+	}
+	verdict.finding(_metadata("opsgate.govern.authority.allowed"), "allow", "a", []).order == [2, 1]
+	verdict.finding(_metadata("opsgate.govern.safety.breaker_open"), "approve", "b", []).order == [1, 2]
+}
+
+test_finding_with_suggestion_carries_it if {
+	suggestion := verdict.suggestion("do this instead", {"type": "scale", "to": 2})
+	suggestion == {"text": "do this instead", "operation": {"type": "scale", "to": 2}}
+	found := verdict.finding_with_suggestion(_metadata("r"), "forbid", "no", [], suggestion)
+	found == object.union(verdict.finding(_metadata("r"), "forbid", "no", []), {"suggestion": suggestion})
+}
+
+test_proposal if {
+	verdict.proposal(_metadata("opsgate.decide.scaling.scale_up"), {"type": "scale", "to": 3}, "busy", ["x"]) == {
+		"operation": {"type": "scale", "to": 3},
+		"reason": "busy",
+		"rule": "opsgate.decide.scaling.scale_up",
+		"refs": ["x"],
+	}
+}
+
+test_combined_tells_leading_proposals_first if {
+	leading := [verdict.proposal(_metadata("opsgate.decide.scaling.scale_up"), {}, "why", ["p"])]
+	findings := {verdict.finding(_metadata("opsgate.govern.scaling.within_limits"), "allow", "fine", ["f"])}
+	combined := verdict.combined("i", {}, leading, findings, set())
+	combined.reasons == ["why", "fine"]
+	combined.rules == ["opsgate.decide.scaling.scale_up", "opsgate.govern.scaling.within_limits"]
+	combined.blueprint_refs == ["f", "p"]
+}
+
+test_rank_orders_the_tiers if {
+	verdict.rank.allow < verdict.rank.approve
+	verdict.rank.approve < verdict.rank.forbid
+}
