@@ -53,6 +53,15 @@ class DecisionDocument(TypedDict):
     notes: list[str]
 
 
+class BreakerAnswer(TypedDict):
+    """The answer of ``data.opsgate.main.breaker`` for one service."""
+
+    service: Any
+    bundle_revision: str
+    open: bool
+    reason: str | None
+
+
 _STRINGS = {"type": "array", "items": {"type": "string"}}
 
 _DECISION = {
@@ -109,7 +118,18 @@ _VERDICT = {
     ]
 }
 
+_BREAKER = {
+    "type": "object",
+    "required": ["service", "bundle_revision", "open", "reason"],
+    "properties": {
+        "bundle_revision": {"type": "string"},
+        "open": {"type": "boolean"},
+        "reason": {"type": ["string", "null"]},
+    },
+}
+
 _VALIDATORS = {
+    "breaker": Draft202012Validator(_BREAKER),
     "decide": Draft202012Validator(_DOCUMENT),
     "decide_all": Draft202012Validator(_DECIDE_ALL),
     "enforce": Draft202012Validator(_VERDICT),
@@ -172,6 +192,12 @@ def verdict(answer: Any) -> dict[str, Any]:
     return cast(dict[str, Any], answer)
 
 
+def breaker_answer(answer: Any) -> BreakerAnswer:
+    """Return ``answer`` as a breaker answer, or raise PolicyError."""
+    _check("breaker", answer)
+    return cast(BreakerAnswer, answer)
+
+
 def _is_whole(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -190,7 +216,8 @@ _POD_FIELDS: tuple[tuple[str, str, Callable[[Any], bool]], ...] = (
 
 
 def observation_problem(observation: dict[str, Any]) -> str | None:
-    """The first field that breaks the Observation contract (docs/AGENT_OPERATIONS.md), as ``path: why``.
+    """The first field that breaks the Observation contract, as ``path: why``
+    (docs/AGENT_OPERATIONS.md).
 
     Only the parts the verification checks read are checked (replicas,
     metrics, pods); a missing or null part is allowed: it means unknown.

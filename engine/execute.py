@@ -25,6 +25,8 @@ from engine import operations, redact
 from engine.approval import RUNNER, Actor, binding_problems
 from engine.audit import AuditLog
 from engine.cluster import Applied, Cluster, ClusterError, ConflictError, Target
+from engine.contracts import BreakerAnswer
+from engine.errors import PolicyError
 from engine.state import Approval, JournalEntry, StateStore
 from engine.verify import Verification, verify, verify_rollback
 
@@ -43,6 +45,8 @@ Outcome = Literal[
 ]
 
 Recheck = Callable[[dict[str, Any]], dict[str, Any]]
+# asks the policies whether a service's breaker is open (data.opsgate.main.breaker)
+BreakerCheck = Callable[[dict[str, Any]], BreakerAnswer]
 
 # the rule id the executor's own refusals carry (not a Rego rule: Python refusing more)
 _OWN_RULE = "opsgate.execute.refusal"
@@ -108,12 +112,14 @@ class Executor:
         audit: AuditLog,
         recheck: Recheck,
         *,
+        breaker: BreakerCheck | None = None,
         dry_run: bool = False,
     ) -> None:
         self.cluster = cluster
         self.state = state
         self.audit = audit
         self.recheck = recheck
+        self.breaker = breaker
         self.dry_run = dry_run
 
     def _event(self, ctx: Context, kind: str, decision: dict[str, Any], **fields: Any) -> None:
@@ -430,15 +436,26 @@ class Executor:
         return "rollback_failed"
 
     def _count_failure(self, ctx: Context, decision: dict[str, Any], reason: str) -> bool:
-        threshold = ctx.blueprint["governance"]["safety"]["circuit_breaker_threshold"]
-        opened = self.state.record_failure(ctx.service, threshold, self.cluster.now(), reason)
+        """Count a failure, ask the policies whether the breaker opens now, and record it.
+
+        Without an answer (no breaker question, OPA failing) nothing is recorded:
+        the policies still read the failure count in every later verdict.
+        """
+        self.state.record_failure(ctx.service)
+        if self.breaker is None:
+            return False
+        request = {"service": ctx.service, "state": self.state.service_state(ctx.service)}
+        try:
+            answer = self.breaker(request)
+        except PolicyError as e:
+            self._event(ctx, "error", decision, error=f"breaker question failed: {e}")
+            return False
+        if not answer["open"]:
+            return False
+        why = f"{answer['reason']}; last: {reason}"
+        opened = self.state.open_breaker(ctx.service, self.cluster.now(), why)
         if opened:
-            self._event(
-                ctx,
-                "breaker_opened",
-                decision,
-                reason=f"{threshold} consecutive failures; last: {reason}",
-            )
+            self._event(ctx, "breaker_opened", decision, reason=why)
         return opened
 
     def recover(self, entry: JournalEntry, ctx: Context) -> str:

@@ -197,6 +197,11 @@ class PolicySession:
         answer = self.gateway.evaluate(ENTRYPOINTS, "enforce", request)
         return contracts.verdict(answer)
 
+    def breaker(self, request: Any) -> contracts.BreakerAnswer:
+        """Ask ``data.opsgate.main.breaker`` whether a service's breaker is open."""
+        answer = self.gateway.evaluate(ENTRYPOINTS, "breaker", request)
+        return contracts.breaker_answer(answer)
+
     def stop(self) -> None:
         """Stop the local OPA (if any) and remove scratch files."""
         if self._gateway is not None:

@@ -75,7 +75,9 @@ class Runner:
         targets = notification_targets(blueprints) if notify else {}
         self.notifier = Notifier(targets, record=audit.record)
         self.approvals = Approvals(state, audit, notifier=self.notifier)
-        self.executor = Executor(cluster, state, audit, session.enforce, dry_run=dry_run)
+        self.executor = Executor(
+            cluster, state, audit, session.enforce, breaker=session.breaker, dry_run=dry_run
+        )
         self.targets = {
             name: Target(name, bp["target"]["namespace"], bp["target"]["deployment"])
             for name, bp in blueprints.items()

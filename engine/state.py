@@ -359,8 +359,12 @@ class StateStore:
             self._ensure_service(db, service)
             db.execute("UPDATE services SET consecutive_failures = 0 WHERE service = ?", (service,))
 
-    def record_failure(self, service: str, threshold: int, at: str, reason: str) -> bool:
-        """Count a failed operation; open the breaker at ``threshold``. True if it just opened."""
+    def record_failure(self, service: str) -> int:
+        """Count a failed operation; return the service's consecutive failures.
+
+        Whether that opens the breaker is the policies' decision
+        (``data.opsgate.main.breaker``), recorded with ``open_breaker``.
+        """
         with self._write() as db:
             self._ensure_service(db, service)
             db.execute(
@@ -369,20 +373,13 @@ class StateStore:
                 (service,),
             )
             row = db.execute(
-                "SELECT consecutive_failures, breaker_open FROM services WHERE service = ?",
-                (service,),
+                "SELECT consecutive_failures FROM services WHERE service = ?", (service,)
             ).fetchone()
-            if row["breaker_open"] or row["consecutive_failures"] < threshold:
-                return False
-            db.execute(
-                "UPDATE services SET breaker_open = 1, breaker_reason = ?, breaker_changed_at = ?, "
-                "breaker_changed_by = 'opsgate', breaker_token = NULL WHERE service = ?",
-                (reason, at, service),
-            )
-            return True
+            return int(row["consecutive_failures"])
 
     def open_breaker(self, service: str, at: str, reason: str) -> bool:
-        """Open the breaker now (a rollback failed). True if it was closed before."""
+        """Open the breaker now (a rollback failed, or the policies decided it opens).
+        True if it was closed before."""
         with self._write() as db:
             self._ensure_service(db, service)
             before = db.execute(
@@ -396,12 +393,14 @@ class StateStore:
             return not before
 
     def reset_breaker(self, service: str, by: str, at: str, token: str | None = None) -> bool:
-        """Close the breaker (a person decided, ``token`` their signed word); True if open."""
+        """Close the breaker and clear the failure count (a person decided, ``token`` their
+        signed word); True if it was open or had failures counted."""
         with self._write() as db:
             rows = db.execute(
-                "SELECT breaker_open FROM services WHERE service = ?", (service,)
+                "SELECT breaker_open, consecutive_failures FROM services WHERE service = ?",
+                (service,),
             ).fetchall()
-            if not rows or not rows[0]["breaker_open"]:
+            if not rows or not (rows[0]["breaker_open"] or rows[0]["consecutive_failures"]):
                 return False
             db.execute(
                 "UPDATE services SET breaker_open = 0, consecutive_failures = 0, "

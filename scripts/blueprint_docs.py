@@ -39,7 +39,6 @@ OTHER_READERS = {
     "governance.approval_workflow.timeout_seconds": ["runner: approvals (expiry)"],
     "governance.approval_workflow.notifications": ["runner: approvals (notifications)"],
     "governance.audit.retention_days": ["runner: audit prune"],
-    "governance.safety.circuit_breaker_threshold": ["runner: execution (breaker)"],
     "governance.safety.dry_run": [
         "opsgate.govern.safety.dry_run",
         "runner: execution (through the verdict's dry_run)",

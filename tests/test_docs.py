@@ -79,3 +79,21 @@ def test_nothing_refers_to_a_design_file_outside_the_repository() -> None:
         and name != "tests/test_docs.py"
     ]
     assert found == []
+
+
+def test_no_file_holds_a_merge_conflict_marker() -> None:
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split()
+    markers = ("<" * 7 + " ", ">" * 7 + " ")
+    found = [
+        name
+        for name in tracked
+        if name.endswith((".py", ".md", ".rego", ".yaml", ".toml", ".json", ".cfg"))
+        and (REPO / name).exists()
+        and any(
+            line.startswith(markers)
+            for line in (REPO / name).read_text(encoding="utf-8", errors="replace").splitlines()
+        )
+    ]
+    assert found == []

@@ -267,6 +267,49 @@ def test_breaker_opens_after_threshold_and_forbids(world: World) -> None:
     assert (result.outcome, result.tier) == ("blocked", "forbid")
 
 
+def test_the_policies_decide_when_the_breaker_opens(world: World) -> None:
+    # Python only counts: a policy that opens at the first failure is obeyed at once
+    executor, ctx = _executor(world)
+    asked = []
+
+    def strict_breaker(request: dict[str, Any]) -> Any:
+        asked.append(request)
+        return {"service": "frontend", "bundle_revision": "r", "open": True, "reason": "strict"}
+
+    executor.breaker = strict_breaker
+    world.cluster.inject("frontend", "apply_errors", 1)
+    result = executor.execute(ctx, _decision({"type": "scale", "from": 2, "to": 3}))
+    assert result.breaker_opened is True
+    assert asked[0]["state"]["consecutive_failures"] == 1
+    assert world.events("breaker_opened")[0]["reason"].startswith("strict; last: ")
+    assert world.state.service_state("frontend")["breaker_open"] is True
+
+
+def test_without_a_breaker_answer_the_count_still_forbids(world: World) -> None:
+    # OPA fails when asked about the breaker: nothing is recorded, the failure is
+    # audited, and the next verdict reads the count itself
+    executor, ctx = _executor(world)
+
+    def failing(_: dict[str, Any]) -> Any:
+        raise PolicyError("OPA timed out")
+
+    executor.breaker = failing
+    for _ in range(3):
+        world.cluster.inject("frontend", "apply_errors", 1)
+        world.cluster.wait(301)
+        executor.execute(ctx, _decision({"type": "scale", "from": 2, "to": 3}))
+    assert world.state.service_state("frontend") == {
+        "last_operation_at": None,
+        "consecutive_failures": 3,
+        "breaker_open": False,
+    }
+    assert any("breaker question failed" in e["error"] for e in world.events("error"))
+    world.cluster.wait(301)
+    result = executor.execute(ctx, _decision({"type": "scale", "to": 3}))
+    assert (result.outcome, result.tier) == ("blocked", "forbid")
+    assert world.replicas("frontend") == 2
+
+
 def test_cluster_error_during_execution_counts_and_rolls_back(world: World) -> None:
     world.cluster.inject("frontend", "apply_errors", 1)
     executor, ctx = _executor(world)

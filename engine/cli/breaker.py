@@ -105,7 +105,7 @@ def reset(
     audit: AuditLog | None = None
     try:
         row = next((r for r in state.breakers() if r["service"] == service), None)
-        if row is None or not row["breaker_open"]:
+        if row is None or not (row["breaker_open"] or row["consecutive_failures"]):
             raise click.ClickException(f"the breaker of {service} is not open")
         at = utc_now()
         signer = approver_signer(key, use_agent, approvers)

@@ -149,7 +149,9 @@ def execute(
             )
             _same_rules_as_the_runner(state, session.revision, opa_identity(opa))
             context = Context(target, blueprint, session.revision)
-            executor = Executor(cluster, state, audit, session.enforce, dry_run=dry_run)
+            executor = Executor(
+                cluster, state, audit, session.enforce, breaker=session.breaker, dry_run=dry_run
+            )
             verdict = executor.fresh_verdict(context, operation, requester)
             approval = state.approval(approval_id) if approval_id else None
             if approval_id and approval is None:

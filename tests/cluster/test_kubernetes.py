@@ -297,7 +297,7 @@ def test_conflict_during_execution_is_not_a_failure_count(tmp_path: object) -> N
     directory = Path(str(tmp_path))
     state = StateStore(directory / "state.db")
     audit = AuditLog(directory / "audit.jsonl")
-    verdict = {"tier": "allow", "rules": ["r"], "reasons": ["ok"]}
+    verdict = {"tier": "allow", "rules": ["r"], "reasons": ["ok"], "dry_run": False}
     executor = Executor(Conflicting(), state, audit, lambda request: verdict)  # type: ignore[arg-type]
     context = Context(FRONTEND, BLUEPRINTS["frontend"], "rev")
     decision = {

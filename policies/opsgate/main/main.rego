@@ -1,7 +1,7 @@
 # METADATA
 # title: opsgate entrypoints
 # description: |
-#   The three questions the runner, people and AI agents ask. Each checks its
+#   The questions the runner, people and AI agents ask. Each checks its
 #   input first, builds one context per service, and routes to the concerns:
 #   decide.* computes operations, govern.* classifies them, lib.verdict
 #   shapes the answer. Input that breaks the contract gets no decision or a
@@ -59,6 +59,34 @@ decide_all := {
 # custom:
 #   id: opsgate.main.enforce
 enforce := enforcement(input, _blueprints_for(input), _static)
+
+# METADATA
+# title: breaker
+# description: |
+#   Whether one service's circuit breaker is open (input: service, state).
+#   The runner asks after it counts a failure and records what the policies
+#   decided; an unknown service or a request that can't be read is open.
+# entrypoint: true
+# custom:
+#   id: opsgate.main.breaker
+breaker := {
+	"service": input.service,
+	"bundle_revision": _static.revision,
+	"open": reason != null,
+	"reason": reason,
+} if {
+	ctx := _context(input, _blueprints_for(input), _static)
+	reason := _breaker_reason(ctx)
+} else := {
+	"service": object.get(observation.as_object(input), "service", null),
+	"bundle_revision": _static.revision,
+	"open": true,
+	"reason": _service_problem(input),
+}
+
+_breaker_reason(ctx) := reason if {
+	reason := safety.breaker_reason(ctx)
+} else := null
 
 # The compiled data the entrypoints read besides the blueprint. Blueprints
 # are looked up one at a time (_blueprints_for): materialising all of

@@ -83,3 +83,42 @@ test_enforce_verdict_is_the_whole_contract if {
 	}
 	count(verdict.id) == 16
 }
+
+# --- breaker ---------------------------------------------------------------------
+
+test_breaker_entrypoint_decides_from_the_failure_count if {
+	every case in [
+		{"state": {"consecutive_failures": 2, "breaker_open": false}, "open": false},
+		{"state": {"consecutive_failures": 3, "breaker_open": false}, "open": true},
+		{"state": {"consecutive_failures": 0, "breaker_open": true}, "open": true},
+		{"state": {}, "open": false},
+	] {
+		answer := main.breaker with input as {"service": "frontend", "state": case.state}
+			with data.opsgate.blueprints as testdata.blueprints
+			with data.opsgate.bundle as testdata.bundle
+		answer.open == case.open
+		answer.service == "frontend"
+		answer.bundle_revision == "test-revision"
+	}
+}
+
+test_breaker_entrypoint_says_why if {
+	answer := main.breaker with input as {"service": "frontend", "state": {"consecutive_failures": 4}}
+		with data.opsgate.blueprints as testdata.blueprints
+		with data.opsgate.bundle as testdata.bundle
+	answer.reason == "circuit breaker open: 4 consecutive failures reached circuit_breaker_threshold 3: human reset required"
+	closed := main.breaker with input as {"service": "frontend", "state": {"consecutive_failures": 1}}
+		with data.opsgate.blueprints as testdata.blueprints
+		with data.opsgate.bundle as testdata.bundle
+	closed.reason == null
+}
+
+test_breaker_entrypoint_is_open_for_what_it_cannot_read if {
+	every request in [{"service": "nobody", "state": {}}, {"state": {}}, "frontend"] {
+		answer := main.breaker with input as request
+			with data.opsgate.blueprints as testdata.blueprints
+			with data.opsgate.bundle as testdata.bundle
+		answer.open == true
+		is_string(answer.reason)
+	}
+}

@@ -1,7 +1,8 @@
 # METADATA
 # title: Safety
 # description: |
-#   The circuit breaker forbids every operation while it is open; the
+#   The circuit breaker forbids every operation while it is open (halted,
+#   or as many consecutive failures as the blueprint's threshold); the
 #   cooldown defers an allowed operation until spec.scaling.cooldown_seconds
 #   have passed since the service's last operation; dry-run marks decisions
 #   without changing their tiers.
@@ -26,14 +27,31 @@ findings(ctx) := {f | f := breaker_open(ctx)}
 breaker_open(ctx) := verdict.finding_with_suggestion(
 	rego.metadata.rule(),
 	"forbid",
-	"circuit breaker open: human reset required",
+	breaker_reason(ctx),
 	["governance.safety.circuit_breaker_threshold"],
 	verdict.suggestion(
 		sprintf("investigate, then run: opsgate breaker reset %s --key PATH --reason TEXT", [ctx.service]),
 		null,
 	),
-) if {
+)
+
+# METADATA
+# title: Why the breaker is open
+# description: |
+#   The breaker is open when the runner halted the service (a failed
+#   rollback, or a reset no approver signed: state.breaker_open) or when the
+#   consecutive failures reached governance.safety.circuit_breaker_threshold.
+#   Undefined while it is closed.
+# custom:
+#   id: opsgate.govern.safety.breaker_reason
+breaker_reason(ctx) := "circuit breaker open: human reset required" if {
 	ctx.state.breaker_open == true
+} else := sprintf(
+	"circuit breaker open: %d consecutive failures reached circuit_breaker_threshold %d: human reset required",
+	[ctx.state.consecutive_failures, threshold],
+) if {
+	threshold := ctx.blueprint.governance.safety.circuit_breaker_threshold
+	ctx.state.consecutive_failures >= threshold
 }
 
 # METADATA

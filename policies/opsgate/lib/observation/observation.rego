@@ -94,14 +94,15 @@ amounts(observed_resources) := {resource: fields |
 # title: State
 # description: |
 #   The runner's state for the service. A breaker flag that is not exactly
-#   true or false counts as open (fail closed); a missing state is a service
-#   with no history.
+#   true or false, or a failure count that is not a whole number >= 0, counts
+#   as open (fail closed); a missing state is a service with no history.
 # custom:
 #   id: opsgate.lib.observation.state
 state(raw) := _state(as_object(raw))
 
 _state(raw) := {
 	"breaker_open": _breaker_open(raw),
+	"consecutive_failures": object.get(raw, "consecutive_failures", 0),
 	"last_operation_at": object.get(raw, "last_operation_at", null),
 	"last_operation_ns": time_ns(object.get(raw, "last_operation_at", null)),
 }
@@ -117,9 +118,17 @@ else := {}
 
 _breaker_open(raw) := false if {
 	not "breaker_open" in object.keys(raw)
+	_whole(object.get(raw, "consecutive_failures", 0))
 } else := false if {
 	raw.breaker_open == false
+	_whole(object.get(raw, "consecutive_failures", 0))
 } else := true
+
+_whole(value) if {
+	is_number(value)
+	value >= 0
+	value == floor(value)
+}
 
 # METADATA
 # title: Time in nanoseconds
@@ -140,6 +149,7 @@ notes(observation) := sort(array.concat(_metric_notes(observation), [note |
 		{n | n := _replica_note(observation)},
 		{n | n := _pod_note(observation)},
 		{n | n := _breaker_note(observation)},
+		{n | n := _failures_note(observation)},
 		{n | n := _time_note(observation)},
 	]
 	some note in found
@@ -167,6 +177,13 @@ _pod_note(observation) := "pods without a name or a whole restart_count were lef
 
 _breaker_note(observation) := "state.breaker_open is not true or false: treated as open" if {
 	not is_boolean(object.get(observation, ["state", "breaker_open"], false))
+}
+
+_failures_note(observation) := concat("", [
+	"state.consecutive_failures is not a whole number >= 0: ",
+	"the breaker is treated as open",
+]) if {
+	not _whole(object.get(observation, ["state", "consecutive_failures"], 0))
 }
 
 _time_note(observation) := "now is not an RFC 3339 time: cooldowns can't be measured" if {

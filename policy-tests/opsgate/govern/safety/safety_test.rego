@@ -39,6 +39,36 @@ test_breaker_open_in_decide_forbids_computed_operations if {
 	decision.reasons[0] == "cpu 90% > scale_up_threshold_percent 80%"
 }
 
+_is_open(ctx) if safety.breaker_reason(ctx)
+
+else := false
+
+test_breaker_opens_at_the_threshold_of_consecutive_failures if {
+	# frontend's circuit_breaker_threshold is 3: the policies decide, from the count
+	every case in [
+		{"failures": 2, "open": false},
+		{"failures": 3, "open": true},
+		{"failures": 9, "open": true},
+	] {
+		ctx := testdata.context([testdata.set("/state/consecutive_failures", case.failures)])
+		_is_open(ctx) == case.open
+	}
+	verdict := testdata.enforce(_request(_scale, {"breaker_open": false, "consecutive_failures": 3}, "2026-02-10T12:00:00Z"))
+	verdict.tier == "forbid"
+	verdict.reasons[0] == "circuit breaker open: 3 consecutive failures reached circuit_breaker_threshold 3: human reset required"
+	verdict.rules[0] == "opsgate.govern.safety.breaker_open"
+}
+
+test_breaker_below_the_threshold_lets_operations_through if {
+	verdict := testdata.enforce(_request(_scale, {"breaker_open": false, "consecutive_failures": 2}, "2026-02-10T12:00:00Z"))
+	verdict.tier == "allow"
+}
+
+test_breaker_halted_says_so_whatever_the_count if {
+	ctx := testdata.context([testdata.set("/state", {"breaker_open": true, "consecutive_failures": 5})])
+	safety.breaker_reason(ctx) == "circuit breaker open: human reset required"
+}
+
 test_cooldown_defers_allowed_operations if {
 	verdict := testdata.enforce(_request(_scale, _state("2026-02-10T11:58:00Z"), "2026-02-10T12:00:00Z"))
 	verdict.tier == "defer"

@@ -123,6 +123,7 @@ test_amounts_of_nothing_are_empty if {
 test_state_with_history if {
 	observation.state({"last_operation_at": "2026-02-10T12:00:00Z", "breaker_open": false, "consecutive_failures": 1}) == {
 		"breaker_open": false,
+		"consecutive_failures": 1,
 		"last_operation_at": "2026-02-10T12:00:00Z",
 		"last_operation_ns": _now_ns,
 	}
@@ -130,7 +131,12 @@ test_state_with_history if {
 
 test_state_missing_or_not_an_object_is_no_history if {
 	every raw in [{}, "fine", null, []] {
-		observation.state(raw) == {"breaker_open": false, "last_operation_at": null, "last_operation_ns": null}
+		observation.state(raw) == {
+			"breaker_open": false,
+			"consecutive_failures": 0,
+			"last_operation_at": null,
+			"last_operation_ns": null,
+		}
 	}
 }
 
@@ -210,4 +216,28 @@ test_notes_say_what_was_left_out if {
 		"metrics.latency_p95_ms is not a plausible measurement (got 1e400): treated as unknown",
 		"pods without a name or a whole restart_count were left out",
 	]
+}
+
+test_state_failure_count_that_is_not_a_count_opens_the_breaker if {
+	every case in [
+		{"count": 0, "open": false},
+		{"count": 7, "open": false},
+		{"count": -1, "open": true},
+		{"count": 1.5, "open": true},
+		{"count": "2", "open": true},
+		{"count": null, "open": true},
+	] {
+		observation.state({"breaker_open": false, "consecutive_failures": case.count}).breaker_open == case.open
+	}
+}
+
+test_state_failure_count_that_is_not_a_count_is_noted if {
+	"state.consecutive_failures is not a whole number >= 0: the breaker is treated as open" in observation.notes({
+		"service": "frontend",
+		"state": {"consecutive_failures": "many"},
+	})
+	not "state.consecutive_failures is not a whole number >= 0: the breaker is treated as open" in observation.notes({
+		"service": "frontend",
+		"state": {"consecutive_failures": 4},
+	})
 }
