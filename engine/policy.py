@@ -61,6 +61,14 @@ class RemoteOpa:
         return ""
 
 
+@dataclass(frozen=True)
+class OpaSettings:
+    """Where OPA is (None: start one) and how long to wait for each answer."""
+
+    remote: RemoteOpa | None = None
+    timeout: float = DEFAULT_QUERY_TIMEOUT
+
+
 def _local_server(bundle: Path) -> ManagedServer:
     """The local opa binary; else OPA's official image when a Docker daemon answers."""
     try:
