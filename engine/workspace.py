@@ -65,6 +65,10 @@ def state_paths(state_dir: Path, *, create: bool = False) -> StatePaths:
     refused when another user owns it or group or others may write to it.
     """
     private_directory(state_dir, "state directory", create=create)
+    return _files(state_dir)
+
+
+def _files(state_dir: Path) -> StatePaths:
     return StatePaths(state_dir / "state.db", state_dir / "audit.jsonl", state_dir / "cluster.json")
 
 
@@ -214,11 +218,7 @@ class Workspace:
                 self.state_dir.mkdir(parents=True, exist_ok=True)
                 for stale in _STALE:
                     (self.state_dir / stale).unlink(missing_ok=True)
-                self._paths = StatePaths(
-                    self.state_dir / "state.db",
-                    self.state_dir / "audit.jsonl",
-                    self.state_dir / "cluster.json",
-                )
+                self._paths = _files(self.state_dir)
             else:
                 self._paths = state_paths(self.state_dir, create=self.create)
         return self._paths
