@@ -30,7 +30,7 @@ import logging
 import os
 import secrets
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -130,6 +130,18 @@ class PruneRefused(AuditError):
     def __init__(self, message: str, young: int) -> None:
         super().__init__(message)
         self.young = young
+
+
+# governance.audit.retention_days when no blueprint says
+DEFAULT_RETENTION_DAYS = 90
+
+
+def retention_days(blueprints: Iterable[Mapping[str, Any]]) -> int:
+    """The longest ``governance.audit.retention_days`` of effective blueprints (default 90)."""
+    return max(
+        (b["governance"]["audit"]["retention_days"] for b in blueprints),
+        default=DEFAULT_RETENTION_DAYS,
+    )
 
 
 def mask(value: Any) -> Any:

@@ -134,16 +134,18 @@ def compile_blueprints(
     *,
     bundle: bool = True,
     opa_binary: Path | None = None,
+    loaded: BlueprintSet | None = None,
 ) -> CompileResult:
     """Validate ``blueprint_dir`` and write ``data.json`` and ``bundle.tar.gz`` to ``out_dir``.
 
     Nothing is written unless every blueprint is valid; each file appears
-    whole or not at all.
+    whole or not at all. ``loaded`` is ``blueprint_dir`` already parsed (a
+    workspace parses once per command); it is parsed here when not given.
     """
     policies = policies or policies_dir()
     if not blueprint_dir.is_dir():
         raise CompileError(f"{blueprint_dir}: not a directory of blueprints")
-    blueprint_set = load_blueprints([blueprint_dir])
+    blueprint_set = loaded if loaded is not None else load_blueprints([blueprint_dir])
     if blueprint_set.errors:
         raise InvalidBlueprints(blueprint_set)
     if not blueprint_set.blueprints:

@@ -22,16 +22,12 @@ import yaml
 
 from engine import signing
 from engine.approval import Approvals, claims
-from engine.audit import AuditLog
-from engine.blueprint import load_blueprints
 from engine.cluster import Target
-from engine.cluster.simulated import SimulatedCluster
-from engine.compile import InvalidBlueprints
 from engine.contracts import describe
 from engine.execute import Result
-from engine.policy import PolicySession
-from engine.runner import Runner, TickReport
+from engine.runner import TickReport
 from engine.state import StateStore
+from engine.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +84,9 @@ def demo_signer(directory: Path) -> signing.Signer:
 
 @dataclass
 class Prepared:
-    """A demonstration's blueprints (with the approver's key), policies and signer."""
+    """The demonstrations' workspace (keyed blueprints, compiled once, OPA) and their signer."""
 
-    blueprints: Path
-    session: PolicySession
+    workspace: Workspace
     signer: signing.Signer
 
 
@@ -101,8 +96,9 @@ def prepared(blueprints: Path, directory: Path, policies: Path | None = None) ->
     signer = demo_signer(directory / "keys")
     public = signing.public_key_line(signer.key.public_key(), "opsgate-demo-only")
     keyed = keyed_blueprints(blueprints, directory / "keyed-blueprints", {signer.name: public})
-    with PolicySession(keyed, policies=policies) as session:
-        yield Prepared(keyed, session, signer)
+    with Workspace(keyed, policies=policies) as workspace:
+        workspace.session  # noqa: B018 - OPA starts here, before the first demonstration tells
+        yield Prepared(workspace, signer)
 
 
 @dataclass
@@ -123,35 +119,16 @@ class Outcome:
 class Stage:
     """A fresh simulated cluster, state and audit log for one demonstration."""
 
-    def __init__(
-        self,
-        blueprints: Path,
-        directory: Path,
-        session: PolicySession,
-        say: Say,
-        signer: signing.Signer,
-    ) -> None:
+    def __init__(self, workspace: Workspace, say: Say, signer: signing.Signer) -> None:
         self.signer = signer
-        loaded = load_blueprints([blueprints])
-        if loaded.errors:
-            raise InvalidBlueprints(loaded)
-        self.blueprints = {b.name: b.effective for b in loaded.blueprints}
-        directory.mkdir(parents=True, exist_ok=True)
-        for stale in ("state.db", "state.db-wal", "state.db-shm", "audit.jsonl", "cluster.json"):
-            (directory / stale).unlink(missing_ok=True)
-        self.directory = directory
-        self.cluster = SimulatedCluster.from_blueprints(list(self.blueprints.values()), seed=7)
-        self.state = StateStore(directory / "state.db")
-        self.audit = AuditLog(directory / "audit.jsonl")
-        self.session = session
+        self.workspace = workspace
+        self.blueprints = workspace.blueprints
+        self.cluster = workspace.simulated
+        self.runner = workspace.runner()
+        self.state = workspace.state
+        self.audit = workspace.audit
+        self.session = workspace.session
         self.say = say
-        self.runner = Runner(
-            blueprints=self.blueprints,
-            session=session,
-            cluster=self.cluster,
-            state=self.state,
-            audit=self.audit,
-        )
 
     def target(self, service: str) -> Target:
         """Where a service runs."""
@@ -216,8 +193,8 @@ class Stage:
         ]
 
     def close(self) -> None:
-        """Close the state store."""
-        self.state.close()
+        """Close the state and audit log (OPA stays up for the next demonstration)."""
+        self.workspace.close()
 
 
 def _check_word(passed: bool | None) -> str:
@@ -435,7 +412,7 @@ def run_demo(number: int, scene_set: Prepared, directory: Path, say: Say) -> Out
     """Run one demonstration in ``directory`` (its state and audit log) and check it."""
     title, scene = DEMOS[number]
     outcome = Outcome(number, title, directory / "audit.jsonl")
-    stage = Stage(scene_set.blueprints, directory, scene_set.session, say, scene_set.signer)
+    stage = Stage(scene_set.workspace.fresh_at(directory, seed=7), say, scene_set.signer)
     try:
         scene(stage, outcome)
     finally:

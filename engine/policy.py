@@ -1,10 +1,11 @@
 """A policy session: compiled blueprints, an OPA that serves them, and the three questions.
 
-``PolicySession`` compiles the blueprints (or takes an existing bundle),
-starts a local OPA or connects to a remote one, refuses to answer when the
-served bundle revision differs from the compiled one, and asks
-``decide``, ``decide_all`` and ``enforce``. Every answer is checked against
-the contract; anything else raises ``PolicyError`` (fail closed).
+``PolicySession`` compiles the blueprints (or takes them compiled, as a
+workspace hands them over), starts a local OPA or connects to a remote one,
+refuses to answer when the served bundle revision differs from the compiled
+one, and asks ``decide``, ``decide_all`` and ``enforce``. Every answer is
+checked against the contract; anything else raises ``PolicyError`` (fail
+closed).
 """
 
 from __future__ import annotations
@@ -60,6 +61,14 @@ class RemoteOpa:
         return ""
 
 
+@dataclass(frozen=True)
+class OpaSettings:
+    """Where OPA is (None: start one) and how long to wait for each answer."""
+
+    remote: RemoteOpa | None = None
+    timeout: float = DEFAULT_QUERY_TIMEOUT
+
+
 def _local_server(bundle: Path) -> ManagedServer:
     """The local opa binary; else OPA's official image when a Docker daemon answers."""
     try:
@@ -84,12 +93,15 @@ class PolicySession:
         remote: RemoteOpa | None = None,
         timeout: float = DEFAULT_QUERY_TIMEOUT,
         build_dir: Path | None = None,
+        compiled: CompileResult | None = None,
     ) -> None:
         self.blueprints = blueprints
         self.policies = policies
         self.remote = remote
         self.timeout = timeout
         self.build_dir = build_dir
+        # compiled by the caller (a workspace): served as it is, not compiled again
+        self._given = compiled
         self.compiled: CompileResult | None = None
         self._server: ManagedServer | None = None
         self._gateway: OpaGateway | None = None
@@ -105,12 +117,15 @@ class PolicySession:
         return self.compiled.revision
 
     def start(self) -> PolicySession:
-        """Compile the blueprints, then start or reach OPA and check its revision."""
-        out = self.build_dir
-        if out is None:
-            self._scratch = tempfile.TemporaryDirectory(prefix="opsgate-build-")
-            out = Path(self._scratch.name)
-        self.compiled = compile_blueprints(self.blueprints, out, self.policies)
+        """Compile the blueprints (unless given compiled), then start or reach OPA and check it."""
+        if self._given is not None:
+            self.compiled = self._given
+        else:
+            out = self.build_dir
+            if out is None:
+                self._scratch = tempfile.TemporaryDirectory(prefix="opsgate-build-")
+                out = Path(self._scratch.name)
+            self.compiled = compile_blueprints(self.blueprints, out, self.policies)
         if self.remote is None:
             assert self.compiled.bundle_path is not None
             self._server = _local_server(self.compiled.bundle_path)

@@ -13,20 +13,17 @@ from __future__ import annotations
 import logging
 import math
 import tempfile
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from engine.audit import AuditLog
-from engine.blueprint import load_blueprints
 from engine.cluster import Target
 from engine.cluster.simulated import SimulatedCluster
 from engine.cluster.trace import LoadTrace
-from engine.compile import InvalidBlueprints
 from engine.errors import OpsgateError
-from engine.policy import PolicySession
-from engine.runner import Runner
-from engine.state import StateStore
+from engine.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +59,7 @@ class Simulation:
     blueprints: dict[str, dict[str, Any]]
     series: dict[str, Series]
     summary: dict[str, dict[str, Any]]
-    audit_path: Path
+    audit_path: Path | None  # None: the run kept nothing (no work_dir was given)
     duration: float
 
 
@@ -95,60 +92,66 @@ def simulate(
     seed: int = 1,
     work_dir: Path | None = None,
 ) -> Simulation:
-    """Replay ``trace_path`` tick by tick (every ``step`` virtual seconds) and summarise."""
+    """Replay ``trace_path`` tick by tick (every ``step`` virtual seconds) and summarise.
+
+    The run's state, audit log and compiled bundle are kept in ``work_dir``
+    when one is given; otherwise they live in a temporary directory that is
+    removed before this returns, and the result has no ``audit_path``.
+    """
     if not math.isfinite(step) or step <= 0:
         raise SimulationError(f"the step must be a positive number of seconds (got {step})")
-    loaded = load_blueprints([blueprints])
-    if loaded.errors:
-        raise InvalidBlueprints(loaded)
-    effective = {b.name: b.effective for b in loaded.blueprints}
-    trace = LoadTrace.read(trace_path)
-    unknown = trace.services() - set(effective)
-    if unknown:
-        raise SimulationError(f"{trace_path}: no blueprint for {', '.join(sorted(unknown))}")
-    wanted = services or sorted(trace.services())
-    missing = set(wanted) - set(effective)
-    if missing:
-        raise SimulationError(f"no blueprint for {', '.join(sorted(missing))}")
-    last = max(row.seconds for row in trace.rows)
-    end = last + tail
-    ticks = math.floor(end / step) + 1
-    if ticks > MAX_TICKS:
-        raise SimulationError(
-            f"{trace_path}: the trace lasts {last:.15g} s, {ticks} ticks of --step {step:.15g}: "
-            f"over the limit of {MAX_TICKS} ticks (use a larger --step or a shorter trace)"
-        )
-    scratch = None
-    if work_dir is None:
-        scratch = tempfile.TemporaryDirectory(prefix="opsgate-simulate-")
-        work_dir = Path(scratch.name)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ("state.db", "state.db-wal", "state.db-shm", "audit.jsonl"):
-        (work_dir / stale).unlink(missing_ok=True)
-    cluster = SimulatedCluster.from_blueprints(list(effective.values()), seed=seed)
-    state = StateStore(work_dir / "state.db")
-    audit = AuditLog(work_dir / "audit.jsonl")
-    series = {name: Series() for name in wanted}
-    try:
-        with PolicySession(blueprints, policies=policies, build_dir=work_dir / "build") as session:
-            runner = Runner(
-                blueprints=effective, session=session, cluster=cluster, state=state, audit=audit
+    with ExitStack() as scratch:
+        kept = work_dir is not None
+        if work_dir is None:
+            # removed last, after OPA has stopped and the state is closed
+            work_dir = Path(
+                scratch.enter_context(tempfile.TemporaryDirectory(prefix="opsgate-simulate-"))
             )
-            while cluster.elapsed() <= end:
-                trace.advance(cluster)
-                report = runner.tick()
-                now = cluster.elapsed()
-                for decision in report.decisions:
-                    if decision["service"] in series:
-                        series[decision["service"]].decisions.append(
-                            (now, decision["tier"], decision["operation"]["type"])
-                        )
-                for name in wanted:
-                    _record(series[name], now, cluster, name, effective[name])
-                cluster.wait(step)
-        counts = _count(audit, wanted)
-    finally:
-        state.close()
+        workspace = scratch.enter_context(
+            Workspace(
+                blueprints,
+                policies=policies,
+                build_dir=work_dir / "build",
+                state_dir=work_dir,
+                fresh=True,
+                seed=seed,
+            )
+        )
+        effective = workspace.blueprints
+        trace = LoadTrace.read(trace_path)
+        unknown = trace.services() - set(effective)
+        if unknown:
+            raise SimulationError(f"{trace_path}: no blueprint for {', '.join(sorted(unknown))}")
+        wanted = services or sorted(trace.services())
+        missing = set(wanted) - set(effective)
+        if missing:
+            raise SimulationError(f"no blueprint for {', '.join(sorted(missing))}")
+        last = max(row.seconds for row in trace.rows)
+        end = last + tail
+        ticks = math.floor(end / step) + 1
+        if ticks > MAX_TICKS:
+            raise SimulationError(
+                f"{trace_path}: the trace lasts {last:.15g} s, {ticks} ticks of --step "
+                f"{step:.15g}: over the limit of {MAX_TICKS} ticks (use a larger --step or a "
+                "shorter trace)"
+            )
+        series = {name: Series() for name in wanted}
+        cluster = workspace.simulated
+        runner = workspace.runner()
+        while cluster.elapsed() <= end:
+            trace.advance(cluster)
+            report = runner.tick()
+            now = cluster.elapsed()
+            for decision in report.decisions:
+                if decision["service"] in series:
+                    series[decision["service"]].decisions.append(
+                        (now, decision["tier"], decision["operation"]["type"])
+                    )
+            for name in wanted:
+                _record(series[name], now, cluster, name, effective[name])
+            cluster.wait(step)
+        counts = _count(workspace.audit, wanted)
+        audit_path = workspace.paths.audit if kept else None
     summary = {}
     for name in wanted:
         data = series[name]
@@ -165,14 +168,7 @@ def simulate(
             "seconds_over_latency_target": round(over, 1),
             "replica_minutes": round(replica_seconds / 60, 1),
         }
-    result = Simulation(effective, series, summary, work_dir / "audit.jsonl", end)
-    if scratch is not None:
-        # keep the audit log readable after the scratch directory goes
-        kept = Path(tempfile.mkdtemp(prefix="opsgate-simulate-audit-")) / "audit.jsonl"
-        kept.write_bytes(result.audit_path.read_bytes())
-        result.audit_path = kept
-        scratch.cleanup()
-    return result
+    return Simulation(effective, series, summary, audit_path, end)
 
 
 def _record(

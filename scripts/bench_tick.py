@@ -17,12 +17,7 @@ from pathlib import Path
 
 from bench_compile import generate
 
-from engine.audit import AuditLog
-from engine.blueprint import load_blueprints
-from engine.cluster.simulated import SimulatedCluster
-from engine.policy import PolicySession
-from engine.runner import Runner
-from engine.state import StateStore
+from engine.workspace import Workspace
 
 
 def main(count: int, ticks: int = 5) -> None:
@@ -32,17 +27,14 @@ def main(count: int, ticks: int = 5) -> None:
         blueprints = root / "blueprints"
         blueprints.mkdir()
         generate(blueprints, count)
-        effective = {b.name: b.effective for b in load_blueprints([blueprints]).blueprints}
-        cluster = SimulatedCluster.from_blueprints(list(effective.values()))
-        state = StateStore(root / "state.db")
-        with PolicySession(blueprints, build_dir=root / "build") as session:
-            runner = Runner(
-                blueprints=effective,
-                session=session,
-                cluster=cluster,
-                state=state,
-                audit=AuditLog(root / "audit.jsonl"),
-            )
+        with Workspace(
+            blueprints, build_dir=root / "build", state_dir=root / "state", fresh=True
+        ) as workspace:
+            effective = workspace.blueprints
+            cluster = workspace.simulated
+            state = workspace.state
+            runner = workspace.runner()
+            session = workspace.session
             runner.tick()  # warm up
             tick_times, eval_times, query_times = [], [], []
             for _ in range(ticks):
@@ -65,7 +57,6 @@ def main(count: int, ticks: int = 5) -> None:
                 started = time.perf_counter()
                 session.gateway.evaluate("opsgate.main", "decide_all", {"services": observations})
                 query_times.append(time.perf_counter() - started)
-        state.close()
     tick = statistics.median(tick_times)
     evaluation = statistics.median(eval_times)
     query = statistics.median(query_times)

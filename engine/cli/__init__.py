@@ -21,6 +21,7 @@ from engine.cli import execute as execute_command
 from engine.cli import run as run_command
 from engine.cli import simulate as simulate_command
 from engine.cli import validate as validate_command
+from engine.cli.application import Application
 from engine.cli.terminal import console, escape, printable
 from engine.errors import OpsgateError
 from engine.redact import mask_text
@@ -118,7 +119,7 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_LogFormatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=level, handlers=[handler])
-    ctx.obj = {"quiet": quiet}
+    ctx.obj = Application(quiet=quiet)
 
 
 cli.add_command(validate_command.validate)

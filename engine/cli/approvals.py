@@ -11,7 +11,7 @@ import click
 from engine import signing
 from engine.approval import ApprovalError, Approvals, answer_time, claims
 from engine.audit import AuditError, AuditLog, utc_now
-from engine.cli.audit import close_audit, open_audit
+from engine.cli.application import Application, application
 from engine.cli.options import (
     approver_signer,
     audit_key_option,
@@ -22,7 +22,6 @@ from engine.cli.options import (
     key_option,
     ssh_agent_option,
     state_dir_option,
-    state_paths,
 )
 from engine.cli.terminal import describe_masked, emit_json, escape, line, note
 from engine.cluster.simulated import SimulatedCluster
@@ -30,25 +29,16 @@ from engine.inbox import Inbox, default_inbox
 from engine.notify import TARGETS_FILE, Notifier, failures_by_request, load_targets
 from engine.redact import holds_mask, mask
 from engine.state import StateStore
+from engine.workspace import Workspace
 
 
-def _open(
-    state_dir: Path, audit_key: Path | None = None, *, signed: bool = False
-) -> tuple[StateStore, Approvals]:
-    """The state and approvals; ``signed`` to append to the log with the runner's key."""
-    state_path, audit_path, _ = state_paths(state_dir)
-    if not state_path.exists():
+def _runner_state(workspace: Workspace) -> StateStore:
+    """The runner's state database; a usage error when the runner never ran there."""
+    if not workspace.paths.state.exists():
         raise click.UsageError(
-            f"no runner state in {state_dir} (run opsgate run first, or pass --state-dir)"
+            f"no runner state in {workspace.state_dir} (run opsgate run first, or pass --state-dir)"
         )
-    state = StateStore(state_path)
-    try:
-        audit = open_audit(state, state_dir, audit_key) if signed else AuditLog(audit_path)
-    except BaseException:
-        state.close()
-        raise
-    notifier = Notifier(load_targets(state_dir / TARGETS_FILE), record=audit.record)
-    return state, Approvals(state, audit, notifier=notifier)
+    return workspace.state
 
 
 @click.group(
@@ -79,7 +69,10 @@ def approvals() -> None:
 @state_dir_option
 @inbox_option
 @json_option
-def list_(show_all: bool, state_dir: Path, inbox: Path | None, as_json: bool) -> None:
+@click.pass_context
+def list_(
+    ctx: click.Context, show_all: bool, state_dir: Path, inbox: Path | None, as_json: bool
+) -> None:
     """List pending approval requests (oldest first).
 
     An approver who can't read the runner's private state sees the requests
@@ -90,13 +83,10 @@ def list_(show_all: bool, state_dir: Path, inbox: Path | None, as_json: bool) ->
     if box is not None:
         requests = box.requests()
     else:
-        state, _ = _open(state_dir)
+        with application(ctx).workspace(state_dir=state_dir) as workspace:
+            requests = _runner_state(workspace).approvals(status=None if show_all else "pending")
         try:
-            requests = state.approvals(status=None if show_all else "pending")
-        finally:
-            state.close()
-        try:
-            failed = failures_by_request(AuditLog(state_paths(state_dir)[1]).events())
+            failed = failures_by_request(AuditLog(workspace.paths.audit).events())
         except AuditError as e:
             note(f"notification failures not shown: {escape(str(e))}")
     if as_json:
@@ -125,17 +115,17 @@ def list_(show_all: bool, state_dir: Path, inbox: Path | None, as_json: bool) ->
 @state_dir_option
 @inbox_option
 @json_option
-def show(approval_id: str, state_dir: Path, inbox: Path | None, as_json: bool) -> None:
+@click.pass_context
+def show(
+    ctx: click.Context, approval_id: str, state_dir: Path, inbox: Path | None, as_json: bool
+) -> None:
     """Show one request: operation, reasons, rules, blueprint fields, approvers."""
     box = _inbox_for(state_dir, inbox)
     if box is not None:
         request = box.request(approval_id)
     else:
-        state, _ = _open(state_dir)
-        try:
-            request = state.approval(approval_id)
-        finally:
-            state.close()
+        with application(ctx).workspace(state_dir=state_dir) as workspace:
+            request = _runner_state(workspace).approval(approval_id)
     if request is None:
         raise click.ClickException(f"no approval request {approval_id}")
     shown = mask(request.to_json(), keep=("token",))
@@ -146,9 +136,10 @@ def show(approval_id: str, state_dir: Path, inbox: Path | None, as_json: bool) -
         line(f"{key:>18}: {value}")
 
 
-def _now(state_dir: Path) -> str:
+def _now(workspace: Workspace) -> str:
     """The runner's clock: the simulated cluster's virtual time when there is one."""
-    cluster_path = state_paths(state_dir)[2]
+    # read, never saved: the runner saves the cluster; an answer must not turn its clock back
+    cluster_path = workspace.paths.cluster
     if cluster_path.exists():
         return SimulatedCluster.load(cluster_path).now()
     return utc_now()[:19] + "Z"
@@ -181,6 +172,7 @@ def _inbox_for(state_dir: Path, inbox: Path | None) -> Inbox | None:
 
 
 def _answer(
+    app: Application,
     approval_id: str,
     key: Path | None,
     use_agent: bool,
@@ -201,24 +193,26 @@ def _answer(
     if box is not None:
         _drop_answer(approval_id, key, use_agent, reason, box, purpose)
         return
-    state, workflow = _open(state_dir, audit_key, signed=True)
-    now = _now(state_dir)
-    try:
-        if by is None:
-            request = state.approval(approval_id)
-            if request is None:
-                raise ApprovalError(f"no approval request {approval_id}")
-            signer = approver_signer(key, use_agent, request.approver_keys or [])
-            token = signer.statement(claims(request, purpose, now, reason))
-            answered = workflow.answer_signed(token, now=now)
-        else:
-            assert by is not None
-            answered = workflow.answer(approval_id, grant=grant, by=by, reason=reason, now=now)
-    finally:
-        if workflow.notifier is not None:  # bounded wait; failures are logged and audited
-            workflow.notifier.close()
-        close_audit(workflow.audit)  # a signed checkpoint over the answer and its failures
-        state.close()
+    with app.workspace(state_dir=state_dir, audit_key=audit_key) as workspace:
+        state = _runner_state(workspace)
+        audit = workspace.audit
+        notifier = Notifier(load_targets(state_dir / TARGETS_FILE), record=audit.record)
+        workflow = Approvals(state, audit, notifier=notifier)
+        now = _now(workspace)
+        try:
+            if by is None:
+                request = state.approval(approval_id)
+                if request is None:
+                    raise ApprovalError(f"no approval request {approval_id}")
+                signer = approver_signer(key, use_agent, request.approver_keys or [])
+                token = signer.statement(claims(request, purpose, now, reason))
+                answered = workflow.answer_signed(token, now=now)
+            else:
+                assert by is not None
+                answered = workflow.answer(approval_id, grant=grant, by=by, reason=reason, now=now)
+        finally:
+            notifier.close()  # bounded wait; failures are logged and audited
+    # closed: a signed checkpoint over the answer and its failures
     verb = "approved" if grant else "rejected"
     how = "signed" if answered.token else "by name only: good for dry runs, not for an execution"
     note(
@@ -279,7 +273,9 @@ _by_option = click.option(
 @state_dir_option
 @inbox_option
 @audit_key_option
+@click.pass_context
 def approve(
+    ctx: click.Context,
     approval_id: str,
     key: Path | None,
     use_agent: bool,
@@ -290,7 +286,9 @@ def approve(
     audit_key: Path | None,
 ) -> None:
     """Grant a pending request with your signature."""
-    _answer(approval_id, key, use_agent, by, reason, state_dir, inbox, True, audit_key)
+    _answer(
+        application(ctx), approval_id, key, use_agent, by, reason, state_dir, inbox, True, audit_key
+    )
 
 
 @approvals.command(
@@ -304,7 +302,9 @@ def approve(
 @state_dir_option
 @inbox_option
 @audit_key_option
+@click.pass_context
 def reject(
+    ctx: click.Context,
     approval_id: str,
     key: Path | None,
     use_agent: bool,
@@ -315,7 +315,18 @@ def reject(
     audit_key: Path | None,
 ) -> None:
     """Refuse a pending request with your signature."""
-    _answer(approval_id, key, use_agent, by, reason, state_dir, inbox, False, audit_key)
+    _answer(
+        application(ctx),
+        approval_id,
+        key,
+        use_agent,
+        by,
+        reason,
+        state_dir,
+        inbox,
+        False,
+        audit_key,
+    )
 
 
 @approvals.command(

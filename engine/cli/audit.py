@@ -1,22 +1,20 @@
 """``opsgate audit``: verify, show and prune the audit log; export the key that checks it.
 
-Also the one way commands open the runner's log for appending (``open_audit``,
-``close_audit``): signed with the runner's key, counted in its state, and
-closed with a signed checkpoint.
+Commands append to the runner's log through their workspace (``Workspace.audit``):
+signed with the runner's key, counted in its state, closed with a signed checkpoint.
 """
 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
 
 import click
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from engine import signing
 from engine.audit import (
+    DEFAULT_RETENTION_DAYS,
     KEY_FILE,
     AuditError,
     AuditLog,
@@ -24,70 +22,18 @@ from engine.audit import (
     fingerprint,
     load_key,
     mask,
-    runner_key,
+    retention_days,
 )
-from engine.blueprint import load_blueprints
+from engine.cli.application import application
 from engine.cli.options import (
     audit_key_option,
     json_option,
     passphrase_prompt,
     state_dir_option,
-    state_paths,
 )
 from engine.cli.terminal import emit_json, escape, line, note
-from engine.errors import OpsgateError
-from engine.state import AuditCounts, StateStore, read_audit_counts
-
-# governance.audit.retention_days when no blueprint says
-DEFAULT_RETENTION_DAYS = 90
-
-
-def retention_days(blueprints: Iterable[Mapping[str, Any]]) -> int:
-    """The longest ``governance.audit.retention_days`` of effective blueprints (default 90)."""
-    return max(
-        (b["governance"]["audit"]["retention_days"] for b in blueprints),
-        default=DEFAULT_RETENTION_DAYS,
-    )
-
-
-def open_audit(
-    state: StateStore,
-    state_dir: Path,
-    audit_key: Path | None,
-    *,
-    blueprints: Iterable[Mapping[str, Any]] | None = None,
-) -> AuditLog:
-    """The runner's audit log, signed with its key and counted in its state, checked first.
-
-    The longest retention of the runner's effective ``blueprints`` is
-    remembered: ``opsgate audit prune`` wants ``--confirm`` below it.
-    """
-    key = runner_key(
-        audit_key,
-        state_dir / KEY_FILE,
-        known=state.audit_counts().public_key,
-        passphrase=passphrase_prompt(audit_key) if audit_key is not None else None,
-    )
-    ledger = state.audit_ledger()
-    log = AuditLog(state_paths(state_dir)[1], signer=key, ledger=ledger)
-    try:
-        log.check()
-    except BaseException:
-        ledger.close()
-        raise
-    if blueprints is not None:
-        state.record_audit_retention(retention_days(blueprints))
-    return log
-
-
-def close_audit(log: AuditLog | None) -> None:
-    """Sign the checkpoint of a command that appended; a failure is said, not raised over others."""
-    if log is None:
-        return
-    try:
-        log.close()
-    except OpsgateError as e:
-        note(f"[red]no closing checkpoint in the audit log:[/] {escape(str(e))}")
+from engine.state import AuditCounts, read_audit_counts
+from engine.workspace import state_paths
 
 
 def _log(state_dir: Path) -> AuditLog:
@@ -315,19 +261,21 @@ key, that says how many events were dropped and the hash they ended at."""
 )
 @audit_key_option
 @state_dir_option
-def prune(blueprints: Path, confirm: bool, audit_key: Path | None, state_dir: Path) -> None:
+@click.pass_context
+def prune(
+    ctx: click.Context, blueprints: Path, confirm: bool, audit_key: Path | None, state_dir: Path
+) -> None:
     """Drop events older than the retention period; the kept log still verifies."""
-    days = retention_days(b.effective for b in load_blueprints([blueprints]).blueprints)
-    state_path = state_paths(state_dir)[0]
-    if not state_path.exists():
-        raise click.UsageError(
-            f"no runner state in {state_dir} (run opsgate run first, or pass --state-dir)"
-        )
-    state = StateStore(state_path)
-    log = None
-    try:
-        floor = state.audit_counts().retention_days or DEFAULT_RETENTION_DAYS
-        log = open_audit(state, state_dir, audit_key)
+    workspace = application(ctx).workspace(blueprints, state_dir=state_dir, audit_key=audit_key)
+    with workspace:
+        # only what these blueprints ask: the runner's own retention is the floor below
+        days = retention_days(b.effective for b in workspace.blueprint_set.blueprints)
+        if not workspace.paths.state.exists():
+            raise click.UsageError(
+                f"no runner state in {state_dir} (run opsgate run first, or pass --state-dir)"
+            )
+        floor = workspace.state.audit_counts().retention_days or DEFAULT_RETENTION_DAYS
+        log = workspace.audit
         now = datetime.datetime.now(datetime.UTC)
         protect = None if confirm or days >= floor else now - datetime.timedelta(days=floor)
         try:
@@ -339,7 +287,4 @@ def prune(blueprints: Path, confirm: bool, audit_key: Path | None, state_dir: Pa
                 "with): pass --confirm to drop them (the kept log's signed checkpoint says what "
                 "was dropped)"
             ) from e
-    finally:
-        close_audit(log)
-        state.close()
     note(f"pruned {dropped} events older than {days} days")

@@ -8,9 +8,8 @@ from pathlib import Path
 import click
 
 from engine import signing
-from engine.audit import AuditLog, utc_now
-from engine.blueprint import load_blueprints
-from engine.cli.audit import close_audit, open_audit
+from engine.audit import utc_now
+from engine.cli.application import application
 from engine.cli.options import (
     approver_signer,
     audit_key_option,
@@ -19,10 +18,8 @@ from engine.cli.options import (
     key_option,
     ssh_agent_option,
     state_dir_option,
-    state_paths,
 )
 from engine.cli.terminal import emit_json, escape, line, note
-from engine.state import StateStore
 
 # how long a signed reset may wait before it is used (it is used at once)
 RESET_VALIDITY_SECONDS = 300
@@ -39,14 +36,11 @@ def breaker() -> None:
 @breaker.command("list", epilog="Example:  opsgate breaker list --json")
 @state_dir_option
 @json_option
-def list_(state_dir: Path, as_json: bool) -> None:
+@click.pass_context
+def list_(ctx: click.Context, state_dir: Path, as_json: bool) -> None:
     """Show each service's breaker and consecutive failures."""
-    state_path, _, _ = state_paths(state_dir)
-    state = StateStore(state_path)
-    try:
-        rows = state.breakers()
-    finally:
-        state.close()
+    with application(ctx).workspace(state_dir=state_dir) as workspace:
+        rows = workspace.state.breakers()
     if as_json:
         emit_json(rows)
         return
@@ -77,7 +71,9 @@ to this opening of its breaker; a name alone is not enough.""",
 @blueprints_option
 @state_dir_option
 @audit_key_option
+@click.pass_context
 def reset(
+    ctx: click.Context,
     service: str,
     key: Path | None,
     use_agent: bool,
@@ -93,17 +89,17 @@ def reset(
             "a breaker reset must be signed: give --key PATH (an approver's ssh-ed25519 key); "
             "a name is not enough"
         )
-    loaded = load_blueprints([blueprints])
-    blueprint = next((b.effective for b in loaded.blueprints if b.name == service), None)
-    if blueprint is None:
-        raise click.UsageError(f"no blueprint named {service!r} in {blueprints}")
-    approvers = blueprint["governance"]["approval_workflow"]["approvers"]
-    state_path, _, _ = state_paths(state_dir)
-    if not state_path.exists():
-        raise click.UsageError(f"no runner state in {state_dir} (pass --state-dir)")
-    state = StateStore(state_path)
-    audit: AuditLog | None = None
-    try:
+    workspace = application(ctx).workspace(blueprints, state_dir=state_dir, audit_key=audit_key)
+    with workspace:
+        blueprint = next(
+            (b.effective for b in workspace.blueprint_set.blueprints if b.name == service), None
+        )
+        if blueprint is None:
+            raise click.UsageError(f"no blueprint named {service!r} in {blueprints}")
+        approvers = blueprint["governance"]["approval_workflow"]["approvers"]
+        if not workspace.paths.state.exists():
+            raise click.UsageError(f"no runner state in {state_dir} (pass --state-dir)")
+        state = workspace.state
         row = next((r for r in state.breakers() if r["service"] == service), None)
         if row is None or not (row["breaker_open"] or row["consecutive_failures"]):
             raise click.ClickException(f"the breaker of {service} is not open")
@@ -122,8 +118,7 @@ def reset(
         )
         # an ssh-agent signs outside our hands: check what it made before recording it
         signing.verify_statement(token, approvers, purpose="breaker_reset", now=at)
-        audit = open_audit(state, state_dir, audit_key)
-        audit.record(
+        workspace.audit.record(
             "breaker_reset",
             service=service,
             actor=signer.name,
@@ -132,7 +127,5 @@ def reset(
         )
         if not state.reset_breaker(service, signer.name, at, token):
             raise click.ClickException(f"the breaker of {service} is not open")
-    finally:
-        close_audit(audit)  # a signed checkpoint over the reset
-        state.close()
+    # closed: a signed checkpoint over the reset
     note(f"breaker of {escape(service)} reset by {escape(signer.name)} (signed)")

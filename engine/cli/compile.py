@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from engine.cli.application import application
 from engine.cli.options import json_option, policies_option
 from engine.cli.terminal import emit_json, escape, note
 from engine.cli.validate import report_problems
@@ -58,7 +59,7 @@ def compile_(
         return
     for warning in result.warnings:
         note(escape(warning.format()))
-    if not ctx.obj["quiet"]:
+    if not application(ctx).quiet:
         written = [str(result.data_path)]
         if result.bundle_path:
             written.append(str(result.bundle_path))

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import click
 
+from engine.cli.application import application
 from engine.cli.inputs import read_json_object
-from engine.cli.options import OpaSettings, blueprints_option, opa_options, policies_option
+from engine.cli.options import blueprints_option, opa_options, policies_option
 from engine.cli.terminal import emit_json, escape, note
 from engine.contracts import describe
-from engine.policy import PolicySession
+from engine.policy import OpaSettings
 from engine.redact import mask
 
 
@@ -46,13 +47,11 @@ def decide(
     data.opsgate.main.decide. Nothing is executed.
     """
     observation = read_json_object(observation_source, "observation", "--observation")
-    with PolicySession(
-        blueprints, policies=policies, remote=opa.remote, timeout=opa.timeout
-    ) as session:
+    with application(ctx).workspace(blueprints, policies=policies, opa=opa) as workspace:
         # an observation is outside data too: a pod name can carry anything
-        document = mask(session.decide(observation))
+        document = mask(workspace.session.decide(observation))
     emit_json(document)
-    if not ctx.obj["quiet"]:
+    if not application(ctx).quiet:
         for decision in document["decisions"]:
             note(
                 f"{decision['tier']:<8} {escape(describe(decision['operation']))}  "

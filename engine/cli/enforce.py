@@ -10,9 +10,9 @@ from typing import Any
 import click
 
 from engine import contracts
+from engine.cli.application import application
 from engine.cli.inputs import read_json, read_json_object
 from engine.cli.options import (
-    OpaSettings,
     blueprints_option,
     opa_options,
     policies_option,
@@ -20,7 +20,7 @@ from engine.cli.options import (
 )
 from engine.cli.terminal import emit_json, escape, note
 from engine.errors import UsageError
-from engine.policy import PolicySession
+from engine.policy import OpaSettings
 from engine.redact import mask
 
 _COLOURS = {"allow": "green", "approve": "yellow", "forbid": "red", "defer": "blue"}
@@ -104,15 +104,13 @@ def enforce(
     }
     if replicas is not None:
         request["replicas"] = {"desired": replicas, "ready": replicas}
-    with PolicySession(
-        blueprints, policies=policies, remote=opa.remote, timeout=opa.timeout
-    ) as session:
-        verdict = session.enforce(request)
+    with application(ctx).workspace(blueprints, policies=policies, opa=opa) as workspace:
+        verdict = workspace.session.enforce(request)
     tier = verdict["tier"]
     # what the agent sent may hold a secret: neither channel shows it
     verdict = mask(verdict)
     emit_json(verdict)
-    if not ctx.obj["quiet"]:
+    if not application(ctx).quiet:
         colour = _COLOURS.get(tier, "white")
         note(f"[bold {colour}]{tier}[/]: {escape('; '.join(verdict['reasons']))}")
         if verdict["suggestion"]:

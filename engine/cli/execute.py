@@ -8,12 +8,9 @@ from typing import Any
 import click
 
 from engine.approval import Actor, Approvals
-from engine.audit import AuditLog
-from engine.blueprint import load_blueprints
-from engine.cli.audit import close_audit, open_audit
+from engine.cli.application import application
 from engine.cli.inputs import InputError, read_json_object, where_of
 from engine.cli.options import (
-    OpaSettings,
     audit_key_option,
     blueprints_option,
     checked_approval_id,
@@ -22,29 +19,18 @@ from engine.cli.options import (
     policies_option,
     requester_options,
     state_dir_option,
-    state_paths,
 )
 from engine.cli.terminal import describe_masked, emit_json, escape, note
 from engine.cluster import Target
-from engine.cluster.simulated import SimulatedCluster
-from engine.compile import InvalidBlueprints
 from engine.contracts import observation_problem
 from engine.errors import PolicyError
-from engine.execute import Context, Executor
-from engine.policy import PolicySession
+from engine.execute import Context
+from engine.policy import OpaSettings
 from engine.redact import mask
 from engine.state import StateStore
 from engine.verify import verify as run_checks
 
 _EXIT = {"blocked": 4, "awaiting_approval": 3, "deferred": 5}
-
-
-def _effective(blueprints: Path) -> dict[str, dict[str, Any]]:
-    """Every valid blueprint's effective content by name; invalid blueprints stop here."""
-    loaded = load_blueprints([blueprints])
-    if loaded.errors:
-        raise InvalidBlueprints(loaded)
-    return {b.name: b.effective for b in loaded.blueprints}
 
 
 def _same_rules_as_the_runner(state: StateStore, revision: str, opa: str) -> None:
@@ -128,48 +114,42 @@ def execute(
     The step is journaled, verified after stabilization and rolled back on
     failure, all of it audited.
     """
-    effective = _effective(blueprints)
-    blueprint = _blueprint(effective, blueprints, service)
-    operation = read_json_object(operation_source, "operation", "--operation", inline=True)
-    state_path, _, cluster_path = state_paths(state_dir, create=True)
-    cluster = (
-        SimulatedCluster.load(cluster_path)
-        if cluster_path.exists()
-        else SimulatedCluster.from_blueprints(list(effective.values()))
+    workspace = application(ctx).workspace(
+        blueprints,
+        policies=policies,
+        opa=opa,
+        state_dir=state_dir,
+        create=True,
+        audit_key=audit_key,
+        record_retention=True,
     )
-    state = StateStore(state_path)
-    audit: AuditLog | None = None
-    try:
-        audit = open_audit(state, state_dir, audit_key, blueprints=effective.values())
-        with PolicySession(
-            blueprints, policies=policies, remote=opa.remote, timeout=opa.timeout
-        ) as session:
-            target = Target(
-                service, blueprint["target"]["namespace"], blueprint["target"]["deployment"]
+    with workspace:
+        blueprint = _blueprint(workspace.blueprints, blueprints, service)
+        operation = read_json_object(operation_source, "operation", "--operation", inline=True)
+        cluster = workspace.cluster  # the state dir is checked private (made if missing) first
+        state = workspace.state
+        executor = workspace.executor(dry_run=dry_run)  # the audit log, then OPA
+        session = workspace.session
+        target = Target(
+            service, blueprint["target"]["namespace"], blueprint["target"]["deployment"]
+        )
+        _same_rules_as_the_runner(state, session.revision, opa_identity(opa))
+        context = Context(target, blueprint, session.revision)
+        verdict = executor.fresh_verdict(context, operation, requester)
+        approval = state.approval(approval_id) if approval_id else None
+        if approval_id and approval is None:
+            raise click.UsageError(f"no approval request {approval_id} in {state_dir}")
+        decision = {**verdict, "operation": operation}
+        result = executor.execute(context, decision, approval, requester)
+        if result.outcome == "awaiting_approval" and approval is None:
+            approval, _ = Approvals(state, executor.audit).request(
+                verdict, service, blueprint, session.revision, cluster.now(), requester
             )
-            _same_rules_as_the_runner(state, session.revision, opa_identity(opa))
-            context = Context(target, blueprint, session.revision)
-            executor = Executor(
-                cluster, state, audit, session.enforce, breaker=session.breaker, dry_run=dry_run
+            result.detail = (
+                f"approval request {approval.id} filed; an approver answers with: "
+                f"opsgate approvals approve {approval.id} --key PATH --reason TEXT"
             )
-            verdict = executor.fresh_verdict(context, operation, requester)
-            approval = state.approval(approval_id) if approval_id else None
-            if approval_id and approval is None:
-                raise click.UsageError(f"no approval request {approval_id} in {state_dir}")
-            decision = {**verdict, "operation": operation}
-            result = executor.execute(context, decision, approval, requester)
-            if result.outcome == "awaiting_approval" and approval is None:
-                approval, _ = Approvals(state, executor.audit).request(
-                    verdict, service, blueprint, session.revision, cluster.now(), requester
-                )
-                result.detail = (
-                    f"approval request {approval.id} filed; an approver answers with: "
-                    f"opsgate approvals approve {approval.id} --key PATH --reason TEXT"
-                )
-    finally:
-        close_audit(audit)  # a signed checkpoint over this command's events
-        state.close()
-        cluster.save(cluster_path)
+    # closed: a signed checkpoint over this command's events, and the cluster saved
     shown = mask(
         {
             "outcome": result.outcome,
@@ -221,7 +201,8 @@ def verify(
     after_source: str,
 ) -> None:
     """Run the verification checks for one operation on two observations."""
-    blueprint = _blueprint(_effective(blueprints), blueprints, service)
+    with application(ctx).workspace(blueprints) as workspace:
+        blueprint = _blueprint(workspace.blueprints, blueprints, service)
     operation = read_json_object(operation_source, "operation", "--operation", inline=True)
     before = read_json_object(before_source, "before observation", "--before")
     after = read_json_object(after_source, "after observation", "--after")

@@ -7,7 +7,6 @@ import getpass
 import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -16,9 +15,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from engine import signing
 from engine.cli.terminal import printable
-from engine.files import OPEN_TO_OTHERS, check_private, private_directory
+from engine.files import OPEN_TO_OTHERS, check_private
 from engine.opa import DEFAULT_QUERY_TIMEOUT
-from engine.policy import RemoteOpa
+from engine.policy import OpaSettings, RemoteOpa
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -63,14 +62,6 @@ blueprints_option = click.option(
     show_default=True,
     help="Directory of blueprints (with its governance.yaml).",
 )
-
-
-@dataclass(frozen=True)
-class OpaSettings:
-    """Where OPA is (None: start one) and how long to wait for each answer."""
-
-    remote: RemoteOpa | None
-    timeout: float
 
 
 def opa_options(function: F) -> F:
@@ -189,16 +180,6 @@ inbox_option = click.option(
     help="Where the runner publishes requests and approvers drop signed answers "
     "(default: STATE_DIR.inbox).",
 )
-
-
-def state_paths(state_dir: Path, *, create: bool = False) -> tuple[Path, Path, Path]:
-    """(state database, audit log, simulated cluster file) inside ``state_dir``.
-
-    The state dir must be private: made 0700 when ``create`` and missing;
-    refused when another user owns it or group or others may write to it.
-    """
-    private_directory(state_dir, "state directory", create=create)
-    return state_dir / "state.db", state_dir / "audit.jsonl", state_dir / "cluster.json"
 
 
 audit_key_option = click.option(

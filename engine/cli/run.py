@@ -13,12 +13,10 @@ from rich.table import Table
 
 from engine import signing
 from engine.approval import claims
-from engine.audit import AuditError, AuditLog
-from engine.blueprint import load_blueprints
-from engine.cli.audit import close_audit, open_audit
+from engine.audit import AuditError
+from engine.cli.application import application
 from engine.cli.options import (
     FiniteFloatRange,
-    OpaSettings,
     audit_key_option,
     blueprints_option,
     inbox_option,
@@ -27,21 +25,19 @@ from engine.cli.options import (
     opa_options,
     policies_option,
     state_dir_option,
-    state_paths,
 )
 from engine.cli.terminal import console, describe_masked, escape, note
 from engine.cluster import Cluster
 from engine.cluster.simulated import SimulatedCluster
 from engine.cluster.trace import LoadTrace
-from engine.compile import InvalidBlueprints
 from engine.errors import OpsgateError, UsageError
 from engine.files import PrivacyError
 from engine.inbox import Inbox, InboxError, default_inbox
 from engine.notify import TARGETS_FILE, save_targets
-from engine.policy import PolicySession
+from engine.policy import OpaSettings
 from engine.redact import mask, mask_text
 from engine.runner import Runner, TickReport
-from engine.state import Approval, StateError, StateStore
+from engine.state import Approval, StateError
 
 _COLOURS = {"allow": "green", "approve": "yellow", "forbid": "red", "defer": "blue"}
 
@@ -282,69 +278,49 @@ def run(
     """
     if cluster_kind == "kube" and load_trace is not None:
         raise click.UsageError("--load replays onto the simulated cluster only")
-    blueprint_set = load_blueprints([blueprints])
-    if blueprint_set.errors:
-        raise InvalidBlueprints(blueprint_set)
-    effective = {b.name: b.effective for b in blueprint_set.blueprints}
-    state_path, audit_path, cluster_path = state_paths(state_dir, create=True)
-    simulated: SimulatedCluster | None = None
-    cluster: Cluster
-    if cluster_kind == "kube":
-        from engine.cluster.kubernetes import KubernetesCluster  # only needed for real clusters
-
-        cluster = KubernetesCluster(prometheus_url=prometheus_url)
-    else:
-        simulated = (
-            SimulatedCluster.load(cluster_path)
-            if cluster_path.exists()
-            else SimulatedCluster.from_blueprints(list(effective.values()), seed=seed)
-        )
-        cluster = simulated
-    trace = LoadTrace.read(load_trace) if load_trace else None
-    if trace is not None and trace.services() - set(effective):
-        unknown = ", ".join(sorted(trace.services() - set(effective)))
-        raise UsageError(f"{load_trace}: no blueprint for {unknown}")
-    state = StateStore(state_path)
-    audit: AuditLog | None = None
-    approvals_inbox = Inbox(inbox or default_inbox(state_dir))
-    approvals_inbox.prepare()
-    prompt = _terminal_prompt if sys.stdin.isatty() and sys.stderr.isatty() else None
-    total = 1 if once else ticks
-    try:
-        audit = open_audit(state, state_dir, audit_key, blueprints=effective.values())
-        with PolicySession(
-            blueprints, policies=policies, remote=opa.remote, timeout=opa.timeout
-        ) as session:
-            # opsgate execute on this state must decide by the very same rules
-            state.record_runner(session.revision, opa_identity(opa))
-            runner = Runner(
-                blueprints=effective,
-                session=session,
-                cluster=cluster,
-                state=state,
-                audit=audit,
-                dry_run=dry_run,
-                prompt=prompt,
-                inbox=approvals_inbox,
-                notify=True,
+    workspace = application(ctx).workspace(
+        blueprints,
+        policies=policies,
+        opa=opa,
+        state_dir=state_dir,
+        create=True,
+        audit_key=audit_key,
+        record_retention=True,
+        cluster=cluster_kind,
+        prometheus_url=prometheus_url,
+        seed=seed,
+    )
+    with workspace:
+        effective = workspace.blueprints
+        paths = workspace.paths
+        cluster = workspace.cluster
+        simulated = workspace.simulated if cluster_kind == "sim" else None
+        trace = LoadTrace.read(load_trace) if load_trace else None
+        if trace is not None and trace.services() - set(effective):
+            unknown = ", ".join(sorted(trace.services() - set(effective)))
+            raise UsageError(f"{load_trace}: no blueprint for {unknown}")
+        state = workspace.state
+        approvals_inbox = Inbox(inbox or default_inbox(state_dir))
+        approvals_inbox.prepare()
+        prompt = _terminal_prompt if sys.stdin.isatty() and sys.stderr.isatty() else None
+        total = 1 if once else ticks
+        try:
+            runner = workspace.runner(
+                dry_run=dry_run, prompt=prompt, inbox=approvals_inbox, notify=True
             )
+            # opsgate execute on this state must decide by the very same rules
+            state.record_runner(runner.session.revision, opa_identity(opa))
             # opsgate approvals, in another shell, notifies the same targets
             save_targets(state_dir / TARGETS_FILE, runner.notifier.targets)
-            try:
-                for entry_id, status in runner.recover():
-                    note(f"recovered journal entry {entry_id}: {status}")
-                _loop(runner, cluster, simulated, trace, total, interval, pause, cluster_path)
-            finally:
-                runner.close()  # bounded; what could not be sent is recorded, not dropped
-    except KeyboardInterrupt:
-        note("stopped (Ctrl-C); OPA stopped")
-        ctx.exit(130)
-    finally:
-        close_audit(audit)  # a signed checkpoint over this run's events
-        state.close()
-        if simulated is not None:
-            simulated.save(cluster_path)
+            for entry_id, status in runner.recover():
+                note(f"recovered journal entry {entry_id}: {status}")
+            _loop(runner, cluster, simulated, trace, total, interval, pause, paths.cluster)
+        except KeyboardInterrupt:
+            # notifications waited for, OPA stopped, the audit log's checkpoint, the cluster saved
+            workspace.close()
+            note("stopped (Ctrl-C); OPA stopped")
+            ctx.exit(130)
     note(
-        f"audit log: {escape(str(audit_path))} "
+        f"audit log: {escape(str(paths.audit))} "
         f"(check it with: opsgate audit verify --state-dir {escape(str(state_dir))})"
     )

@@ -79,6 +79,13 @@ replica-minutes (cost) and breaker trips.""",
 @click.option(
     "--seed", type=int, default=1, show_default=True, help="Seed of the simulated cluster."
 )
+@click.option(
+    "--audit-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Keep each run's audit log (and state) in DIR/as-is and DIR/changed; "
+    "without it they are removed when the command ends.",
+)
 @policies_option
 @json_option
 def simulate(
@@ -91,6 +98,7 @@ def simulate(
     compare_policies: Path | None,
     step: float,
     seed: int,
+    audit_dir: Path | None,
     policies: Path | None,
     as_json: bool,
 ) -> None:
@@ -102,7 +110,13 @@ def simulate(
             compare_blueprints = compare_blueprints or compare_dir
     wanted = list(services) or None
     base = run_simulation(
-        blueprints, trace, policies=policies, services=wanted, step=step, seed=seed
+        blueprints,
+        trace,
+        policies=policies,
+        services=wanted,
+        step=step,
+        seed=seed,
+        work_dir=audit_dir / "as-is" if audit_dir else None,
     )
     runs = [("as is", base)]
     if compare_blueprints is not None or compare_policies is not None:
@@ -113,13 +127,17 @@ def simulate(
             services=wanted,
             step=step,
             seed=seed,
+            work_dir=audit_dir / "changed" if audit_dir else None,
         )
         runs.append(("changed", changed))
     if as_json:
         emit_json(
             {
                 "runs": {label: sim.summary for label, sim in runs},
-                "audit_logs": {label: str(sim.audit_path) for label, sim in runs},
+                # kept only when asked (--audit-dir): nothing is left behind otherwise
+                "audit_logs": {
+                    label: str(sim.audit_path) if sim.audit_path else None for label, sim in runs
+                },
             }
         )
     else:
@@ -133,6 +151,9 @@ def simulate(
                 row["breaker_trips"],
             ]
             line(f"{row['run']:<8} {row['service']:<14} " + " ".join(f"{v:>11}" for v in values))
+        for label, sim in runs:
+            if sim.audit_path is not None:
+                note(f"audit log ({label}): {escape(str(sim.audit_path))}")
     if plot_path is not None:
         for service in base.summary:
             target = plot_path

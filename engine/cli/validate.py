@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from engine.blueprint import BlueprintSet, load_blueprints
+from engine.cli.application import application
 from engine.cli.options import json_option
 from engine.cli.terminal import emit_json, escape, line, note
 
@@ -49,7 +50,7 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> None
         emit_json([p.to_json() for p in blueprint_set.problems])
     else:
         report_problems(blueprint_set, to_stdout=True)
-        if not ctx.obj["quiet"]:
+        if not application(ctx).quiet:
             errors, warnings = len(blueprint_set.errors), len(blueprint_set.warnings)
             files = blueprint_set.files_read
             if errors:
