@@ -380,6 +380,35 @@ def fill_defaults(value: Any, schema: dict[str, Any], root: dict[str, Any]) -> A
     return out
 
 
+def whole_numbers(value: Any, schema: dict[str, Any], root: dict[str, Any]) -> Any:
+    """Return ``value`` with ``2.0`` made ``2`` wherever the schema wants an integer.
+
+    JSON Schema counts 2.0 as an integer and YAML reads it as a float; the
+    policies, the cluster and the audit log should all see the 2 that was meant.
+    """
+    schema = _resolve(schema, root)
+    if isinstance(value, float) and value.is_integer() and _wants_integer(schema, root):
+        return int(value)
+    items = schema.get("items")
+    if isinstance(value, list) and isinstance(items, dict):
+        return [whole_numbers(item, items, root) for item in value]
+    properties = schema.get("properties")
+    if isinstance(value, dict) and isinstance(properties, dict):
+        return {
+            key: whole_numbers(sub, properties[key], root) if key in properties else sub
+            for key, sub in value.items()
+        }
+    return value
+
+
+def _wants_integer(schema: dict[str, Any], root: dict[str, Any]) -> bool:
+    kind = schema.get("type")
+    if kind == "integer" or (isinstance(kind, list) and "integer" in kind):
+        return True
+    branches = [*schema.get("oneOf", []), *schema.get("anyOf", [])]
+    return any(_wants_integer(_resolve(branch, root), root) for branch in branches)
+
+
 def merge(base: Any, override: Any) -> Any:
     """Deep-merge mappings; anything else in ``override`` replaces ``base``."""
     if isinstance(base, dict) and isinstance(override, dict):
@@ -729,7 +758,9 @@ def load_blueprints(paths: Sequence[Path]) -> BlueprintSet:
         shared = governance.data["governance"] if governance is not None else {}
         data = copy.deepcopy(document.data)
         data["governance"] = merge(shared, data.get("governance", {}))
-        effective = fill_defaults(data, schema_root, schema_root)
+        effective = whole_numbers(
+            fill_defaults(data, schema_root, schema_root), schema_root, schema_root
+        )
         known = _Known(effective, refused)
         problems += _semantic_problems(known, document, governance, with_governance=with_governance)
         result.problems.extend(problems)
