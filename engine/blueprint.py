@@ -3,8 +3,10 @@
 Validation has two layers: the JSON Schema shipped in ``blueprints/schema``
 (draft 2020-12, checked with the ``jsonschema`` library) and the semantic
 checks a schema can't express (ordering of thresholds and quantities,
-uniqueness across files, operation names). Every finding is a ``Problem``
-that names the file, the line where it can be known, the JSON path and why.
+uniqueness across files, operation names). Both run in one pass, so a user
+sees every problem at once; the semantic checks skip the values the schema
+refused. Every finding is a ``Problem`` that names the file, the line where
+it can be known, the JSON path and why.
 """
 
 from __future__ import annotations
@@ -200,9 +202,72 @@ def _dotted(path: Iterable[str | int]) -> str:
     return text or "$"
 
 
-def _schema_problems(document: Document, validator: Draft202012Validator) -> Iterator[Problem]:
+@dataclass(frozen=True)
+class _Known:
+    """A document's values that later checks may read: present, and not refused by the schema.
+
+    Every check runs in the same pass as the schema, so a check must not
+    trust a value the schema refused (it would crash on a wrong type, or
+    report the same value twice): those values, and everything under them,
+    read as absent.
+    """
+
+    data: Any
+    refused: frozenset[JsonPath] = frozenset()
+
+    def get(self, *path: str | int) -> Any:
+        """Return the value at ``path``, or ``_NO_VALUE`` when absent or refused."""
+        if any(path[:n] in self.refused for n in range(len(path) + 1)):
+            return _NO_VALUE
+        value = self.data
+        for key in path:
+            if isinstance(key, str):
+                found = isinstance(value, dict) and key in value
+            else:
+                found = isinstance(value, list) and 0 <= key < len(value)
+            if not found:
+                return _NO_VALUE
+            value = value[key]
+        return value
+
+    def entries(self, *path: str | int) -> Iterator[tuple[int, Any]]:
+        """Yield ``(index, item)`` of the list at ``path``, skipping refused items."""
+        items = self.get(*path)
+        for index in range(len(items) if isinstance(items, list) else 0):
+            item = self.get(*path, index)
+            if item is not _NO_VALUE:
+                yield index, item
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _schema_check(
+    document: Document, validator: Draft202012Validator
+) -> tuple[list[Problem], frozenset[JsonPath]]:
+    """The schema's problems with a document, and the paths of the values it refused."""
+    problems: list[Problem] = []
+    refused: set[JsonPath] = set()
     for error in validator.iter_errors(document.data):
-        yield from _translate(document, error)
+        problems.extend(_translate(document, error))
+        refused.update(_refused_paths(error))
+    return problems, frozenset(refused)
+
+
+def _refused_paths(error: ValidationError) -> Iterator[JsonPath]:
+    path: JsonPath = tuple(error.absolute_path)
+    if error.validator == "required":
+        present = error.instance if isinstance(error.instance, dict) else {}
+        names = cast(list[str], error.validator_value)
+        yield from ((*path, name) for name in names if name not in present)
+    elif error.validator == "additionalProperties":
+        known = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
+        if isinstance(error.instance, dict):
+            yield from ((*path, key) for key in error.instance if key not in known)
+    elif error.validator != "uniqueItems":
+        # a list with a repeated entry still has entries worth checking one by one
+        yield path
 
 
 def _translate(document: Document, error: ValidationError) -> Iterator[Problem]:
@@ -315,6 +380,35 @@ def fill_defaults(value: Any, schema: dict[str, Any], root: dict[str, Any]) -> A
     return out
 
 
+def whole_numbers(value: Any, schema: dict[str, Any], root: dict[str, Any]) -> Any:
+    """Return ``value`` with ``2.0`` made ``2`` wherever the schema wants an integer.
+
+    JSON Schema counts 2.0 as an integer and YAML reads it as a float; the
+    policies, the cluster and the audit log should all see the 2 that was meant.
+    """
+    schema = _resolve(schema, root)
+    if isinstance(value, float) and value.is_integer() and _wants_integer(schema, root):
+        return int(value)
+    items = schema.get("items")
+    if isinstance(value, list) and isinstance(items, dict):
+        return [whole_numbers(item, items, root) for item in value]
+    properties = schema.get("properties")
+    if isinstance(value, dict) and isinstance(properties, dict):
+        return {
+            key: whole_numbers(sub, properties[key], root) if key in properties else sub
+            for key, sub in value.items()
+        }
+    return value
+
+
+def _wants_integer(schema: dict[str, Any], root: dict[str, Any]) -> bool:
+    kind = schema.get("type")
+    if kind == "integer" or (isinstance(kind, list) and "integer" in kind):
+        return True
+    branches = [*schema.get("oneOf", []), *schema.get("anyOf", [])]
+    return any(_wants_integer(_resolve(branch, root), root) for branch in branches)
+
+
 def merge(base: Any, override: Any) -> Any:
     """Deep-merge mappings; anything else in ``override`` replaces ``base``."""
     if isinstance(base, dict) and isinstance(override, dict):
@@ -359,24 +453,26 @@ def _locate(
 
 
 def _operation_problems(
-    authority: dict[str, list[str]],
-    where: JsonPath,
-    file_of: Any,
+    known: _Known, file_of: Callable[[JsonPath], tuple[str, int | None]]
 ) -> Iterator[Problem]:
+    """Each operation type in ``governance.agent_authority`` exists and is in one tier only."""
     catalog = operations.catalog()
-    known = sorted(catalog)
+    names = sorted(catalog)
     listed_in: dict[str, str] = {}
     for tier in ("allowed", "requires_approval", "forbidden"):
-        for index, operation in enumerate(authority.get(tier, [])):
-            path = (*where, "agent_authority", tier, index)
+        for index, operation in known.entries("governance", "agent_authority", tier):
+            if not isinstance(operation, str):
+                continue
+            path = ("governance", "agent_authority", tier, index)
             file, line = file_of(path)
             if operation not in catalog:
                 hint = operations.closest(operation)
                 message = "unknown operation type"
-                message += f": did you mean {hint!r}?" if hint else f" (known: {', '.join(known)})"
+                message += f": did you mean {hint!r}?" if hint else f" (known: {', '.join(names)})"
                 yield Problem(file, line, _dotted(path), message, operation)
                 continue
-            if operation in listed_in:
+            # a repeat within one tier is the schema's "has duplicate entries"
+            if listed_in.get(operation, tier) != tier:
                 yield Problem(
                     file,
                     line,
@@ -438,16 +534,14 @@ def _url_problem(url: str) -> str | None:
     return None
 
 
-def _notification_problems(document: Document) -> Iterator[Problem]:
+def _notification_problems(document: Document, refused: frozenset[JsonPath]) -> Iterator[Problem]:
     """What the schema can't say about the notification targets a file writes itself.
 
     Only the file's own list is checked, so a target in governance.yaml is
     reported once, there, not once per blueprint that inherits it.
     """
-    targets: Any = document.data
-    for key in _NOTIFICATIONS:
-        targets = targets.get(key) if isinstance(targets, dict) else None
-    for index, target in enumerate(targets if isinstance(targets, list) else []):
+    known = _Known(document.data, refused)
+    for index, target in known.entries(*_NOTIFICATIONS):
         if not isinstance(target, dict):
             continue
 
@@ -455,58 +549,79 @@ def _notification_problems(document: Document) -> Iterator[Problem]:
             path = (*_NOTIFICATIONS, index, key)
             return document.file, document.line_of(path), _dotted(path)
 
-        for key, kind in _TARGET_FIELDS.items():
-            if key in target and target.get("type") != kind:
-                yield Problem(*at(key), f"is for {kind} targets only")
-        if target.get("type") != "webhook":
+        def value(key: str, index: int = index) -> Any:
+            return known.get(*_NOTIFICATIONS, index, key)
+
+        kind = value("type")
+        if kind is _NO_VALUE:
             continue
-        problem = _url_problem(str(target.get("url", "")))
+        for key, owner in _TARGET_FIELDS.items():
+            if key in target and kind != owner:
+                yield Problem(*at(key), f"is for {owner} targets only")
+        if kind != "webhook":
+            continue
+        url = value("url")
+        problem = _url_problem(url) if isinstance(url, str) else None
         if problem:
-            yield Problem(*at("url"), problem, target.get("url"))
+            yield Problem(*at("url"), problem, url)
+        secret_file = value("secret_file")
         if "secret_env" in target and "secret_file" in target:
             yield Problem(
                 *at("secret_file"),
                 "give secret_env or secret_file, not both",
                 target["secret_file"],
             )
-        elif "secret_file" in target and not Path(str(target["secret_file"])).is_absolute():
+        elif isinstance(secret_file, str) and not Path(secret_file).is_absolute():
             yield Problem(
                 *at("secret_file"),
                 "must be an absolute path: the runner and opsgate approvals may start in "
                 "other directories",
-                target["secret_file"],
+                secret_file,
             )
 
 
 def _semantic_problems(
-    effective: dict[str, Any], document: Document, governance: Document | None
+    known: _Known, document: Document, governance: Document | None, *, with_governance: bool
 ) -> Iterator[Problem]:
+    """The checks a schema can't express, on every value the schema did not refuse.
+
+    ``with_governance`` is false when the shared defaults are invalid: then
+    the effective governance can't be known, and only the rest is checked.
+    """
+
     def at(*path: str | int) -> tuple[str, int | None, str]:
         file, line = _locate(path, document, governance)
         return file, line, _dotted(path)
 
-    scaling = effective["spec"]["scaling"]
-    if scaling["min_replicas"] > scaling["max_replicas"]:
+    def scaling(key: str) -> Any:
+        return known.get("spec", "scaling", key)
+
+    low, high = scaling("min_replicas"), scaling("max_replicas")
+    if isinstance(low, int) and isinstance(high, int) and low > high:
         yield Problem(
-            *at("spec", "scaling", "min_replicas"),
-            f"must be <= max_replicas {scaling['max_replicas']}",
-            scaling["min_replicas"],
+            *at("spec", "scaling", "min_replicas"), f"must be <= max_replicas {high}", low
         )
-    if scaling["scale_down_threshold_percent"] >= scaling["scale_up_threshold_percent"]:
+    down, up = scaling("scale_down_threshold_percent"), scaling("scale_up_threshold_percent")
+    if _is_number(down) and _is_number(up) and down >= up:
         yield Problem(
             *at("spec", "scaling", "scale_down_threshold_percent"),
-            f"must be below scale_up_threshold_percent {scaling['scale_up_threshold_percent']}",
-            scaling["scale_down_threshold_percent"],
+            f"must be below scale_up_threshold_percent {up}",
+            down,
         )
 
     for resource, convert, unit in (("cpu", cpu_millicores, "m"), ("memory", memory_bytes, "B")):
-        amounts = effective["spec"]["resources"][resource]
+        amounts = {
+            key: known.get("spec", "resources", resource, key)
+            for key in ("minimum", "request", "limit")
+        }
         parsed: dict[str, int] = {}
-        for key in ("minimum", "request", "limit"):
+        for key, amount in amounts.items():
+            if not isinstance(amount, str) and not _is_number(amount):
+                continue
             try:
-                parsed[key] = convert(amounts[key])
+                parsed[key] = convert(amount)
             except QuantityError as e:
-                yield Problem(*at("spec", "resources", resource, key), str(e), amounts[key])
+                yield Problem(*at("spec", "resources", resource, key), str(e), amount)
         if len(parsed) == 3:
             if parsed["minimum"] > parsed["request"]:
                 yield Problem(
@@ -527,13 +642,14 @@ def _semantic_problems(
                     amounts["request"],
                 )
 
-    yield from _notification_problems(document)
-    gov = effective["governance"]
-    yield from _operation_problems(
-        gov["agent_authority"], ("governance",), lambda p: _locate(p, document, governance)
-    )
-    yield from _approver_problems(gov["approval_workflow"]["approvers"], at)
-    if gov["agent_authority"]["requires_approval"] and not gov["approval_workflow"]["approvers"]:
+    yield from _notification_problems(document, known.refused)
+    if not with_governance:
+        return
+    yield from _operation_problems(known, lambda p: _locate(p, document, governance))
+    yield from _approver_problems(known, at)
+    requires_approval = known.get("governance", "agent_authority", "requires_approval")
+    approvers = known.get("governance", "approval_workflow", "approvers")
+    if isinstance(requires_approval, list) and requires_approval and approvers == []:
         yield Problem(
             *at("governance", "approval_workflow", "approvers"),
             "must name at least one approver when agent_authority.requires_approval is not empty",
@@ -542,12 +658,14 @@ def _semantic_problems(
 
 
 def _approver_problems(
-    approvers: list[Any], at: Callable[..., tuple[str, int | None, str]]
+    known: _Known, at: Callable[..., tuple[str, int | None, str]]
 ) -> Iterator[Problem]:
     """Each approver once, no reserved name, and every public key a real ssh-ed25519 key."""
     seen: set[str] = set()
-    for index, entry in enumerate(approvers):
-        name = signing.approver_name(entry)
+    for index, entry in known.entries("governance", "approval_workflow", "approvers"):
+        name = entry.get("name") if isinstance(entry, dict) else entry
+        if not isinstance(name, str):
+            continue
         where = ("governance", "approval_workflow", "approvers", index)
         if not signing.valid_name(name):
             yield Problem(*at(*where), "must be a plain name (no line breaks)", name)
@@ -556,11 +674,12 @@ def _approver_problems(
         if name in signing.RESERVED_NAMES:
             yield Problem(*at(*where), f"{name!r} is the runner's own name", name)
         seen.add(name)
-        if isinstance(entry, dict):
+        public_key = known.get(*where, "public_key")
+        if isinstance(public_key, str):
             try:
-                signing.parse_public_key(entry["public_key"])
+                signing.parse_public_key(public_key)
             except signing.SigningError as e:
-                yield Problem(*at(*where, "public_key"), str(e), entry["public_key"][:40])
+                yield Problem(*at(*where, "public_key"), str(e), public_key[:40])
 
 
 # --- the public entry points ---------------------------------------------------
@@ -587,20 +706,11 @@ def load_blueprints(paths: Sequence[Path]) -> BlueprintSet:
             except SourceError as e:
                 result.problems.append(_source_problem(e))
                 return None
-            problems = list(_schema_problems(document, governance_validator))
-            if not problems:
-                problems = list(
-                    _operation_problems(
-                        document.data["governance"].get("agent_authority", {}),
-                        (),
-                        lambda p: (document.file, document.line_of(("governance", *p))),
-                    )
-                )
-                problems = [
-                    Problem(p.file, p.line, "governance." + p.path, p.message, p.got, p.severity)
-                    for p in problems
-                ]
-                problems += _notification_problems(document)
+            problems, refused = _schema_check(document, governance_validator)
+            problems += _operation_problems(
+                _Known(document.data, refused), lambda p: (document.file, document.line_of(p))
+            )
+            problems += _notification_problems(document, refused)
             result.problems.extend(problems)
             result.files_read += 1
             if any(p.severity == "error" for p in problems):
@@ -632,14 +742,12 @@ def load_blueprints(paths: Sequence[Path]) -> BlueprintSet:
                 )
             )
             continue
-        problems = list(_schema_problems(document, blueprint_validator))
-        if problems:
-            result.problems.extend(problems)
-            continue
+        problems, refused = _schema_check(document, blueprint_validator)
         governance_path = _governance_for(source)
         governance = governance_document(governance_path) if governance_path else None
-        if governance_path is not None and governance is None:
-            result.problems.append(
+        with_governance = governance_path is None or governance is not None
+        if not with_governance:
+            problems.append(
                 Problem(
                     document.file,
                     None,
@@ -647,16 +755,26 @@ def load_blueprints(paths: Sequence[Path]) -> BlueprintSet:
                     f"not checked: the shared defaults in {governance_path} are invalid",
                 )
             )
-            continue
         shared = governance.data["governance"] if governance is not None else {}
         data = copy.deepcopy(document.data)
         data["governance"] = merge(shared, data.get("governance", {}))
-        effective = fill_defaults(data, schema_root, schema_root)
-        semantic = list(_semantic_problems(effective, document, governance))
-        result.problems.extend(semantic)
+        effective = whole_numbers(
+            fill_defaults(data, schema_root, schema_root), schema_root, schema_root
+        )
+        known = _Known(effective, refused)
+        problems += _semantic_problems(known, document, governance, with_governance=with_governance)
+        result.problems.extend(problems)
 
-        name = effective["metadata"]["name"]
-        target = (effective["target"]["namespace"], effective["target"]["deployment"])
+        name = known.get("metadata", "name")
+        namespace, deployment = known.get("target", "namespace"), known.get("target", "deployment")
+        if not isinstance(name, str):
+            continue
+        # a target the schema refused is not compared (its parts may not even be hashable)
+        target = (
+            (namespace, deployment)
+            if isinstance(namespace, str) and isinstance(deployment, str)
+            else None
+        )
         if name in names:
             result.problems.append(
                 Problem(
@@ -667,20 +785,21 @@ def load_blueprints(paths: Sequence[Path]) -> BlueprintSet:
                     name,
                 )
             )
-        elif target in targets:
+        elif target is not None and target in targets:
             result.problems.append(
                 Problem(
                     document.file,
                     document.line_of(("target",)),
                     "target",
-                    f"{target[0]}/{target[1]} is already governed by {targets[target]}",
-                    f"{target[0]}/{target[1]}",
+                    f"{namespace}/{deployment} is already governed by {targets[target]}",
+                    f"{namespace}/{deployment}",
                 )
             )
-        if any(p.severity == "error" for p in semantic) or name in names or target in targets:
+        if any(p.severity == "error" for p in problems) or name in names or target in targets:
             names.setdefault(name, document.file)
             continue
         names[name] = document.file
+        assert target is not None  # the schema requires both as strings
         targets[target] = document.file
         result.blueprints.append(
             Blueprint(

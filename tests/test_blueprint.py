@@ -284,3 +284,24 @@ def test_every_schema_field_has_a_description(name: str) -> None:
     assert fields
     missing = [path for path, sub in fields if not sub.get("description")]
     assert missing == []
+
+
+def test_whole_numbers_written_as_floats_become_integers(
+    tmp_path: Path, minimal_blueprint_text: str
+) -> None:
+    text = minimal_blueprint_text.replace("min_replicas: 2", "min_replicas: 2.0")
+    text += "    cooldown_seconds: 300.0\n    scale_up_threshold_percent: 80.0\n"
+    text += "  deployment:\n    max_surge: 1.0\n"
+    write(tmp_path, "shop.yaml", text)
+    result = load_blueprints([tmp_path])
+    assert result.problems == []
+    spec = result.blueprints[0].effective["spec"]
+    written = (
+        spec["scaling"]["min_replicas"],
+        spec["scaling"]["cooldown_seconds"],
+        spec["deployment"]["max_surge"],
+    )
+    # integer fields hold ints (what the policies print and the cluster takes) ...
+    assert [(v, type(v)) for v in written] == [(2, int), (300, int), (1, int)]
+    # ... and a number field keeps what was written
+    assert type(spec["scaling"]["scale_up_threshold_percent"]) is float

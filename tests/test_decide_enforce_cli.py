@@ -190,3 +190,23 @@ def test_a_name_with_a_trailing_newline_is_refused(run_cli: RunCli) -> None:
     for option in ("--as", "--agent"):
         result = run_cli(*scale, option, "sre-lead\n")
         assert result.exit_code == 2, option
+
+
+@pytest.mark.parametrize(
+    ("to", "code", "reason"),
+    [
+        ("4.0", 0, "4 replicas is within min_replicas 2 and max_replicas 5"),
+        ("6.0", 3, "needs 6 replicas, above max_replicas 5"),
+        ("1e0", 3, "needs 1 replicas, below min_replicas 2"),
+    ],
+)
+def test_enforce_whole_number_written_as_float_reads_whole(
+    run_cli: RunCli, to: str, code: int, reason: str
+) -> None:
+    operation = f'{{"type": "scale", "to": {to}}}'
+    result = run_cli(
+        "enforce", "--service", "frontend", "--replicas", "2", "--operation", operation
+    )
+    assert result.exit_code == code
+    assert "%!" not in result.stdout + result.stderr
+    assert json.loads(result.stdout)["reasons"][0] == reason

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from engine.cluster import Target
 from engine.cluster.simulated import SimulatedCluster
 from engine.cluster.trace import LoadTrace
 from engine.errors import OpsgateError
@@ -540,3 +541,23 @@ def test_keygen_prints_an_entry_to_paste_into_governance(run_cli: RunCli, tmp_pa
     assert (tmp_path / "k").stat().st_mode & 0o777 == 0o600
     again = run_cli("approvals", "keygen", str(tmp_path / "k"), "--name", "sre-lead")
     assert again.exit_code == 2 and "not overwriting a key" in again.stderr
+
+
+def test_execute_scale_to_whole_number_written_as_float_applies_that_many(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    result = run_cli(
+        "execute",
+        "--state-dir",
+        _state(tmp_path),
+        "--service",
+        "frontend",
+        "--operation",
+        '{"type": "scale", "to": 4.0}',
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "%!" not in result.stdout + result.stderr
+    assert json.loads(result.stdout)["outcome"] == "succeeded"
+    cluster = SimulatedCluster.load(tmp_path / "state" / "cluster.json")
+    desired = cluster.observe(Target("frontend", "shop", "frontend"))["replicas"]["desired"]
+    assert (desired, type(desired)) == (4, int)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -122,12 +123,12 @@ def test_compare_a_changed_policy_library(run_cli: RunCli, tmp_path: Path) -> No
     shutil.copytree(REPO / "policies", policies)
     scaling = policies / "opsgate" / "govern" / "scaling" / "scaling.rego"
     # a stricter library: every scale needs approval
-    scaling.write_text(
-        scaling.read_text().replace(
-            '\t"allow",\n\tsprintf(\n\t\t"%d replicas is within',
-            '\t"approve",\n\tsprintf(\n\t\t"%d replicas is within',
-        )
+    source = scaling.read_text()
+    stricter = re.sub(
+        r'\t"allow",(\n\tsprintf\(\n\t\t"%\w replicas is within)', r'\t"approve",\1', source
     )
+    assert stricter != source  # else the comparison below compares a library with itself
+    scaling.write_text(stricter)
     result = run_cli(
         "simulate",
         "--load",
@@ -144,3 +145,34 @@ def test_compare_a_changed_policy_library(run_cli: RunCli, tmp_path: Path) -> No
         runs["changed"]["frontend"]["approvals_needed"]
         > runs["as is"]["frontend"]["approvals_needed"]
     )
+
+
+def test_plot_of_one_service_is_the_file_named(run_cli: RunCli, tmp_path: Path) -> None:
+    plot = tmp_path / "out.png"
+    result = run_cli(
+        "simulate", "--load", str(TRACES / "spike.csv"), "--service", "backend", "--plot", str(plot)
+    )
+    assert result.exit_code == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]
+    assert f"plot of backend: {plot}" in result.stderr
+    assert "one file each" not in result.stderr
+
+
+def test_plot_of_several_services_says_each_file(run_cli: RunCli, tmp_path: Path) -> None:
+    plot = tmp_path / "out.png"
+    result = run_cli("simulate", "--load", str(TRACES / "spike.csv"), "--plot", str(plot), "--json")
+    assert result.exit_code == 0, result.stderr
+    written = {"backend": tmp_path / "out-backend.png", "frontend": tmp_path / "out-frontend.png"}
+    assert sorted(tmp_path.iterdir()) == sorted(written.values())
+    assert json.loads(result.stdout)["plots"] == {s: str(p) for s, p in written.items()}
+    told = [line for line in result.stderr.splitlines() if line.startswith("plot")]
+    assert told == [
+        f"plot: 2 services, one file each ({plot} is not written)",
+        *(f"plot of {s}: {p}" for s, p in json.loads(result.stdout)["plots"].items()),
+    ]
+
+
+def test_plot_option_help_says_where_the_files_go(run_cli: RunCli) -> None:
+    text = " ".join(run_cli("simulate", "--help").stdout.split())
+    assert "for several, one file each with the service added to the name" in text
+    assert "Each path written is told on stderr" in text

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 from pathlib import Path
+from typing import Any
 
 import click
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -26,8 +27,12 @@ from engine.audit import (
 )
 from engine.cli.application import application
 from engine.cli.options import (
+    AGO_FORMS,
+    TIME_FORMS,
+    Moment,
     audit_key_option,
     json_option,
+    parse_time,
     passphrase_prompt,
     state_dir_option,
 )
@@ -38,6 +43,14 @@ from engine.workspace import state_paths
 
 def _log(state_dir: Path) -> AuditLog:
     return AuditLog(state_paths(state_dir)[1])
+
+
+def _at_or_after(time: Any, since: datetime.datetime) -> bool:
+    """Compare times, not strings (``12:00:00Z`` and ``12:00:00.000000Z`` are one instant)."""
+    try:
+        return isinstance(time, str) and parse_time(time) >= since
+    except ValueError:
+        return False  # a time that can't be read can't be said to be after
 
 
 @click.group(
@@ -211,19 +224,32 @@ def export_key(audit_key: Path | None, state_dir: Path) -> None:
     )
 
 
-@audit.command(epilog="Example:  opsgate audit show --service backend --json")
+@audit.command(
+    epilog="""\b
+Examples:
+  opsgate audit show --service backend --json
+  opsgate audit show --since 2h
+  opsgate audit show --since 2026-02-10T12:00:00Z"""
+)
 @click.option("--service", default=None, help="Only events of this service.")
-@click.option("--since", default=None, help="Only events at or after this RFC 3339 time.")
+@click.option(
+    "--since",
+    type=Moment(ago=True),
+    default=None,
+    help=f"Only events at or after this time: {TIME_FORMS}; or {AGO_FORMS}.",
+)
 @state_dir_option
 @json_option
-def show(service: str | None, since: str | None, state_dir: Path, as_json: bool) -> None:
+def show(
+    service: str | None, since: datetime.datetime | None, state_dir: Path, as_json: bool
+) -> None:
     """Print audit events, oldest first."""
     # masked again: a log written before values were masked may still hold secrets
     events = [
         mask(e)
         for e in _log(state_dir).events()
         if (service is None or e.get("service") == service)
-        and (since is None or str(e.get("time", "")) >= since)
+        and (since is None or _at_or_after(e.get("time"), since))
     ]
     if as_json:
         emit_json(events)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime
 import functools
 import getpass
 import math
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -33,6 +35,77 @@ class FiniteFloatRange(click.FloatRange):
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite number.", param, ctx)
         return number
+
+
+_DURATION = re.compile(r"([0-9]{1,9})([smhdw])", re.ASCII)
+_DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+TIME_FORMS = "2026-02-10T12:00:00Z, 2026-02-10T14:00:00+02:00 or 2026-02-10 (midnight UTC)"
+AGO_FORMS = "30m, 1h, 2d or 1w (that long before now)"
+NO_ZONE = "has no time zone: add Z or an offset such as +02:00"
+
+
+def parse_time(text: str) -> datetime.datetime:
+    """Read an ISO 8601 time with ``Z`` or an offset, or a date (its midnight UTC), as UTC.
+
+    The one reader of times a person types: a time without a zone is
+    refused (whose 12:00?), and ``ValueError`` says why.
+    """
+    if not text.isascii():
+        raise ValueError("not an ISO 8601 time")
+    try:
+        return datetime.datetime.combine(
+            datetime.date.fromisoformat(text), datetime.time(), datetime.UTC
+        )
+    except ValueError:
+        pass
+    moment = datetime.datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError(NO_ZONE)
+    return moment.astimezone(datetime.UTC)
+
+
+def rfc3339(moment: datetime.datetime) -> str:
+    """Write an aware time as RFC 3339 in UTC (what the policies and the audit log read)."""
+    return moment.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
+
+
+class Moment(click.ParamType[datetime.datetime]):
+    """An option that takes a time: ISO 8601, or with ``ago`` a duration before now.
+
+    Converts to an aware UTC ``datetime``; anything else is a usage error that
+    shows the accepted forms.
+    """
+
+    name = "time"
+
+    def __init__(self, *, ago: bool = False) -> None:
+        self.ago = ago
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context) -> str:
+        """Show TIME|AGO or TIME in usage lines."""
+        return "TIME|AGO" if self.ago else "TIME"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> datetime.datetime:
+        """Parse ``value``; say the accepted forms when it is none of them."""
+        if isinstance(value, datetime.datetime):
+            return value
+        text = str(value).strip()
+        duration = _DURATION.fullmatch(text) if self.ago else None
+        try:
+            if duration is not None:
+                amount, unit = int(duration[1]), _DURATION_UNITS[duration[2]]
+                now = datetime.datetime.now(datetime.UTC)
+                return now - datetime.timedelta(**{unit: amount})
+            return parse_time(text)
+        except (ValueError, OverflowError) as e:
+            if str(e) == NO_ZONE:
+                self.fail(f"{value!r} {NO_ZONE}", param, ctx)
+            forms = f"a time such as {TIME_FORMS}"
+            if self.ago:
+                forms += f", or a duration such as {AGO_FORMS}"
+            self.fail(f"{value!r} is not a time: give {forms}", param, ctx)
 
 
 json_option = click.option(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import click
@@ -48,7 +49,12 @@ replica-minutes (cost) and breaker trips.""",
     "plot_path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Write a PNG with load, replicas, utilization, p95 and decisions per tier.",
+    help=(
+        "Write a PNG with load, replicas, utilization, p95 and decisions per tier. For one "
+        "service, this file; for several, one file each with the service added to the name "
+        "(out.png: out-frontend.png, out-backend.png). Each path written is told on stderr, "
+        'and listed under "plots" with --json.'
+    ),
 )
 @click.option(
     "--compare",
@@ -130,16 +136,18 @@ def simulate(
             work_dir=audit_dir / "changed" if audit_dir else None,
         )
         runs.append(("changed", changed))
+    plots = plot_files(plot_path, base.summary) if plot_path is not None else {}
     if as_json:
-        emit_json(
-            {
-                "runs": {label: sim.summary for label, sim in runs},
-                # kept only when asked (--audit-dir): nothing is left behind otherwise
-                "audit_logs": {
-                    label: str(sim.audit_path) if sim.audit_path else None for label, sim in runs
-                },
-            }
-        )
+        document = {
+            "runs": {label: sim.summary for label, sim in runs},
+            # kept only when asked (--audit-dir): nothing is left behind otherwise
+            "audit_logs": {
+                label: str(sim.audit_path) if sim.audit_path else None for label, sim in runs
+            },
+        }
+        if plot_path is not None:
+            document["plots"] = {service: str(target) for service, target in plots.items()}
+        emit_json(document)
     else:
         columns = ("allow", "approve", "forbid", "defer", "approvals", "s over p95", "replica-min")
         line(f"{'run':<8} {'service':<14} " + " ".join(f"{c:>11}" for c in (*columns, "breaker")))
@@ -154,10 +162,24 @@ def simulate(
         for label, sim in runs:
             if sim.audit_path is not None:
                 note(f"audit log ({label}): {escape(str(sim.audit_path))}")
-    if plot_path is not None:
-        for service in base.summary:
-            target = plot_path
-            if len(base.summary) > 1:
-                target = plot_path.with_name(f"{plot_path.stem}-{service}{plot_path.suffix}")
-            plot(runs, service, target)
-            note(f"plot: {escape(str(target))}")
+    if len(plots) > 1:
+        note(
+            f"plot: {len(plots)} services, one file each ({escape(str(plot_path))} is not written)"
+        )
+    for service, target in plots.items():
+        plot(runs, service, target)
+        note(f"plot of {escape(service)}: {escape(str(target))}")
+
+
+def plot_files(plot_path: Path, services: Iterable[str]) -> dict[str, Path]:
+    """Where ``--plot`` draws each service: the path for one, ``STEM-SERVICE.SUFFIX`` for several.
+
+    One picture per service keeps each readable; several services in one
+    file would shrink every panel.
+    """
+    names = list(services)
+    if len(names) == 1:
+        return {names[0]: plot_path}
+    return {
+        name: plot_path.with_name(f"{plot_path.stem}-{name}{plot_path.suffix}") for name in names
+    }

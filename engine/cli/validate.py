@@ -42,7 +42,8 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> None
 
     A directory is searched for .yaml and .yml files; a file named
     governance.yaml holds the shared governance defaults that apply to the
-    blueprints in its folder and below. Each problem is printed as
+    blueprints in its folder and below. Every problem is reported in one
+    run, the schema's and the rules' together, each printed as
     FILE:LINE: json.path: message (got VALUE).
     """
     blueprint_set = load_blueprints(list(paths))

@@ -359,3 +359,12 @@ def test_prometheus_down_leaves_metrics_unknown(cluster: KubernetesCluster) -> N
     metrics = cluster.observe(FRONTEND)["metrics"]
     assert "latency_p95_ms" not in metrics
     assert metrics["cpu_percent"] == 85.0
+
+
+def test_scale_to_whole_number_written_as_float_sends_an_integer(
+    cluster: KubernetesCluster, api: FakeApiServer
+) -> None:
+    cluster.apply(FRONTEND, {"type": "scale", "to": 4.0})
+    [write] = api.writes()
+    replicas = write.body["spec"]["replicas"]
+    assert (replicas, type(replicas)) == (4, int)  # replicas is an int32: no 4.0 on the wire

@@ -38,7 +38,7 @@ proposals(ctx) := [proposal] if {
 restart(ctx, pod) := verdict.proposal(
 	rego.metadata.rule(),
 	{"type": "restart_pod", "pod": pod.name},
-	sprintf("pod %s is %s with %d restarts < max_restart_count %d", [pod.name, _state(pod), pod.restart_count, limit]),
+	sprintf("pod %s is %s with %v restarts < max_restart_count %v", [pod.name, _state(pod), pod.restart_count, limit]),
 	["spec.reliability.max_restart_count"],
 ) if {
 	limit := ctx.blueprint.spec.reliability.max_restart_count
@@ -53,11 +53,11 @@ restart(ctx, pod) := verdict.proposal(
 rollback(ctx) := verdict.proposal(
 	rego.metadata.rule(),
 	{"type": "rollback"},
-	sprintf("%s at or above max_restart_count %d", [concat(", ", exhausted), limit]),
+	sprintf("%s at or above max_restart_count %v", [concat(", ", exhausted), limit]),
 	["spec.reliability.max_restart_count"],
 ) if {
 	limit := ctx.blueprint.spec.reliability.max_restart_count
-	exhausted := sort([sprintf("pod %s is %s with %d restarts", [pod.name, _state(pod), pod.restart_count]) |
+	exhausted := sort([sprintf("pod %s is %s with %v restarts", [pod.name, _state(pod), pod.restart_count]) |
 		some pod in _failed_pods(ctx)
 		pod.restart_count >= limit
 	])

@@ -96,7 +96,7 @@ scale_down(ctx) := verdict.proposal(
 restore_minimum(ctx) := verdict.proposal(
 	rego.metadata.rule(),
 	{"type": "scale", "from": desired, "to": minimum},
-	sprintf("replicas %d < min_replicas %d", [desired, minimum]),
+	sprintf("replicas %v < min_replicas %v", [desired, minimum]),
 	["spec.scaling.min_replicas"],
 ) if {
 	minimum := ctx.blueprint.spec.scaling.min_replicas

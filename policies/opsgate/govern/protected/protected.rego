@@ -38,7 +38,7 @@ delete_deployment(operation, ctx) := verdict.finding_with_suggestion(
 	sprintf("%s %s is forbidden", [entry.what, operation.name]),
 	["spec.scaling.min_replicas"],
 	verdict.suggestion(
-		sprintf("scale to min_replicas %d instead", [minimum]),
+		sprintf("scale to min_replicas %v instead", [minimum]),
 		{"type": entry.scale_instead_with, "to": minimum},
 	),
 ) if {

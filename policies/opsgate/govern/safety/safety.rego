@@ -75,7 +75,7 @@ cooldown(ctx) := verdict.finding(
 	rego.metadata.rule(),
 	"allow",
 	sprintf(
-		"last operation %ds ago, within cooldown_seconds %d",
+		"last operation %ds ago, within cooldown_seconds %v",
 		[floor(elapsed / 1000000000), ctx.blueprint.spec.scaling.cooldown_seconds],
 	),
 	["spec.scaling.cooldown_seconds"],

@@ -34,7 +34,7 @@ within_limits(operation, ctx) := verdict.finding(
 	rego.metadata.rule(),
 	"allow",
 	sprintf(
-		"%d replicas is within min_replicas %d and max_replicas %d",
+		"%v replicas is within min_replicas %v and max_replicas %v",
 		[operation.to, scaling.min_replicas, scaling.max_replicas],
 	),
 	["spec.scaling.min_replicas", "spec.scaling.max_replicas"],
@@ -53,7 +53,7 @@ within_limits(operation, ctx) := verdict.finding(
 above_maximum(operation, ctx) := verdict.finding(
 	rego.metadata.rule(),
 	"approve",
-	sprintf("needs %d replicas, above max_replicas %d", [operation.to, ctx.blueprint.spec.scaling.max_replicas]),
+	sprintf("needs %v replicas, above max_replicas %v", [operation.to, ctx.blueprint.spec.scaling.max_replicas]),
 	["spec.scaling.max_replicas"],
 ) if {
 	operation.type == "scale"
@@ -68,7 +68,7 @@ above_maximum(operation, ctx) := verdict.finding(
 below_minimum(operation, ctx) := verdict.finding(
 	rego.metadata.rule(),
 	"approve",
-	sprintf("needs %d replicas, below min_replicas %d", [operation.to, ctx.blueprint.spec.scaling.min_replicas]),
+	sprintf("needs %v replicas, below min_replicas %v", [operation.to, ctx.blueprint.spec.scaling.min_replicas]),
 	["spec.scaling.min_replicas"],
 ) if {
 	operation.type == "scale"
@@ -87,7 +87,7 @@ to_zero(operation, ctx) := verdict.finding_with_suggestion(
 	"scaling to 0 replicas takes the service down",
 	["spec.scaling.min_replicas"],
 	verdict.suggestion(
-		sprintf("keep min_replicas >= 1: scale to min_replicas %d instead", [minimum]),
+		sprintf("keep min_replicas >= 1: scale to min_replicas %v instead", [minimum]),
 		{"type": "scale", "to": minimum},
 	),
 ) if {
