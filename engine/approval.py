@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import secrets
+from collections.abc import Mapping
 from typing import Any
 
 from engine import operations, redact, signing
@@ -172,7 +173,7 @@ class Approvals:
 
     def request(
         self,
-        decision: dict[str, Any],
+        decision: Mapping[str, Any],
         service: str,
         blueprint: dict[str, Any],
         revision: str,

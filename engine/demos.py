@@ -102,7 +102,7 @@ def prepared(blueprints: Path, directory: Path, policies: Path | None = None) ->
 
 
 @dataclass
-class Outcome:
+class DemoOutcome:
     """What a demonstration showed, and whether it showed what it should."""
 
     number: int
@@ -201,7 +201,7 @@ def _check_word(passed: bool | None) -> str:
     return "ok" if passed else "FAILED" if passed is False else "unknown"
 
 
-def _expect(outcome: Outcome, condition: bool, what: str, say: Say) -> None:
+def _expect(outcome: DemoOutcome, condition: bool, what: str, say: Say) -> None:
     if condition:
         say(f"expected  ✓ {what}")
     else:
@@ -209,7 +209,7 @@ def _expect(outcome: Outcome, condition: bool, what: str, say: Say) -> None:
         outcome.failures.append(what)
 
 
-def autonomous_scaling(stage: Stage, outcome: Outcome) -> None:
+def autonomous_scaling(stage: Stage, outcome: DemoOutcome) -> None:
     """Frontend at CPU 85% (threshold 80%, max 5): scaled 2 → 3 without a person; CPU falls."""
     stage.cluster.load_for_cpu("frontend", 85)
     stage.observe("frontend")
@@ -236,7 +236,7 @@ def autonomous_scaling(stage: Stage, outcome: Outcome) -> None:
     )
 
 
-def approval_workflow(stage: Stage, outcome: Outcome) -> None:
+def approval_workflow(stage: Stage, outcome: DemoOutcome) -> None:
     """Backend (max 3) needs a 4th replica: requested, approved with a reason, run; a timeout."""
     say = stage.say
     backend = stage.target("backend")
@@ -300,7 +300,7 @@ def approval_workflow(stage: Stage, outcome: Outcome) -> None:
     )
 
 
-def governance_blocking(stage: Stage, outcome: Outcome) -> None:
+def governance_blocking(stage: Stage, outcome: DemoOutcome) -> None:
     """An AI agent asks to delete the frontend deployment: forbidden at once, with a suggestion."""
     say = stage.say
     say("request   an agent proposes: delete_deployment frontend")
@@ -323,7 +323,7 @@ def governance_blocking(stage: Stage, outcome: Outcome) -> None:
     _expect(outcome, stage.state.journal() == [], "nothing was executed", say)
 
 
-def rollback_on_failure(stage: Stage, outcome: Outcome) -> None:
+def rollback_on_failure(stage: Stage, outcome: DemoOutcome) -> None:
     """A scale-down pushes frontend p95 over its 200 ms target: verification fails, rollback."""
     say = stage.say
     frontend = stage.target("frontend")
@@ -368,7 +368,7 @@ def rollback_on_failure(stage: Stage, outcome: Outcome) -> None:
     _expect(outcome, p95 < 200, f"latency back in range ({p95} ms)", say)
 
 
-def multi_service(stage: Stage, outcome: Outcome) -> None:
+def multi_service(stage: Stage, outcome: DemoOutcome) -> None:
     """Frontend needs scaling while backend is stable: only frontend changes; separate records."""
     say = stage.say
     stage.cluster.load_for_cpu("frontend", 85)
@@ -399,7 +399,7 @@ def multi_service(stage: Stage, outcome: Outcome) -> None:
         _expect(outcome, p95 < target, f"{name} meets its p95 target ({p95} < {target} ms)", say)
 
 
-DEMOS: dict[int, tuple[str, Callable[[Stage, Outcome], None]]] = {
+DEMOS: dict[int, tuple[str, Callable[[Stage, DemoOutcome], None]]] = {
     1: ("Autonomous scaling", autonomous_scaling),
     2: ("Approval workflow", approval_workflow),
     3: ("Governance blocking", governance_blocking),
@@ -408,10 +408,10 @@ DEMOS: dict[int, tuple[str, Callable[[Stage, Outcome], None]]] = {
 }
 
 
-def run_demo(number: int, scene_set: Prepared, directory: Path, say: Say) -> Outcome:
+def run_demo(number: int, scene_set: Prepared, directory: Path, say: Say) -> DemoOutcome:
     """Run one demonstration in ``directory`` (its state and audit log) and check it."""
     title, scene = DEMOS[number]
-    outcome = Outcome(number, title, directory / "audit.jsonl")
+    outcome = DemoOutcome(number, title, directory / "audit.jsonl")
     stage = Stage(scene_set.workspace.fresh_at(directory, seed=7), say, scene_set.signer)
     try:
         scene(stage, outcome)

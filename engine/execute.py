@@ -17,7 +17,7 @@ toward the circuit breaker, and a failed rollback halts the service.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -28,11 +28,11 @@ from engine.cluster import Applied, Cluster, ClusterError, ConflictError, Target
 from engine.contracts import BreakerAnswer
 from engine.errors import PolicyError
 from engine.state import Approval, JournalEntry, StateStore
-from engine.verify import Verification, verify, verify_rollback
+from engine.verify import Verification, judge, verify, verify_rollback
 
 log = logging.getLogger(__name__)
 
-Outcome = Literal[
+ExecutionOutcome = Literal[
     "blocked",
     "awaiting_approval",
     "deferred",
@@ -83,11 +83,11 @@ class Context:
         }
 
 
-@dataclass
+@dataclass(frozen=True)
 class Result:
-    """What became of one operation."""
+    """What became of one operation (built once, when it is known)."""
 
-    outcome: Outcome
+    outcome: ExecutionOutcome
     decision_id: str
     operation: dict[str, Any]
     tier: str
@@ -122,7 +122,7 @@ class Executor:
         self.breaker = breaker
         self.dry_run = dry_run
 
-    def _event(self, ctx: Context, kind: str, decision: dict[str, Any], **fields: Any) -> None:
+    def _event(self, ctx: Context, kind: str, decision: Mapping[str, Any], **fields: Any) -> None:
         self.audit.record(
             kind,
             **ctx.audit_fields(),
@@ -134,6 +134,20 @@ class Executor:
             actor=fields.pop("actor", "opsgate"),
             **fields,
         )
+
+    def _step(
+        self,
+        ctx: Context,
+        kind: str,
+        decision: Mapping[str, Any],
+        entry: int,
+        mark: str,
+        journal: dict[str, Any] | None,
+        **fields: Any,
+    ) -> None:
+        """One step of an operation: its audit event (fsync'd, first) and its journal mark."""
+        self._event(ctx, kind, decision, **fields)
+        self.state.journal_mark(entry, mark, self.cluster.now(), journal)
 
     def fresh_verdict(
         self, ctx: Context, operation: dict[str, Any], requester: Actor | None = None
@@ -167,7 +181,7 @@ class Executor:
     def execute(
         self,
         ctx: Context,
-        decision: dict[str, Any],
+        decision: Mapping[str, Any],
         approval: Approval | None = None,
         requester: Actor | None = None,
     ) -> Result:
@@ -274,7 +288,7 @@ class Executor:
     def _run(
         self,
         ctx: Context,
-        decision: dict[str, Any],
+        decision: Mapping[str, Any],
         tier: str,
         approval: Approval | None,
         before: dict[str, Any],
@@ -306,110 +320,136 @@ class Executor:
             applied = self.cluster.apply(ctx.target, operation)
         except ConflictError as e:
             # the object changed under us: nothing was written; re-read and re-decide next tick
-            self._event(
-                ctx, "execution_failed", decision, error=str(e), status=e.status, conflict=True
+            self._step(
+                ctx,
+                "execution_failed",
+                decision,
+                entry,
+                "failed",
+                {"error": str(e)},
+                error=str(e),
+                status=e.status,
+                conflict=True,
             )
-            self.state.journal_mark(entry, "failed", self.cluster.now(), {"error": str(e)})
             return Result("failed", decision["id"], decision["operation"], decision["tier"], str(e))
         except ClusterError as e:
             return self._apply_failed(ctx, decision, entry, inverse, e)
-        self.state.journal_mark(entry, "applied", self.cluster.now(), {"inverse": applied.inverse})
         self.state.record_operation(ctx.service, self.cluster.now())
-        self._event(ctx, "execution_succeeded", decision, actor=actor, revision=applied.revision)
+        self._step(
+            ctx,
+            "execution_succeeded",
+            decision,
+            entry,
+            "applied",
+            {"inverse": applied.inverse},
+            actor=actor,
+            revision=applied.revision,
+        )
         return self._verify(ctx, decision, entry, applied, before)
 
     def _apply_failed(
         self,
         ctx: Context,
-        decision: dict[str, Any],
+        decision: Mapping[str, Any],
         entry: int,
         inverse: dict[str, Any] | None,
         error: ClusterError,
     ) -> Result:
-        self._event(ctx, "execution_failed", decision, error=str(error), status=error.status)
-        result = Result(
-            "failed", decision["id"], decision["operation"], decision["tier"], str(error)
-        )
+        outcome: ExecutionOutcome = "failed"
+        fields = {"error": str(error), "status": error.status}
         if inverse is not None:
             # the API may have half-applied it: put back what we saw before
-            result.outcome = self._roll_back(
-                ctx, decision, entry, Applied(decision["operation"], inverse)
-            )
+            self._event(ctx, "execution_failed", decision, **fields)
+            outcome = self._roll_back(ctx, decision, entry, Applied(decision["operation"], inverse))
         else:
-            self.state.journal_mark(entry, "failed", self.cluster.now(), {"error": str(error)})
-        result.breaker_opened = self._count_failure(ctx, decision, f"execution failed: {error}")
-        return result
+            self._step(
+                ctx, "execution_failed", decision, entry, "failed", {"error": str(error)}, **fields
+            )
+        opened = self._count_failure(ctx, decision, f"execution failed: {error}")
+        return Result(
+            outcome,
+            decision["id"],
+            decision["operation"],
+            decision["tier"],
+            str(error),
+            breaker_opened=opened,
+        )
 
     def _verify(
         self,
         ctx: Context,
-        decision: dict[str, Any],
+        decision: Mapping[str, Any],
         entry: int,
         applied: Applied,
         before: dict[str, Any],
     ) -> Result:
-        self.cluster.wait(ctx.blueprint["spec"]["reliability"]["stabilization_seconds"])
+        """Verify after stabilization and carry out the verification's judgement."""
+        reliability = ctx.blueprint["spec"]["reliability"]
+        self.cluster.wait(reliability["stabilization_seconds"])
         try:
             after = self.cluster.observe(ctx.target)
         except ClusterError as e:
             after = {"error": str(e)}
         verification = verify(applied.operation, after, before, ctx.blueprint)
-        self._event(
-            ctx,
-            _VERIFICATION_EVENTS[verification.outcome],
-            decision,
-            verification=verification.to_json(),
+        judgement = judge(
+            verification,
+            undoable=applied.inverse is not None,
+            rollback_on_failure=reliability["rollback_on_failure"],
         )
-        result = Result(
-            "succeeded",
+        event = _VERIFICATION_EVENTS[verification.outcome]
+        outcome: ExecutionOutcome = judgement.outcome
+        if judgement.counts_as_success:
+            self.state.record_success(ctx.service)
+        if judgement.next == "roll_back":
+            self._event(ctx, event, decision, verification=verification.to_json())
+            outcome = self._roll_back(ctx, decision, entry, applied, reason=judgement.detail)
+        else:
+            status = "completed" if judgement.next == "complete" else "failed"
+            self._step(
+                ctx,
+                event,
+                decision,
+                entry,
+                status,
+                verification.to_json(),
+                verification=verification.to_json(),
+            )
+        opened = False
+        if judgement.counts_as_failure:
+            # a failed rollback has halted the service already
+            opened = outcome == "rollback_failed" or self._count_failure(
+                ctx, decision, judgement.detail
+            )
+        return Result(
+            outcome,
             decision["id"],
             decision["operation"],
             decision["tier"],
+            judgement.detail,
             verification=verification,
+            breaker_opened=opened,
         )
-        if verification.outcome == "pass":
-            self.state.record_success(ctx.service)
-            self.state.journal_mark(entry, "completed", self.cluster.now(), verification.to_json())
-            return result
-        if verification.outcome == "partial":
-            self.state.journal_mark(entry, "completed", self.cluster.now(), verification.to_json())
-            result.outcome = "partial"
-            return result
-        failed = ", ".join(c.name for c in verification.failed)
-        if (
-            ctx.blueprint["spec"]["reliability"]["rollback_on_failure"]
-            and applied.inverse is not None
-        ):
-            result.outcome = self._roll_back(
-                ctx, decision, entry, applied, reason=f"verification failed: {failed}"
-            )
-        else:
-            self.state.journal_mark(entry, "failed", self.cluster.now(), verification.to_json())
-            result.outcome = "failed"
-        result.detail = f"verification failed: {failed}"
-        if result.outcome != "rollback_failed":
-            result.breaker_opened = self._count_failure(ctx, decision, result.detail)
-        else:
-            result.breaker_opened = True
-        return result
 
     def _roll_back(
         self,
         ctx: Context,
-        decision: dict[str, Any],
+        decision: Mapping[str, Any],
         entry: int,
         applied: Applied,
         reason: str = "execution failed",
-    ) -> Outcome:
+    ) -> ExecutionOutcome:
         """Undo once and verify; a failed rollback opens the breaker. Never loops."""
-        self._event(ctx, "rollback_started", decision, reason=reason, inverse=applied.inverse)
         # the inverse goes with it: a rollback resumed after a crash needs it, and for most
         # kinds it is known only once the change was made (journal_begin has none)
-        self.state.journal_mark(
+        self._step(
+            ctx,
+            "rollback_started",
+            decision,
             entry,
             "rolling_back",
-            self.cluster.now(),
             {"reason": reason, "inverse": applied.inverse},
+            reason=reason,
+            inverse=applied.inverse,
         )
         try:
             self.cluster.undo(ctx.target, applied)
@@ -421,13 +461,27 @@ class Executor:
         else:
             error = ", ".join(c.name for c in check.failed)
         if check.outcome == "pass":
-            self._event(
-                ctx, "rollback_succeeded", decision, reason=reason, verification=check.to_json()
+            self._step(
+                ctx,
+                "rollback_succeeded",
+                decision,
+                entry,
+                "rolled_back",
+                check.to_json(),
+                reason=reason,
+                verification=check.to_json(),
             )
-            self.state.journal_mark(entry, "rolled_back", self.cluster.now(), check.to_json())
             return "rolled_back"
-        self._event(ctx, "rollback_failed", decision, reason=reason, error=error)
-        self.state.journal_mark(entry, "rollback_failed", self.cluster.now(), {"error": error})
+        self._step(
+            ctx,
+            "rollback_failed",
+            decision,
+            entry,
+            "rollback_failed",
+            {"error": error},
+            reason=reason,
+            error=error,
+        )
         at = self.cluster.now()
         if self.state.open_breaker(ctx.service, at, f"rollback failed: {error}"):
             self._event(
@@ -435,7 +489,7 @@ class Executor:
             )
         return "rollback_failed"
 
-    def _count_failure(self, ctx: Context, decision: dict[str, Any], reason: str) -> bool:
+    def _count_failure(self, ctx: Context, decision: Mapping[str, Any], reason: str) -> bool:
         """Count a failure, ask the policies whether the breaker opens now, and record it.
 
         Without an answer (no breaker question, OPA failing) nothing is recorded:

@@ -19,6 +19,7 @@ from engine import redact, signing
 from engine.approval import ApprovalError, Approvals
 from engine.audit import AuditLog
 from engine.cluster import Cluster, ClusterError, Target
+from engine.contracts import Decision
 from engine.errors import PolicyError
 from engine.execute import Context, Executor, Result
 from engine.inbox import Inbox
@@ -193,7 +194,7 @@ class Runner:
             service = document["service"]
             report.notes.extend(f"{service}: {note}" for note in document["notes"])
             for decision in document["decisions"]:
-                self._handle(service, dict(decision), report)
+                self._handle(service, decision, report)
         return report
 
     def _check_breaker_resets(self, now: str, report: TickReport) -> None:
@@ -220,7 +221,7 @@ class Runner:
             else:
                 self._checked_resets.add(token)
 
-    def _handle(self, service: str, decision: dict[str, Any], report: TickReport) -> None:
+    def _handle(self, service: str, decision: Decision, report: TickReport) -> None:
         ctx = self.context(service)
         report.decisions.append({"service": service, **decision})
         self.audit.record(

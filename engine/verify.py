@@ -8,7 +8,9 @@ is neither passed nor failed, and so is one whose part of the observation
 has the wrong shape (pods that are not a list of mappings, a metric that is
 not a number): verification reads what any cluster sent and never raises.
 The outcome is ``pass`` (all passed), ``fail`` (any failed) or ``partial``
-(none failed, some unknown).
+(none failed, some unknown); :func:`judge` then says what that means for the
+operation: complete it, roll it back or mark it failed, and whether it
+counts toward the circuit breaker. The executor carries the judgement out.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any, Literal
 
 from engine import operations
 
-Outcome = Literal["pass", "fail", "partial"]
+VerificationOutcome = Literal["pass", "fail", "partial"]
 
 # utilization may sit this many points outside the scaling thresholds after an operation
 BAND_SLACK_PERCENT = 10
@@ -42,7 +44,7 @@ class Check:
 class Verification:
     """The checks of one operation and their outcome."""
 
-    outcome: Outcome
+    outcome: VerificationOutcome
     checks: list[Check] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -207,3 +209,33 @@ def verify_rollback(inverse: dict[str, Any], after: dict[str, Any]) -> Verificat
     names = ("replicas", "pods_ready") if entry and "replicas" in entry.checks else ("pods_ready",)
     checks = [_CHECKS[name](inverse, after, {}, {}) for name in names]
     return Verification("fail" if any(c.passed is not True for c in checks) else "pass", checks)
+
+
+# what the executor does after a verification: close the journal entry as completed,
+# undo the change, or close it as failed
+Next = Literal["complete", "roll_back", "fail"]
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """What a verification means for the operation, and what to do next."""
+
+    next: Next
+    # the operation's outcome before any rollback
+    outcome: Literal["succeeded", "partial", "failed"]
+    # a pass starts the failure count again; a failure counts toward the breaker
+    counts_as_success: bool
+    counts_as_failure: bool
+    detail: str = ""
+
+
+def judge(verification: Verification, *, undoable: bool, rollback_on_failure: bool) -> Judgement:
+    """Did it work, and what now: complete a pass or a partial, roll back a failure when
+    the blueprint says so and the change can be undone, else close it as failed."""
+    if verification.outcome == "pass":
+        return Judgement("complete", "succeeded", counts_as_success=True, counts_as_failure=False)
+    if verification.outcome == "partial":
+        return Judgement("complete", "partial", counts_as_success=False, counts_as_failure=False)
+    detail = "verification failed: " + ", ".join(c.name for c in verification.failed)
+    next_step: Next = "roll_back" if rollback_on_failure and undoable else "fail"
+    return Judgement(next_step, "failed", False, True, detail)

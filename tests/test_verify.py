@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from engine.blueprint import load_blueprints
-from engine.verify import verify, verify_rollback
+from engine.verify import Check, Verification, judge, verify, verify_rollback
 from tests.conftest import REPO
 
 FRONTEND = next(
@@ -123,3 +123,43 @@ def test_any_shape_is_read_as_unknown_or_failed_never_raised(
     before_broken = verify(SCALE, observation(), broken, FRONTEND)
     assert before_broken.outcome != "fail"  # only improvement is judged against "before"
     json.dumps([after_broken.to_json(), before_broken.to_json()])
+
+
+@pytest.mark.parametrize(
+    ("outcome", "undoable", "rollback", "expected"),
+    [
+        ("pass", True, True, ("complete", "succeeded", True, False)),
+        ("partial", True, True, ("complete", "partial", False, False)),
+        ("fail", True, True, ("roll_back", "failed", False, True)),
+        ("fail", False, True, ("fail", "failed", False, True)),
+        ("fail", True, False, ("fail", "failed", False, True)),
+    ],
+)
+def test_the_verification_judges_what_comes_next(
+    outcome: str, undoable: bool, rollback: bool, expected: tuple[object, ...]
+) -> None:
+    checks = [Check("latency", outcome != "fail", 1, "x")] if outcome != "partial" else []
+    if outcome == "partial":
+        checks = [Check("latency", None, None, "x")]
+    judgement = judge(
+        Verification(outcome, checks),  # type: ignore[arg-type]
+        undoable=undoable,
+        rollback_on_failure=rollback,
+    )
+    assert (
+        judgement.next,
+        judgement.outcome,
+        judgement.counts_as_success,
+        judgement.counts_as_failure,
+    ) == expected
+    assert judgement.detail == ("verification failed: latency" if outcome == "fail" else "")
+
+
+def test_a_result_is_not_changed_once_built() -> None:
+    import dataclasses
+
+    from engine.execute import Result
+
+    result = Result("succeeded", "d", {"type": "scale", "to": 3}, "allow")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.outcome = "failed"  # type: ignore[misc]

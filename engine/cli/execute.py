@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -145,9 +146,10 @@ def execute(
             approval, _ = Approvals(state, executor.audit).request(
                 verdict, service, blueprint, session.revision, cluster.now(), requester
             )
-            result.detail = (
-                f"approval request {approval.id} filed; an approver answers with: "
-                f"opsgate approvals approve {approval.id} --key PATH --reason TEXT"
+            result = replace(
+                result,
+                detail=f"approval request {approval.id} filed; an approver answers with: "
+                f"opsgate approvals approve {approval.id} --key PATH --reason TEXT",
             )
     # closed: a signed checkpoint over this command's events, and the cluster saved
     shown = mask(
