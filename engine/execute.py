@@ -185,12 +185,21 @@ class Executor:
         approval: Approval | None = None,
         requester: Actor | None = None,
     ) -> Result:
-        """Carry out ``decision`` if, and only if, a fresh verdict still lets it run."""
+        """Carry out ``decision`` if, and only if, a fresh verdict still lets it run.
+
+        Every tier is handled here, for the decision and for the fresh verdict:
+        forbid is blocked, defer waits, approve needs an approval that covers
+        exactly this operation, allow runs. (Filing an approval request is the
+        approval workflow's part; the runner asks it for approve decisions.)
+        """
         requester = requester or RUNNER
         operation = decision["operation"]
         if decision["tier"] == "forbid":
             self._event(ctx, "blocked", decision, suggestion=decision.get("suggestion"))
             return Result("blocked", decision["id"], operation, "forbid", "forbidden by policy")
+        if decision["tier"] == "defer":
+            self._event(ctx, "deferred", decision)
+            return Result("deferred", decision["id"], operation, "defer", "cooldown")
         verdict, before = self._recheck(ctx, operation, requester, approval)
         tier = verdict["tier"]
         if tier == "forbid":

@@ -251,18 +251,6 @@ class Runner:
             # executor refuses that unless its digest is the approved one
             if not redact.holds_mask(approval.operation):
                 decision = {**decision, "operation": approval.operation}
-        if decision["tier"] == "defer":
-            self.audit.record(
-                "deferred",
-                **ctx.audit_fields(),
-                decision_id=decision["id"],
-                operation=decision["operation"],
-                tier="defer",
-                rules=decision["rules"],
-                reasons=decision["reasons"],
-                actor="opsgate",
-            )
-            return
         try:
             report.results.append(self.executor.execute(ctx, decision, approval))
         except PolicyError as e:

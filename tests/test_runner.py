@@ -230,6 +230,16 @@ def test_forbid_never_executes_whatever_the_caller_says(world: World) -> None:
     assert len(world.events("blocked")) == 2
 
 
+def test_a_deferred_decision_waits_in_the_executor(world: World) -> None:
+    # every tier has one home: the executor defers a deferred decision without asking again
+    executor, ctx = _executor(world)
+    executor.recheck = lambda request: pytest.fail("a deferred decision is not re-checked")
+    result = executor.execute(ctx, _decision({"type": "scale", "to": 3}, tier="defer"))
+    assert (result.outcome, result.tier) == ("deferred", "defer")
+    assert world.replicas("frontend") == 2
+    assert [e["tier"] for e in world.events("deferred")] == ["defer"]
+
+
 def test_approve_without_granted_approval_waits(world: World) -> None:
     executor, ctx = _executor(world)
     result = executor.execute(ctx, _decision({"type": "scale", "to": 9}))
