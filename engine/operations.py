@@ -73,8 +73,9 @@ class OperationType:
 
     @property
     def executable(self) -> bool:
-        """False for types the catalog forbids outright: they are never carried out."""
-        return self.floor != "forbid"
+        """True only for a floor of allow or approve: a type the catalog forbids outright,
+        or gives no known floor, is never carried out."""
+        return self.floor in ("allow", "approve")
 
     @property
     def apply_method(self) -> str:

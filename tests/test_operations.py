@@ -218,6 +218,13 @@ def test_closest_matches_meaning_then_spelling(guess: str, meant: str) -> None:
     assert operations.closest(guess) == meant
 
 
+def test_a_floor_that_is_not_a_tier_is_never_executable(monkeypatch: pytest.MonkeyPatch) -> None:
+    scale = operations.catalog()["scale"]
+    misspelled = operations.OperationType(**{**scale.__dict__, "floor": "allowed"})
+    assert misspelled.executable is False
+    assert operations.OperationType(**{**scale.__dict__, "floor": "approve"}).executable is True
+
+
 def test_closest_gives_nothing_for_nonsense() -> None:
     assert operations.closest("qqqqqqqq") is None
 

@@ -30,7 +30,7 @@ findings(operation, ctx) := parameters.findings(operation, ctx.catalog) | safety
 } else := (classified | authority.findings(operation, ctx)) | safety.findings(ctx) if {
 	built_in := _built_in(ctx.catalog[operation.type].concern, operation, ctx)
 	count(built_in) > 0
-	classified := built_in | at_floor(operation, built_in, ctx)
+	classified := (built_in | at_floor(operation, built_in, ctx)) | {f | f := unknown_floor(operation, ctx)}
 } else := {unclassified(operation)} | safety.findings(ctx)
 
 # METADATA
@@ -62,6 +62,20 @@ at_floor(operation, built_in, ctx) := {verdict.finding(
 	minimum := ctx.catalog[operation.type].floor
 	max({verdict.rank[f.tier] | some f in built_in}) < verdict.rank[minimum]
 } else := set()
+
+# METADATA
+# title: Unknown floor
+# description: A type whose catalog entry gives no known floor tier is forbidden (fail closed).
+# custom:
+#   id: opsgate.govern.classify.unknown_floor
+unknown_floor(operation, ctx) := verdict.finding(
+	rego.metadata.rule(),
+	"forbid",
+	sprintf("the operation catalog gives %s no known floor tier: forbidden (fail closed)", [operation.type]),
+	[],
+) if {
+	not verdict.rank[object.get(ctx.catalog[operation.type], "floor", "")]
+}
 
 # the rules of each concern the catalog names (data.opsgate.catalog.operations[_].concern)
 _built_in("scaling", operation, ctx) := scaling.findings(operation, ctx)

@@ -50,3 +50,10 @@ test_a_parameter_without_a_known_kind_fits_nothing if {
 	verdict.tier == "forbid"
 	contains(verdict.reasons[0], "to has no known kind in the operation catalog")
 }
+
+test_a_floor_the_catalog_misspells_forbids if {
+	misspelled := json.patch(_catalog, [{"op": "replace", "path": "/restart_pod/floor", "value": "allowed"}])
+	verdict := testdata.enforce(testdata.request({"type": "restart_pod", "pod": "frontend-1"})) with data.opsgate.catalog.operations as misspelled
+	verdict.tier == "forbid"
+	"the operation catalog gives restart_pod no known floor tier: forbidden (fail closed)" in verdict.reasons
+}
