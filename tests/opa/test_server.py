@@ -77,13 +77,23 @@ def test_server_serves_and_stops(bundle: Path) -> None:
     assert not socket_path.parent.exists()
 
 
+def _socket_inodes(pid: int) -> set[str]:
+    """The socket inodes ``pid`` holds open (an fd closed while we look is skipped)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            link = os.readlink(fd)
+        except FileNotFoundError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link.split("[")[1].rstrip("]"))
+    return inodes
+
+
 def test_opa_listens_on_no_tcp_port(bundle: Path) -> None:
     with OpaServer(bundle) as server:
-        inodes = {
-            link.split("[")[1].rstrip("]")
-            for fd in Path(f"/proc/{server.pid}/fd").iterdir()
-            if (link := os.readlink(fd)).startswith("socket:[")
-        }
+        inodes = _socket_inodes(server.pid)
+        assert inodes  # it holds its Unix socket: the look itself works
         listening = [
             line.split()
             for table in ("/proc/net/tcp", "/proc/net/tcp6")
