@@ -25,7 +25,7 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from engine import operations, redact, signing
+from engine import moments, operations, redact, signing
 from engine.audit import AuditLog
 from engine.errors import OpsgateError
 from engine.notify import Notifier
@@ -44,14 +44,6 @@ _OPEN = ("pending", "granted")
 
 class ApprovalError(OpsgateError):
     """An approval can't be given or refused (unknown id, not an approver, already answered)."""
-
-
-def _parse(moment: str) -> datetime.datetime:
-    return datetime.datetime.fromisoformat(moment.replace("Z", "+00:00"))
-
-
-def _format(moment: datetime.datetime) -> str:
-    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def fingerprint(
@@ -82,7 +74,7 @@ def caller_uid(runner_uid: int | None = None) -> int:
 def answer_time(approval: Approval, wall_clock: str) -> str:
     """When an approver answers by the wall clock, kept within the request's life: a
     simulated runner's clock is not the wall's, and an answer must come before expiry."""
-    latest = _format(_parse(approval.expires_at) - datetime.timedelta(seconds=1))
+    latest = moments.format(moments.parse(approval.expires_at) - datetime.timedelta(seconds=1))
     return min(max(wall_clock, approval.requested_at), latest)
 
 
@@ -215,7 +207,7 @@ class Approvals:
             bundle_revision=revision,
             approvers=[signing.approver_name(entry) for entry in approvers],
             requested_at=now,
-            expires_at=_format(_parse(now) + datetime.timedelta(seconds=timeout)),
+            expires_at=moments.format(moments.parse(now) + datetime.timedelta(seconds=timeout)),
             status="pending",
             answered_by=None,
             answered_at=None,
@@ -339,7 +331,7 @@ class Approvals:
             raise ApprovalError(f"no approval request {approval_id}")
         if approval.status != "pending":
             raise ApprovalError(f"approval request {approval.id} is already {approval.status}")
-        if _parse(approval.expires_at) <= _parse(now):
+        if moments.parse(approval.expires_at) <= moments.parse(now):
             self.expire(now)
             raise ApprovalError(f"approval request {approval.id} expired at {approval.expires_at}")
         return approval
@@ -393,7 +385,7 @@ class Approvals:
         expired = [
             approval
             for approval in self.state.approvals(status="pending")
-            if _parse(approval.expires_at) <= _parse(now)
+            if moments.parse(approval.expires_at) <= moments.parse(now)
         ]
         for approval in expired:
             reason = f"no answer before {approval.expires_at}: rejected"

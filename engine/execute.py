@@ -21,14 +21,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from engine import operations, redact
+from engine import moments, operations, redact
 from engine.approval import RUNNER, Actor, binding_problems
 from engine.audit import AuditLog
 from engine.cluster import Applied, Cluster, ClusterError, ConflictError, Target
 from engine.contracts import BreakerAnswer
 from engine.errors import PolicyError
 from engine.state import Approval, JournalEntry, StateStore
-from engine.verify import Verification, judge, verify, verify_rollback
+from engine.verify import Verification, judge, verify, verify_early, verify_rollback
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ ExecutionOutcome = Literal[
     "failed",
     "succeeded",
     "partial",
+    "verifying",
     "rolled_back",
     "rollback_failed",
 ]
@@ -114,6 +115,7 @@ class Executor:
         *,
         breaker: BreakerCheck | None = None,
         dry_run: bool = False,
+        schedule_verification: bool = False,
     ) -> None:
         self.cluster = cluster
         self.state = state
@@ -121,6 +123,8 @@ class Executor:
         self.recheck = recheck
         self.breaker = breaker
         self.dry_run = dry_run
+        # verify at a later tick instead of waiting here (a real cluster's real time)
+        self.schedule_verification = schedule_verification
 
     def _event(self, ctx: Context, kind: str, decision: Mapping[str, Any], **fields: Any) -> None:
         self.audit.record(
@@ -200,6 +204,12 @@ class Executor:
         if decision["tier"] == "defer":
             self._event(ctx, "deferred", decision)
             return Result("deferred", decision["id"], operation, "defer", "cooldown")
+        verifying = self._being_verified(ctx.service)
+        if verifying is not None:
+            # one change at a time: the next waits until the last one is judged
+            why = f"a change of {ctx.service} is being verified until {verifying}"
+            self._event(ctx, "deferred", decision, reason=why)
+            return Result("deferred", decision["id"], operation, decision["tier"], why)
         verdict, before = self._recheck(ctx, operation, requester, approval)
         tier = verdict["tier"]
         if tier == "forbid":
@@ -344,6 +354,8 @@ class Executor:
         except ClusterError as e:
             return self._apply_failed(ctx, decision, entry, inverse, e)
         self.state.record_operation(ctx.service, self.cluster.now())
+        if self.schedule_verification:
+            return self._schedule_verification(ctx, decision, entry, applied, before, actor)
         self._step(
             ctx,
             "execution_succeeded",
@@ -355,6 +367,80 @@ class Executor:
             revision=applied.revision,
         )
         return self._verify(ctx, decision, entry, applied, before)
+
+    def _schedule_verification(
+        self,
+        ctx: Context,
+        decision: Mapping[str, Any],
+        entry: int,
+        applied: Applied,
+        before: dict[str, Any],
+        actor: str | None,
+    ) -> Result:
+        """Journal the change as verifying until the stabilization time has passed; a later
+        tick verifies it (``verify_scheduled``) while the loop goes on with other services."""
+        wait = ctx.blueprint["spec"]["reliability"]["stabilization_seconds"]
+        due = moments.later(self.cluster.now(), wait)
+        self._step(
+            ctx,
+            "execution_succeeded",
+            decision,
+            entry,
+            "verifying",
+            {
+                "inverse": applied.inverse,
+                "verify_at": due,
+                "before": before,
+                "decision": {k: decision.get(k) for k in ("tier", "rules", "reasons")},
+            },
+            actor=actor,
+            revision=applied.revision,
+            verify_at=due,
+        )
+        return Result(
+            "verifying",
+            decision["id"],
+            decision["operation"],
+            decision["tier"],
+            f"verification due at {due}",
+        )
+
+    def _being_verified(self, service: str) -> str | None:
+        """When the change of ``service`` being verified is due (None: there is none)."""
+        for entry in self.state.journal(unfinished=True):
+            if entry.service == service and entry.status == "verifying":
+                return str((entry.detail or {}).get("verify_at", "an unknown time"))
+        return None
+
+    def verify_scheduled(self, entry: JournalEntry, ctx: Context, now: str) -> Result | None:
+        """Verify a change journaled as verifying: at its due time every check counts;
+        before it only a definite failure (a pod OOMKilled or crashing) ends it early,
+        rolled back at once. None while it stays scheduled."""
+        detail = entry.detail or {}
+        decision = {
+            "id": entry.decision_id,
+            "operation": entry.operation,
+            **{"tier": "allow", "rules": [], "reasons": []},
+            **{k: v for k, v in (detail.get("decision") or {}).items() if v is not None},
+        }
+        due = detail.get("verify_at")
+        final = not isinstance(due, str) or moments.reached(now, due)
+        try:
+            after = self.cluster.observe(ctx.target)
+        except ClusterError as e:
+            if not final:
+                return None
+            after = {"error": str(e)}
+        applied = Applied(
+            entry.operation, self._journal_inverse(ctx, entry, detail.get("inverse"))[0]
+        )
+        verification = verify(entry.operation, after, detail.get("before") or {}, ctx.blueprint)
+        if not final:
+            early = verify_early(verification)
+            if early is None:
+                return None
+            verification = early
+        return self._conclude(ctx, decision, entry.id, applied, verification)
 
     def _apply_failed(
         self,
@@ -400,10 +486,21 @@ class Executor:
         except ClusterError as e:
             after = {"error": str(e)}
         verification = verify(applied.operation, after, before, ctx.blueprint)
+        return self._conclude(ctx, decision, entry, applied, verification)
+
+    def _conclude(
+        self,
+        ctx: Context,
+        decision: Mapping[str, Any],
+        entry: int,
+        applied: Applied,
+        verification: Verification,
+    ) -> Result:
+        """Carry out what the verification judges: complete, roll back or fail; count it."""
         judgement = judge(
             verification,
             undoable=applied.inverse is not None,
-            rollback_on_failure=reliability["rollback_on_failure"],
+            rollback_on_failure=ctx.blueprint["spec"]["reliability"]["rollback_on_failure"],
         )
         event = _VERIFICATION_EVENTS[verification.outcome]
         outcome: ExecutionOutcome = judgement.outcome
@@ -521,6 +618,25 @@ class Executor:
             self._event(ctx, "breaker_opened", decision, reason=why)
         return opened
 
+    def _journal_inverse(
+        self, ctx: Context, entry: JournalEntry, inverse: Any
+    ) -> tuple[dict[str, Any] | None, str]:
+        """The inverse a journal entry keeps, if it may be applied, and why not otherwise."""
+        if redact.holds_mask(inverse):
+            # The journal keeps no secret, so this inverse lacks the values to put back:
+            # applying it would write *** into the cluster. Not undoable; a person restores it.
+            log.warning("journal entry %d: the values to put back are masked", entry.id)
+            return None, "; the journal masks the values to put back: restore them by hand"
+        if not isinstance(inverse, dict):
+            return None, ""
+        refusal = self._own_refusal(ctx, inverse)
+        if refusal:
+            # a journal entry is data, not a decision: what Python never runs, it never
+            # runs from the journal either (an edited state.db must not scale to 0)
+            log.warning("journal entry %d: not putting back %s: %s", entry.id, inverse, refusal)
+            return None, f"; not put back: {refusal}"
+        return inverse, ""
+
     def recover(self, entry: JournalEntry, ctx: Context) -> str:
         """Finish a journal entry a crash left open; return its final status.
 
@@ -536,21 +652,10 @@ class Executor:
             "reasons": [f"recovering journal entry {entry.id} ({entry.status})"],
         }
         self._event(ctx, "journal_recovered", decision, journal_status=entry.status)
-        inverse = (entry.detail or {}).get("inverse", entry.inverse)
-        reason = "resumed after a crash"
-        if redact.holds_mask(inverse):
-            # The journal keeps no secret, so this inverse lacks the values to put back:
-            # applying it would write *** into the cluster. Not undoable; a person restores it.
-            log.warning("journal entry %d: the values to put back are masked", entry.id)
-            inverse = None
-            reason += "; the journal masks the values to put back: restore them by hand"
-        refusal = self._own_refusal(ctx, inverse) if isinstance(inverse, dict) else ""
-        if refusal:
-            # a journal entry is data, not a decision: what Python never runs, it never
-            # runs from the journal either (an edited state.db must not scale to 0)
-            log.warning("journal entry %d: not putting back %s: %s", entry.id, inverse, refusal)
-            inverse = None
-            reason += f"; not put back: {refusal}"
+        inverse, why_not = self._journal_inverse(
+            ctx, entry, (entry.detail or {}).get("inverse", entry.inverse)
+        )
+        reason = "resumed after a crash" + why_not
         applied = Applied(entry.operation, inverse)
         if entry.status == "rolling_back":
             outcome = self._roll_back(ctx, decision, entry.id, applied, reason=reason)

@@ -62,6 +62,7 @@ class Runner:
         prompt: Prompt | None = None,
         notify: bool = False,
         inbox: Inbox | None = None,
+        schedule_verification: bool | None = None,
     ) -> None:
         self.blueprints = blueprints
         self.session = session
@@ -76,8 +77,18 @@ class Runner:
         targets = notification_targets(blueprints) if notify else {}
         self.notifier = Notifier(targets, record=audit.record)
         self.approvals = Approvals(state, audit, notifier=self.notifier)
+        # on a real cluster real time passes: verification is a later tick's step, so one
+        # service's stabilization never stalls the others (the simulator's clock is virtual)
+        if schedule_verification is None:
+            schedule_verification = cluster.waits_in_real_time
         self.executor = Executor(
-            cluster, state, audit, session.enforce, breaker=session.breaker, dry_run=dry_run
+            cluster,
+            state,
+            audit,
+            session.enforce,
+            breaker=session.breaker,
+            dry_run=dry_run,
+            schedule_verification=schedule_verification,
         )
         self.targets = {
             name: Target(name, bp["target"]["namespace"], bp["target"]["deployment"])
@@ -96,6 +107,8 @@ class Runner:
         """Finish every journal entry a crash left open; return (entry id, final status)."""
         finished = []
         for entry in self.state.journal(unfinished=True):
+            if entry.status == "verifying" and entry.service in self.blueprints:
+                continue  # not interrupted: scheduled, a tick verifies it when it is due
             if entry.service not in self.blueprints:
                 self.state.journal_mark(
                     entry.id,
@@ -163,6 +176,7 @@ class Runner:
             report.notes.append(restarted)
             self.audit.record("opa_restarted", reason=restarted, actor="opsgate")
         self._check_breaker_resets(now, report)
+        self._verify_scheduled(now, report)
         versions = {name: bp["metadata"]["version"] for name, bp in self.blueprints.items()}
         self.approvals.void_stale(versions, self.session.revision)
         self.approvals.expire(now)
@@ -196,6 +210,23 @@ class Runner:
             for decision in document["decisions"]:
                 self._handle(service, decision, report)
         return report
+
+    def _verify_scheduled(self, now: str, report: TickReport) -> None:
+        """Verify the changes whose verification is due (or that already failed for good)."""
+        for entry in self.state.journal(unfinished=True):
+            if entry.status != "verifying" or entry.service not in self.blueprints:
+                continue
+            ctx = self.context(entry.service)
+            try:
+                result = self.executor.verify_scheduled(entry, ctx, now)
+            except (PolicyError, ClusterError) as e:
+                report.errors.append(f"{entry.service}: verification of entry {entry.id}: {e}")
+                self.audit.record(
+                    "error", **ctx.audit_fields(), error=f"verification: {e}", actor="opsgate"
+                )
+                continue
+            if result is not None:
+                report.results.append(result)
 
     def _check_breaker_resets(self, now: str, report: TickReport) -> None:
         """A closed breaker stays closed only if an approver of *this* runner's blueprint

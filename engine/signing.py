@@ -17,7 +17,6 @@ U+2029 escaped), reproduced here and checked against a real OPA in the tests.
 from __future__ import annotations
 
 import base64
-import datetime
 import hashlib
 import json
 import os
@@ -38,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
+from engine import moments
 from engine.errors import OpsgateError
 
 ALGORITHM = "EdDSA"
@@ -215,10 +215,7 @@ def operation_digest(operation: dict[str, Any], salt: str = "") -> str:
 
 def epoch(moment: str) -> int:
     """Seconds since the epoch of an RFC 3339 time."""
-    parsed = datetime.datetime.fromisoformat(moment.replace("Z", "+00:00"))
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=datetime.UTC)
-    return int(parsed.timestamp())
+    return int(moments.parse(moment).timestamp())
 
 
 def sign(claims: dict[str, Any], key: Ed25519PrivateKey, kid: str) -> str:

@@ -118,7 +118,8 @@ _APPROVAL_JSON = (
     "approver_keys",
 )
 
-JOURNAL_OPEN = ("started", "applied", "rolling_back")
+# verifying: applied, its verification scheduled for a later tick (detail: verify_at)
+JOURNAL_OPEN = ("started", "applied", "verifying", "rolling_back")
 JOURNAL_CLOSED = ("completed", "failed", "rolled_back", "rollback_failed")
 
 

@@ -202,6 +202,18 @@ def verify(
     return Verification("pass", checks)
 
 
+# checks whose failure is final whenever it is seen: a pod killed for its memory or
+# crashing does not get better by waiting out the stabilization time
+DEFINITE_CHECKS = ("no_oom", "no_new_crash")
+
+
+def verify_early(verification: Verification) -> Verification | None:
+    """Before the stabilization time is up: a failed verification of the checks that failed
+    for good, or None (pods still rolling out, metrics still settling are not judged yet)."""
+    failed = [c for c in verification.checks if c.name in DEFINITE_CHECKS and c.passed is False]
+    return Verification("fail", failed) if failed else None
+
+
 def verify_rollback(inverse: dict[str, Any], after: dict[str, Any]) -> Verification:
     """Check that a rollback restored the service: ready pods, and the replica count when
     the inverse's type is checked by it."""

@@ -749,3 +749,92 @@ def test_a_breaker_reset_is_checked_once_per_runner(world: World, monkeypatch: A
         world.runner.tick()
     assert calls == ["verify"]
     assert world.state.service_state("frontend")["breaker_open"] is False
+
+
+# --- verification as a scheduled step (a real cluster's real time) -------------------------
+
+
+def _scheduling_runner(world: World) -> Runner:
+    return Runner(
+        blueprints=BLUEPRINTS,
+        session=world.session,
+        cluster=world.cluster,
+        state=world.state,
+        audit=world.audit,
+        schedule_verification=True,
+    )
+
+
+def test_a_scheduled_verification_does_not_stall_the_tick(world: World) -> None:
+    runner = _scheduling_runner(world)
+    world.cluster.set_load("frontend", rps=309)
+    started = world.cluster.now()
+    report = runner.tick()
+    [result] = _scaling(report.results)
+    assert result.outcome == "verifying"
+    assert world.cluster.now() == started  # nothing waited inside the tick
+    assert world.replicas("frontend") == 3  # applied in this tick
+    [entry] = world.state.journal(unfinished=True)
+    assert entry.status == "verifying"
+    # before it is due, the service's next change waits for the judgement
+    world.cluster.wait(30)
+    again = runner.tick()
+    assert [r.outcome for r in again.results if r.outcome != "deferred"] == []
+    assert world.events("verification_passed") == []
+    # after the stabilization time, the first tick verifies it
+    stabilization = BLUEPRINTS["frontend"]["spec"]["reliability"]["stabilization_seconds"]
+    world.cluster.wait(stabilization)
+    later = runner.tick()
+    verified = [r for r in later.results if r.decision_id == result.decision_id]
+    assert [r.outcome for r in verified] == ["succeeded"]
+    assert world.state.journal(unfinished=True) == []
+    assert [e["decision_id"] for e in world.events("verification_passed")] == [result.decision_id]
+
+
+def test_a_scheduled_verification_that_fails_rolls_back_when_due(world: World) -> None:
+    runner = _scheduling_runner(world)
+    world.cluster.apply(FRONTEND, {"type": "scale", "to": 3})
+    world.cluster.set_load("frontend", rps=309)
+    world.cluster.wait(60)
+    result = runner.executor.execute(
+        runner.context("frontend"), _decision({"type": "scale", "from": 3, "to": 2})
+    )
+    assert result.outcome == "verifying"
+    assert world.replicas("frontend") == 2
+    world.cluster.wait(BLUEPRINTS["frontend"]["spec"]["reliability"]["stabilization_seconds"])
+    report = runner.tick()
+    [judged] = [r for r in report.results if r.decision_id == "test"]
+    assert (judged.outcome, judged.detail) == ("rolled_back", "verification failed: latency")
+    assert world.replicas("frontend") == 3
+    assert world.state.service_state("frontend")["consecutive_failures"] == 1
+    assert [e.status for e in world.state.journal()] == ["rolled_back"]
+
+
+def test_a_definite_failure_ends_the_wait_early(world: World) -> None:
+    runner = _scheduling_runner(world)
+    world.cluster.inject("frontend", "crash_next_rollout", 1)
+    result = runner.executor.execute(
+        runner.context("frontend"),
+        _decision({"type": "adjust_resources", "resource": "cpu", "to": "105m"}),
+    )
+    assert result.outcome == "verifying"
+    world.cluster.wait(20)  # well before the stabilization time
+    report = runner.tick()
+    [judged] = [r for r in report.results if r.decision_id == "test"]
+    assert judged.outcome == "rolled_back"
+    assert judged.detail == "verification failed: no_new_crash"
+    template = world.cluster.service("frontend")["template"]
+    assert template["resources"]["cpu"]["request"] == "100m"
+
+
+def test_recovery_leaves_a_scheduled_verification_to_its_tick(world: World) -> None:
+    runner = _scheduling_runner(world)
+    world.cluster.set_load("frontend", rps=309)
+    runner.tick()
+    # the runner restarts: nothing was interrupted, so nothing is recovered
+    restarted = _scheduling_runner(world)
+    assert restarted.recover() == []
+    world.cluster.wait(BLUEPRINTS["frontend"]["spec"]["reliability"]["stabilization_seconds"])
+    report = restarted.tick()
+    assert [r.outcome for r in _scaling(report.results)] == ["succeeded"]
+    assert world.state.journal(unfinished=True) == []

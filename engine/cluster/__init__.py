@@ -52,6 +52,9 @@ class Applied:
 class Cluster(Protocol):
     """What the runner needs from a cluster."""
 
+    # whether ``wait`` takes real time (a real cluster) or only moves a virtual clock
+    waits_in_real_time: bool
+
     def now(self) -> str:
         """The cluster's current time, RFC 3339 UTC (virtual in the simulation)."""
         ...

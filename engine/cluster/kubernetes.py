@@ -99,6 +99,9 @@ def _translate(error: ApiException, what: str) -> ClusterError:
 class KubernetesCluster:
     """A real cluster: the current kubeconfig, or the in-cluster service account."""
 
+    # waiting is real: the runner schedules verification instead of sleeping in a tick
+    waits_in_real_time = True
+
     def __init__(
         self,
         api_client: Any = None,

@@ -96,6 +96,9 @@ def _format_time(seconds: float) -> str:
 class SimulatedCluster:
     """A cluster that lives in memory (and in a JSON file between commands)."""
 
+    # waiting moves the virtual clock: verification can happen within the tick
+    waits_in_real_time = False
+
     def __init__(self, state: dict[str, Any]) -> None:
         self.state = state
 
