@@ -95,6 +95,8 @@ class Result:
     detail: str = ""
     verification: Verification | None = None
     breaker_opened: bool = False
+    # the fresh verdict when it asks for an approval the decision did not (see the runner)
+    verdict: Mapping[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -173,7 +175,9 @@ class Executor:
             "operation": _operation_only(operation),
             "state": self.state.service_state(ctx.service),
             "now": self.cluster.now(),
-            "replicas": observation["replicas"],
+            # judged on what the cluster has now, not on the blueprint's starting values
+            "replicas": observation.get("replicas"),
+            "resources": observation.get("resources"),
             "actor": requester,
         }
         if approval is not None and approval.token is not None:
@@ -227,7 +231,12 @@ class Executor:
         if tier == "approve":
             if approval is None:
                 return Result(
-                    "awaiting_approval", decision["id"], operation, tier, "needs approval"
+                    "awaiting_approval",
+                    decision["id"],
+                    operation,
+                    tier,
+                    "needs approval",
+                    verdict=verdict,
                 )
             problems = self._approval_problems(ctx, operation, approval, requester, verdict)
             if problems:

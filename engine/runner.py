@@ -283,15 +283,27 @@ class Runner:
             if not redact.holds_mask(approval.operation):
                 decision = {**decision, "operation": approval.operation}
         try:
-            report.results.append(self.executor.execute(ctx, decision, approval))
+            result = self.executor.execute(ctx, decision, approval)
         except PolicyError as e:
             report.errors.append(f"{service}: OPA re-check failed: {e}: not executed")
             self.audit.record(
                 "error", **ctx.audit_fields(), error=f"re-check failed: {e}", actor="opsgate"
             )
+            return
         except ClusterError as e:
             report.errors.append(f"{service}: cluster error: {e}")
             self.audit.record("error", **ctx.audit_fields(), error=f"cluster: {e}", actor="opsgate")
+            return
+        report.results.append(result)
+        if result.outcome == "awaiting_approval" and result.verdict is not None:
+            # the re-check asks for approval where the decision did not (the cluster moved
+            # since): the request is filed, audited and shown, never left unsaid
+            fresh = {**decision, **result.verdict, "operation": decision["operation"]}
+            requested, new = self.approvals.request(
+                fresh, service, ctx.blueprint, self.session.revision, self.cluster.now()
+            )
+            if new:
+                report.requested.append(requested)
 
     def _ask_at_terminal(self, approval: Approval) -> Approval:
         if self.prompt is None:

@@ -21,7 +21,7 @@ from engine.errors import PolicyError
 from engine.execute import Context, Executor
 from engine.opa import OpaServer
 from engine.policy import PolicySession, RemoteOpa
-from engine.runner import Runner
+from engine.runner import Runner, TickReport
 from engine.signing import epoch as signing_epoch
 from engine.state import StateError, StateStore
 from tests.conftest import MALLORY, REPO, SRE_LEAD
@@ -838,3 +838,42 @@ def test_recovery_leaves_a_scheduled_verification_to_its_tick(world: World) -> N
     report = restarted.tick()
     assert [r.outcome for r in _scaling(report.results)] == ["succeeded"]
     assert world.state.journal(unfinished=True) == []
+
+
+# --- the re-check sees the cluster as it is now -----------------------------------------
+
+
+def test_the_recheck_judges_on_the_current_resources(world: World) -> None:
+    # after an allowed step 100m -> 90m, the next step 90m -> 81m is 10% of what runs now
+    # (inside the band), not 19% of the blueprint's 100m
+    executor, ctx = _executor(world)
+    first = executor.execute(
+        ctx, _decision({"type": "adjust_resources", "resource": "cpu", "to": "90m"})
+    )
+    assert first.outcome in ("succeeded", "partial")
+    world.cluster.wait(301)  # past the cooldown
+    second = executor.execute(
+        ctx, _decision({"type": "adjust_resources", "resource": "cpu", "to": "81m"})
+    )
+    assert (second.outcome, second.tier) in (("succeeded", "allow"), ("partial", "allow"))
+    template = world.cluster.service("frontend")["template"]
+    assert template["resources"]["cpu"]["request"] == "81m"
+
+
+def test_a_recheck_that_asks_for_approval_files_the_request(world: World) -> None:
+    # the decision said allow, the cluster moved, the fresh verdict says approve: the
+    # request is filed and audited, not left as a silent "awaiting_approval"
+    report = TickReport(time=world.cluster.now())
+    decision = {
+        **_decision({"type": "scale", "to": 9}),
+        "blueprint_refs": [],
+        "suggestion": None,
+    }
+    world.runner._handle("frontend", decision, report)  # type: ignore[arg-type]
+    [result] = report.results
+    assert (result.outcome, result.tier) == ("awaiting_approval", "approve")
+    [requested] = report.requested
+    assert requested.operation == {"type": "scale", "to": 9}
+    assert requested.status == "pending"
+    assert [e["approval_id"] for e in world.events("approval_requested")] == [requested.id]
+    assert world.replicas("frontend") == 2
