@@ -113,8 +113,12 @@ def test_invalid_blueprints_write_nothing(
     out = tmp_path / "out"
     result = run_cli("compile", str(blueprint_copy), "-o", str(out))
     assert result.exit_code == 1
+    line = next(
+        n for n, text in enumerate(path.read_text().splitlines(), 1) if "min_replicas:" in text
+    )
     assert (
-        f"{path}:28: spec.scaling.min_replicas: must be <= max_replicas 1 (got 2)" in result.stderr
+        f"{path}:{line}: spec.scaling.min_replicas: must be <= max_replicas 1 (got 2)"
+        in result.stderr
     )
     assert "opsgate: error: 1 problem in the blueprints" in result.stderr
     assert not out.exists()

@@ -16,7 +16,7 @@ CARRIERS = [
         "frontend",
         {
             "type": "update_configmap",
-            "name": "app",
+            "name": "frontend-config",
             "changes": {"dsn": f"postgres://admin:{SECRET}@db/x"},
         },
     ),
@@ -34,7 +34,7 @@ CARRIERS = [
         "frontend",
         {
             "type": "update_configmap",
-            "name": "creds",
+            "name": "frontend-config",
             "changes": {"password": SECRET, "api_token": f"{SECRET}-token"},
         },
     ),

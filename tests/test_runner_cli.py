@@ -267,6 +267,39 @@ def test_execute_exit_codes(run_cli: RunCli, tmp_path: Path) -> None:
     assert unknown.exit_code == 2
 
 
+def test_attack_an_agent_changes_another_services_configmap(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    """Review of issue 9: update_configmap took any name in the namespace. An agent acting
+    for the frontend can't rewrite the backend's ConfigMap (same namespace, shop)."""
+    base = ["execute", "--state-dir", _state(tmp_path), "--agent", "kagent"]
+    foreign = run_cli(
+        *base,
+        "--service",
+        "frontend",
+        "--operation",
+        '{"type": "update_configmap", "name": "backend-config", "changes": {"DB_HOST": "evil"}}',
+    )
+    assert foreign.exit_code == 4
+    verdict = json.loads(foreign.stdout)
+    assert verdict["outcome"] == "blocked"
+    assert "not one of the ConfigMaps frontend owns" in verdict["reasons"][0]
+    owned = run_cli(
+        *base,
+        "--service",
+        "frontend",
+        "--operation",
+        '{"type": "update_configmap", "name": "frontend-config", '
+        '"changes": {"LOG_LEVEL": "debug"}}',
+    )
+    assert owned.exit_code == 0
+    cluster = json.loads((tmp_path / "state" / "cluster.json").read_text())
+    backend = cluster["services"]["backend"]["configmaps"].get("backend-config", {})
+    assert "DB_HOST" not in backend or backend["DB_HOST"] != "evil"
+    frontend = cluster["services"]["frontend"]["configmaps"]["frontend-config"]
+    assert frontend["LOG_LEVEL"] == "debug"
+
+
 def test_breaker_list_and_reset(
     run_cli: RunCli, tmp_path: Path, signed_blueprints: Path, sre_lead_key: Path
 ) -> None:

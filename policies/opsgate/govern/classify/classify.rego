@@ -84,6 +84,6 @@ _built_in("resources", operation, ctx) := resources.findings(operation, ctx)
 
 _built_in("recovery", operation, ctx) := recovery.findings(operation, ctx)
 
-_built_in("configuration", operation, _) := configuration.findings(operation)
+_built_in("configuration", operation, ctx) := configuration.findings(operation, ctx)
 
 _built_in("protected", operation, ctx) := protected.findings(operation, ctx)

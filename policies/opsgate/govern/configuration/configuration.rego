@@ -1,8 +1,9 @@
 # METADATA
 # title: Configuration governance
 # description: |
-#   Configmap changes to ordinary keys are allowed; keys that look like
-#   credentials are forbidden. Deployment strategy and health-check changes
+#   Configmap changes to ordinary keys of a ConfigMap the service owns
+#   (target.configmaps) are allowed; any other ConfigMap, and keys that look
+#   like credentials, are forbidden. Deployment strategy and health-check changes
 #   ask for approval.
 # custom:
 #   id: opsgate.govern.configuration
@@ -32,8 +33,9 @@ sensitive_parts := {"pass", "auth"}
 # description: The findings for one update_configmap, update_strategy or update_health_checks operation.
 # custom:
 #   id: opsgate.govern.configuration.findings
-findings(operation) := {f |
+findings(operation, ctx) := {f |
 	some found in [
+		{g | g := not_owned(operation, ctx)},
 		{g | g := plain_keys(operation)},
 		{g | g := sensitive_keys(operation)},
 		{g | g := strategy(operation)},
@@ -41,6 +43,32 @@ findings(operation) := {f |
 	]
 	some f in found
 }
+
+# METADATA
+# title: A ConfigMap the service does not own
+# description: |
+#   update_configmap may change only the ConfigMaps the blueprint lists in
+#   target.configmaps: an agent naming any other ConfigMap of the namespace
+#   (another service's, a controller's) is forbidden.
+# custom:
+#   id: opsgate.govern.configuration.not_owned
+not_owned(operation, ctx) := verdict.finding_with_suggestion(
+	rego.metadata.rule(),
+	"forbid",
+	sprintf("configmap %s is not one of the ConfigMaps %s owns (target.configmaps)", [operation.name, ctx.service]),
+	["target.configmaps"],
+	verdict.suggestion(
+		sprintf("change one of target.configmaps (%s), or have the owner list %s there", [_owned(ctx), operation.name]),
+		null,
+	),
+) if {
+	operation.type == "update_configmap"
+	not operation.name in object.get(ctx.blueprint.target, "configmaps", [])
+}
+
+_owned(ctx) := concat(", ", object.get(ctx.blueprint.target, "configmaps", [])) if {
+	count(object.get(ctx.blueprint.target, "configmaps", [])) > 0
+} else := "none listed"
 
 # METADATA
 # title: Ordinary configmap keys

@@ -29,7 +29,7 @@ test_authority_never_loosens_a_built_in_tier if {
 test_forbid_wins_over_approval_lists if {
 	both := _with_authority([], ["update_configmap"], ["update_configmap"])
 	verdict := testdata.enforce_with(
-		testdata.request({"type": "update_configmap", "name": "cfg", "changes": {"LOG_LEVEL": "INFO"}}),
+		testdata.request({"type": "update_configmap", "name": "frontend-config", "changes": {"LOG_LEVEL": "INFO"}}),
 		both,
 	)
 	verdict.tier == "forbid"

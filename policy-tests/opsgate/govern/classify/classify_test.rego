@@ -15,7 +15,7 @@ _routes := [
 	{"op": {"type": "rollback"}, "rule": "opsgate.govern.recovery.rollback"},
 	{"op": {"type": "delete_pod", "name": "frontend-1"}, "rule": "opsgate.govern.recovery.delete_pod"},
 	{
-		"op": {"type": "update_configmap", "name": "cfg", "changes": {"LOG_LEVEL": "INFO"}},
+		"op": {"type": "update_configmap", "name": "frontend-config", "changes": {"LOG_LEVEL": "INFO"}},
 		"rule": "opsgate.govern.configuration.plain_keys",
 	},
 	{"op": {"type": "update_strategy", "changes": {"max_surge": 2}}, "rule": "opsgate.govern.configuration.strategy"},

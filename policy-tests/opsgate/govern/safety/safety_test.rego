@@ -13,7 +13,7 @@ test_breaker_open_forbids_every_operation if {
 	every operation in [
 		_scale,
 		{"type": "restart_pod", "pod": "frontend-1"},
-		{"type": "update_configmap", "name": "cfg", "changes": {"LOG_LEVEL": "INFO"}},
+		{"type": "update_configmap", "name": "frontend-config", "changes": {"LOG_LEVEL": "INFO"}},
 		{"type": "rollback"},
 	] {
 		verdict := testdata.enforce(_request(operation, {"breaker_open": true}, "2026-02-10T12:00:00Z"))
