@@ -469,9 +469,12 @@ class OpaGateway:
         socket_path = unix_socket_path(url)
         if socket_path is not None:
             # the managed OPA: HTTP over its private socket, each connection peer-checked
+            # (and the token too, when OPA demands one: in a container)
             self.url = url
             self.timeout = timeout
-            self._client = OpaClient(host="localhost", port=80, retries=0, timeout=timeout)
+            self._client = OpaClient(
+                host="localhost", port=80, token=token, retries=0, timeout=timeout
+            )
             self._client._session.mount("http://", UnixSocketAdapter(socket_path, peer_pid))
             return
         parts = urlsplit(url)
