@@ -203,9 +203,10 @@ def wait_for_bundle(
         session.close()
 
 
-# OPA's own authorization, for an OPA we can't put behind a private Unix socket (a
-# container): every request must carry the per-start token, and even then only
-# queries of opsgate's rules and the health check are allowed: no writes, no policies.
+# OPA's own authorization, for an OPA in a container (whose process we did not start
+# ourselves): on top of the peer check, every request must carry the per-start token,
+# and even then only queries of opsgate's rules and the health check are allowed: no
+# writes, no policies.
 _AUTHZ_POLICY = """package system.authz
 
 default allow := false
@@ -289,7 +290,7 @@ class ManagedServer:
 
     @property
     def token(self) -> str | None:
-        """The bearer token this server demands (None: it is reached over a private socket)."""
+        """The bearer token this server demands of every request (None: none)."""
         return None
 
     def __enter__(self) -> Self:
