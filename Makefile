@@ -38,10 +38,12 @@ tools: $(STAMP)
 	@echo "opa:   $$($(PY) -m engine.toolchain opa)"
 	@echo "regal: $$($(PY) -m engine.toolchain regal)"
 
+# Static (no cgo: this OPA has no WebAssembly runtime to link), so the same binary also
+# makes the tests' FROM-scratch image for the Docker launcher (tests/opa/test_docker.py).
 $(TOOLS)/opa: tools/opa/go.mod tools/opa/go.sum
 	@mkdir -p $(TOOLS)
 	@echo "building opa from the pinned Go module in tools/opa (first time: a few minutes)"
-	cd tools/opa && go build -trimpath -o $(CURDIR)/$@ github.com/open-policy-agent/opa
+	cd tools/opa && CGO_ENABLED=0 go build -trimpath -o $(CURDIR)/$@ github.com/open-policy-agent/opa
 
 $(TOOLS)/regal: tools/regal/go.mod tools/regal/go.sum
 	@mkdir -p $(TOOLS)

@@ -203,9 +203,10 @@ def wait_for_bundle(
         session.close()
 
 
-# OPA's own authorization, for an OPA we can't put behind a private Unix socket (a
-# container): every request must carry the per-start token, and even then only
-# queries of opsgate's rules and the health check are allowed: no writes, no policies.
+# OPA's own authorization, for an OPA in a container (whose process we did not start
+# ourselves): on top of the peer check, every request must carry the per-start token,
+# and even then only queries of opsgate's rules and the health check are allowed: no
+# writes, no policies.
 _AUTHZ_POLICY = """package system.authz
 
 default allow := false
@@ -289,7 +290,7 @@ class ManagedServer:
 
     @property
     def token(self) -> str | None:
-        """The bearer token this server demands (None: it is reached over a private socket)."""
+        """The bearer token this server demands of every request (None: none)."""
         return None
 
     def __enter__(self) -> Self:
@@ -469,9 +470,12 @@ class OpaGateway:
         socket_path = unix_socket_path(url)
         if socket_path is not None:
             # the managed OPA: HTTP over its private socket, each connection peer-checked
+            # (and the token too, when OPA demands one: in a container)
             self.url = url
             self.timeout = timeout
-            self._client = OpaClient(host="localhost", port=80, retries=0, timeout=timeout)
+            self._client = OpaClient(
+                host="localhost", port=80, token=token, retries=0, timeout=timeout
+            )
             self._client._session.mount("http://", UnixSocketAdapter(socket_path, peer_pid))
             return
         parts = urlsplit(url)

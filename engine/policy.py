@@ -23,7 +23,7 @@ from engine.compile import CompileResult, compile_blueprints
 from engine.errors import PolicyError, ToolNotFound
 from engine.opa import DEFAULT_QUERY_TIMEOUT, ManagedServer, OpaGateway, OpaServer
 from engine.opa_docker import IMAGE as DOCKER_IMAGE
-from engine.opa_docker import DockerOpaServer, docker_available
+from engine.opa_docker import DockerOpaServer, docker_available, docker_host
 from engine.toolchain import find_tool
 
 log = logging.getLogger(__name__)
@@ -63,21 +63,26 @@ class RemoteOpa:
 
 @dataclass(frozen=True)
 class OpaSettings:
-    """Where OPA is (None: start one) and how long to wait for each answer."""
+    """Where OPA is (None: start one), how long to wait for each answer, and its Docker image.
+
+    ``image`` is used only when opsgate starts OPA and finds no opa binary.
+    """
 
     remote: RemoteOpa | None = None
     timeout: float = DEFAULT_QUERY_TIMEOUT
+    image: str = DOCKER_IMAGE
 
 
-def _local_server(bundle: Path) -> ManagedServer:
-    """The local opa binary; else OPA's official image when a Docker daemon answers."""
+def _local_server(bundle: Path, image: str = DOCKER_IMAGE) -> ManagedServer:
+    """The local opa binary; else ``image`` when the Docker daemon of $DOCKER_HOST answers."""
     try:
         find_tool("opa")
     except ToolNotFound as e:
-        if docker_available():
-            return DockerOpaServer(bundle)
+        host = docker_host()
+        if docker_available(host):
+            return DockerOpaServer(bundle, image=image, host=host)
         raise ToolNotFound(
-            f"{e}; or start a Docker daemon (opsgate then runs {DOCKER_IMAGE})"
+            f"{e}; or start a local Docker daemon at {host} (opsgate then runs {image} there)"
         ) from e
     return OpaServer(bundle)
 
@@ -94,11 +99,13 @@ class PolicySession:
         timeout: float = DEFAULT_QUERY_TIMEOUT,
         build_dir: Path | None = None,
         compiled: CompileResult | None = None,
+        image: str = DOCKER_IMAGE,
     ) -> None:
         self.blueprints = blueprints
         self.policies = policies
         self.remote = remote
         self.timeout = timeout
+        self.image = image
         self.build_dir = build_dir
         # compiled by the caller (a workspace): served as it is, not compiled again
         self._given = compiled
@@ -128,7 +135,7 @@ class PolicySession:
             self.compiled = compile_blueprints(self.blueprints, out, self.policies)
         if self.remote is None:
             assert self.compiled.bundle_path is not None
-            self._server = _local_server(self.compiled.bundle_path)
+            self._server = _local_server(self.compiled.bundle_path, self.image)
             self._connect(self._server.start())
         else:
             problem = self.remote.problem()

@@ -202,6 +202,7 @@ class Workspace:
                     remote=source.opa.remote,
                     timeout=source.opa.timeout,
                     compiled=compiled,
+                    image=source.opa.image,
                 )
             )
         return source._session

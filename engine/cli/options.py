@@ -19,6 +19,7 @@ from engine import signing
 from engine.cli.terminal import printable
 from engine.files import OPEN_TO_OTHERS, check_private
 from engine.opa import DEFAULT_QUERY_TIMEOUT
+from engine.opa_docker import IMAGE as DOCKER_IMAGE
 from engine.policy import OpaSettings, RemoteOpa
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -138,7 +139,7 @@ blueprints_option = click.option(
 
 
 def opa_options(function: F) -> F:
-    """Add --opa-url, --opa-token-file, --opa-ca and --opa-timeout, passed on as ``opa``."""
+    """Add the --opa-* options (where OPA is, how to trust it, its image), passed on as ``opa``."""
     options = [
         click.option(
             "--opa-url",
@@ -180,6 +181,15 @@ def opa_options(function: F) -> F:
             show_default=True,
             help="Seconds to wait for each OPA answer; no answer means nothing is executed.",
         ),
+        click.option(
+            "--opa-image",
+            envvar="OPSGATE_OPA_IMAGE",
+            show_envvar=True,
+            default=DOCKER_IMAGE,
+            show_default=True,
+            help="Image to start OPA from when there is no opa binary, on the local Docker "
+            "daemon of $DOCKER_HOST (its entrypoint must be opa).",
+        ),
     ]
 
     @functools.wraps(function)
@@ -193,6 +203,7 @@ def opa_options(function: F) -> F:
                 kwargs.pop("opa_insecure"),
             ),
             timeout=kwargs.pop("opa_timeout"),
+            image=kwargs.pop("opa_image"),
         )
         return function(*args, **kwargs)
 

@@ -251,8 +251,8 @@ def test_remote_opa_needs_tls_and_a_token() -> None:
 def test_token_authorization_lets_only_opsgate_queries_through(
     bundle: Path, tmp_path: Path
 ) -> None:
-    """Where OPA can't sit behind a private socket (a container on a loopback port), OPA
-    itself demands a per-start token, and allows nothing but queries of opsgate's rules."""
+    """For OPA in a container, OPA itself also demands a per-start token, and allows nothing
+    but queries of opsgate's rules (here on a loopback port: the token alone must hold)."""
     token = token_authorization(tmp_path / "authz")
     assert token not in (tmp_path / "authz" / "authz.rego").read_text()
     with socket.socket() as probe:
