@@ -433,7 +433,10 @@ class Executor:
             **{k: v for k, v in (detail.get("decision") or {}).items() if v is not None},
         }
         due = detail.get("verify_at")
-        final = not isinstance(due, str) or moments.reached(now, due)
+        try:
+            final = not isinstance(due, str) or moments.reached(now, due)
+        except ValueError:
+            final = True  # a due time that can't be read is no reason to wait: judge it now
         try:
             after = self.cluster.observe(ctx.target)
         except ClusterError as e:
