@@ -134,11 +134,12 @@ def _cpu_sample_unready(pod: PodSample, now: float) -> bool:
 def utilization_ratio(
     usage: Mapping[str, int], requests: Mapping[str, int], target: int
 ) -> tuple[float, int]:
-    """(usage ratio, utilization %): sum of usage over sum of requests, a whole percent."""
+    """(usage ratio, utilization %): sum of usage over sum of requests, a whole percent.
+
+    The pods of ``usage`` must request more than nothing in all.
+    """
     used = sum(value for name, value in usage.items() if name in requests)
     requested = sum(requests[name] for name in usage if name in requests)
-    if requested == 0:
-        raise ValueError("no metrics matched a pod with a request")
     utilization = used * 100 // requested  # integer division, as Go's int64
     return utilization / target, utilization
 
@@ -162,9 +163,10 @@ def replicas_for_utilization(
         for pod in samples
         if pod.usage is not None and pod.name not in groups.unready | groups.ignored
     }
-    if not usage:
-        return None  # "did not receive metrics for targeted pods (pods might be unready)"
     requests = {pod.name: pod.request for pod in samples}
+    if sum(requests[name] for name in usage) <= 0:
+        # "did not receive metrics for targeted pods (pods might be unready)", or no request
+        return None
     ratio, utilization = utilization_ratio(usage, requests, target)
     scale_up_with_unready = bool(groups.unready) and ratio > 1.0
     if not scale_up_with_unready and not groups.missing:

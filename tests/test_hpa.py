@@ -61,6 +61,7 @@ def test_utilization_is_summed_usage_over_summed_request_a_whole_percent() -> No
 
 def test_no_usable_metrics_gives_no_proposal() -> None:
     assert replicas_for_utilization(3, 50, pods(None, None, None), "cpu", NOW) is None
+    assert replicas_for_utilization(2, 50, pods(0, 0, request=0), "cpu", NOW) is None
     autoscaler = hpa()
     recommendation = autoscaler.reconcile(NOW, 3, pods(None, None, None))
     assert (recommendation.replicas, recommendation.reason) == (3, "FailedGetResourceMetric")
