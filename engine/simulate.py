@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from engine import operations
 from engine.audit import AuditLog
 from engine.cluster import ClusterError, Target
 from engine.cluster.simulated import EPOCH_START, READY_AFTER_SECONDS, Change, SimulatedCluster
@@ -42,7 +43,8 @@ TIERS = ("allow", "approve", "forbid", "defer")
 MAX_TICKS = 10_000
 # virtual seconds simulated after the trace's last row, for the service to settle
 TAIL_SECONDS = 600.0
-# a change that undoes the previous one of the same quantity within this long is a flap
+# a change that reverses the previous one of the same quantity this long after it, or sooner,
+# is a flap
 FLAP_WINDOW_SECONDS = 600.0
 
 Controller = Literal["opsgate", "hpa"]
@@ -213,8 +215,8 @@ def simulate(
 
 def count_flaps(changes: list[Change], window: float = FLAP_WINDOW_SECONDS) -> int:
     """Reversals: a change of a quantity (replicas, a resource's request or limit) in the
-    direction opposite to the previous change of that quantity, less than ``window`` later."""
-    last: dict[str, tuple[float, int]] = {}
+    direction opposite to the previous change of that quantity, at most ``window`` later."""
+    last: dict[tuple[Any, ...], tuple[float, int]] = {}
     flaps = 0
     for change in sorted(changes, key=lambda c: c.at):
         moved = _direction(change)
@@ -222,32 +224,35 @@ def count_flaps(changes: list[Change], window: float = FLAP_WINDOW_SECONDS) -> i
             continue
         quantity, direction = moved
         before = last.get(quantity)
-        if before is not None and before[1] != direction and change.at - before[0] < window:
+        if before is not None and before[1] != direction and change.at - before[0] <= window:
             flaps += 1
         last[quantity] = (change.at, direction)
     return flaps
 
 
-def _direction(change: Change) -> tuple[str, int] | None:
-    """(quantity, +1 or -1) of a change that moves a number; None for any other change."""
+def _direction(change: Change) -> tuple[tuple[Any, ...], int] | None:
+    """(what it changes, +1 or -1) of a change that moves an amount (replicas, a request);
+    None for any other change (a restart, a rollback to a revision, a configmap)."""
     operation, inverse = change.applied.operation, change.applied.inverse
     if inverse is None or "to" not in operation or "to" not in inverse:
         return None
-    try:
-        if operation.get("type") == "scale":
-            quantity, after, before = "replicas", int(operation["to"]), int(inverse["to"])
-        elif operation.get("type") == "adjust_resources":
-            resource = operation.get("resource")
-            parse = cpu_millicores if resource == "cpu" else memory_bytes
-            quantity = f"{resource} {operation.get('field', 'request')}"
-            after, before = parse(str(operation["to"])), parse(str(inverse["to"]))
-        else:
-            return None
-    except (QuantityError, TypeError, ValueError):
+    amounts = _amounts(operation["to"], inverse["to"])
+    if amounts is None or amounts[0] == amounts[1]:
         return None
-    if after == before:
-        return None
-    return quantity, 1 if after > before else -1
+    # the catalog's same_kind: the type and what it changes (which resource, which field)
+    return operations.same_kind(operation), 1 if amounts[0] > amounts[1] else -1
+
+
+def _amounts(after: object, before: object) -> tuple[float, float] | None:
+    """Two amounts of one quantity as numbers: counts as they are, quantities in one unit."""
+    if isinstance(after, int | float) and isinstance(before, int | float):
+        return float(after), float(before)
+    for parse in (cpu_millicores, memory_bytes):
+        try:
+            return float(parse(str(after))), float(parse(str(before)))
+        except QuantityError:
+            continue
+    return None
 
 
 def _autoscaler(blueprint: dict[str, Any]) -> HorizontalPodAutoscaler:
@@ -287,11 +292,11 @@ def _hpa_sync(
     if recommendation.replicas == current:
         return
     try:
-        cluster.apply(target, {"type": "scale", "from": current, "to": recommendation.replicas})
+        applied = cluster.scale(target, recommendation.replicas)
     except ClusterError:
         return  # a failed update is not a scale event: the next sync tries again
     autoscaler.scaled(now, current, recommendation.replicas)
-    series.decisions.append((now, "allow", "scale"))
+    series.decisions.append((now, "allow", str(applied.operation["type"])))
 
 
 def pod_samples(

@@ -267,13 +267,22 @@ def change(at: float, before: object, after: object, kind: str = "scale") -> Cha
 @pytest.mark.parametrize(
     ("changes", "flaps"),
     [
-        ([change(0, 2, 3), change(599, 3, 2)], 1),  # undone within 10 minutes
-        ([change(0, 2, 3), change(600, 3, 2)], 0),  # exactly 10 minutes later: not a flap
+        ([change(0, 2, 3), change(600, 3, 2)], 1),  # undone within 10 minutes, edge included
+        ([change(0, 2, 3), change(601, 3, 2)], 0),  # later than 10 minutes: not a flap
         ([change(0, 2, 3), change(60, 3, 4), change(120, 4, 5)], 0),  # one way
         ([change(0, 2, 3), change(60, 3, 2), change(120, 2, 3)], 2),  # up, down, up
         ([change(0, 2, 3), change(60, "100m", "90m", "cpu")], 0),  # another quantity
         ([change(0, "100m", "110m", "cpu"), change(60, "110m", "99m", "cpu")], 1),
         ([change(0, 2, 3), change(30, 3, 3), change(60, 3, 2)], 1),  # no-op changes don't count
+        # a change that moves no amount (a restart) neither flaps nor breaks a pair
+        (
+            [
+                change(0, 2, 3),
+                Change(30, "frontend", Applied({"type": "restart_pod"}, None)),
+                change(60, 3, 2),
+            ],
+            1,
+        ),
     ],
 )
 def test_flaps_are_reversals_of_one_quantity_within_ten_minutes(

@@ -328,6 +328,11 @@ class SimulatedCluster:
         self.changes.append(Change(self.elapsed(), target.service, applied))
         return applied
 
+    def scale(self, target: Target, replicas: int) -> Applied:
+        """Set the replica count through ``apply``, as a controller that only scales would."""
+        current = self._checked(target)["replicas"]
+        return self.apply(target, {"type": "scale", "from": current, "to": replicas})
+
     def apply_scale(self, target: Target, operation: dict[str, Any]) -> Applied:
         """Set the replica count."""
         service = self._service(target.service)
