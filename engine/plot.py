@@ -18,7 +18,7 @@ _TIER_STYLE = {
 
 
 def plot(simulations: list[tuple[str, Simulation]], service: str, output: Path) -> None:
-    """Draw one column per simulation (side by side for --compare) for one service."""
+    """Draw one column per simulation (--compare, --baseline: side by side) for one service."""
     try:
         import matplotlib
 
@@ -56,6 +56,17 @@ def plot(simulations: list[tuple[str, Simulation]], service: str, output: Path) 
             linestyle="--",
             label="scale down",
         )
+        if simulation.controller == "hpa" and any(v is not None for v in series.hpa_utilization):
+            # what the HPA steers by: usage / request, which the simulator's % need not be
+            utilization.plot(
+                minutes,
+                _gaps([None if v is None else float(v) for v in series.hpa_utilization]),
+                color="tab:cyan",
+                label="HPA: usage / request",
+            )
+            utilization.axhline(
+                simulation.targets[service], color="tab:cyan", linestyle=":", label="HPA target"
+            )
         utilization.set_ylabel(f"{scaling['metric']} %")
         utilization.legend(loc="upper left", fontsize="small")
         latency.plot(minutes, _gaps(series.latency), color="tab:brown")
@@ -100,9 +111,11 @@ def _row(kind: str) -> int:
 
 
 def summary_table(simulations: list[tuple[str, Simulation]]) -> list[dict[str, Any]]:
-    """One row per (label, service) for printing."""
+    """One row per (label, service) for printing: a service's runs next to each other."""
+    services = list(simulations[0][1].summary) if simulations else []
     return [
-        {"run": label, "service": name, **numbers}
+        {"run": label, "service": name, **simulation.summary[name]}
+        for name in services
         for label, simulation in simulations
-        for name, numbers in simulation.summary.items()
+        if name in simulation.summary
     ]

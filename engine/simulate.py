@@ -4,8 +4,16 @@
 simulated cluster while a load trace plays, leaves approval requests
 unanswered (it counts them), and records per service a time series (load,
 replicas, utilization, p95, decisions) and a summary: decisions by tier,
-approvals needed, time over the latency target, replica-minutes (cost) and
-breaker trips. The counts in the summary come from the run's own audit log.
+approvals needed, time over the latency target, replica-minutes (cost),
+breaker trips, operations (changes the cluster carried out) and flaps
+(reversals of a change within ten minutes). The decision, approval and
+breaker counts come from the run's own audit log; operations and flaps from
+the simulated cluster's record of what it was asked to change.
+
+``controller="hpa"`` replays the same trace on the same simulated cluster with
+Kubernetes' HorizontalPodAutoscaler (``engine.hpa``) in place of opsgate: the
+baseline opsgate is measured against. It needs no OPA and keeps no audit log;
+every change it makes counts as an allowed decision, and it never asks.
 """
 
 from __future__ import annotations
@@ -16,13 +24,16 @@ import tempfile
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from engine import operations
 from engine.audit import AuditLog
-from engine.cluster import Target
-from engine.cluster.simulated import SimulatedCluster
+from engine.cluster import ClusterError, Target
+from engine.cluster.simulated import EPOCH_START, READY_AFTER_SECONDS, Change, SimulatedCluster
 from engine.cluster.trace import LoadTrace
 from engine.errors import OpsgateError
+from engine.hpa import SYNC_PERIOD_SECONDS, HorizontalPodAutoscaler, PodSample, target_utilization
+from engine.quantity import QuantityError, cpu_millicores, memory_bytes
 from engine.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -32,6 +43,11 @@ TIERS = ("allow", "approve", "forbid", "defer")
 MAX_TICKS = 10_000
 # virtual seconds simulated after the trace's last row, for the service to settle
 TAIL_SECONDS = 600.0
+# a change that reverses the previous one of the same quantity this long after it, or sooner,
+# is a flap
+FLAP_WINDOW_SECONDS = 600.0
+
+Controller = Literal["opsgate", "hpa"]
 
 
 class SimulationError(OpsgateError):
@@ -50,6 +66,8 @@ class Series:
     decisions: list[tuple[float, str, str]] = field(
         default_factory=list
     )  # (time, tier, operation type)
+    # the HPA baseline's own view at each tick: usage / request, % (empty for opsgate)
+    hpa_utilization: list[int | None] = field(default_factory=list)
 
 
 @dataclass
@@ -59,8 +77,11 @@ class Simulation:
     blueprints: dict[str, dict[str, Any]]
     series: dict[str, Series]
     summary: dict[str, dict[str, Any]]
-    audit_path: Path | None  # None: the run kept nothing (no work_dir was given)
+    audit_path: Path | None  # None: the run kept nothing (no work_dir was given, or the HPA ran)
     duration: float
+    controller: Controller = "opsgate"
+    # the HPA baseline's target utilization per service (empty for opsgate)
+    targets: dict[str, int] = field(default_factory=dict)
 
 
 def _count(audit: AuditLog, services: list[str]) -> dict[str, dict[str, Any]]:
@@ -87,16 +108,19 @@ def simulate(
     *,
     policies: Path | None = None,
     services: list[str] | None = None,
-    step: float = 60.0,
+    step: float = SYNC_PERIOD_SECONDS,
     tail: float = TAIL_SECONDS,
     seed: int = 1,
     work_dir: Path | None = None,
+    controller: Controller = "opsgate",
 ) -> Simulation:
     """Replay ``trace_path`` tick by tick (every ``step`` virtual seconds) and summarise.
 
     The run's state, audit log and compiled bundle are kept in ``work_dir``
     when one is given; otherwise they live in a temporary directory that is
-    removed before this returns, and the result has no ``audit_path``.
+    removed before this returns, and the result has no ``audit_path``. With
+    ``controller="hpa"`` the HPA baseline scales instead of opsgate's runner
+    (one sync per tick), and there is no audit log.
     """
     if not math.isfinite(step) or step <= 0:
         raise SimulationError(f"the step must be a positive number of seconds (got {step})")
@@ -137,21 +161,31 @@ def simulate(
             )
         series = {name: Series() for name in wanted}
         cluster = workspace.simulated
-        runner = workspace.runner()
+        runner = workspace.runner() if controller == "opsgate" else None
+        autoscalers = {name: _autoscaler(effective[name]) for name in wanted}
         while cluster.elapsed() <= end:
             trace.advance(cluster)
-            report = runner.tick()
-            now = cluster.elapsed()
-            for decision in report.decisions:
-                if decision["service"] in series:
-                    series[decision["service"]].decisions.append(
-                        (now, decision["tier"], decision["operation"]["type"])
-                    )
+            if runner is not None:
+                report = runner.tick()
+                now = cluster.elapsed()
+                for decision in report.decisions:
+                    if decision["service"] in series:
+                        series[decision["service"]].decisions.append(
+                            (now, decision["tier"], decision["operation"]["type"])
+                        )
+            else:
+                now = cluster.elapsed()
+                for name in wanted:
+                    _hpa_sync(series[name], now, cluster, autoscalers[name], effective[name])
             for name in wanted:
                 _record(series[name], now, cluster, name, effective[name])
             cluster.wait(step)
-        counts = _count(workspace.audit, wanted)
-        audit_path = workspace.paths.audit if kept else None
+        if runner is not None:
+            counts = _count(workspace.audit, wanted)
+        else:
+            counts = {name: _hpa_counts(series[name]) for name in wanted}
+        audit_path = workspace.paths.audit if kept and runner is not None else None
+        changes = list(cluster.changes)
     summary = {}
     for name in wanted:
         data = series[name]
@@ -163,12 +197,146 @@ def simulate(
             p95 = data.latency[i]
             if target is not None and (p95 is None or p95 > target):
                 over += width
+        mine = [change for change in changes if change.service == name]
         summary[name] = {
             **counts[name],
             "seconds_over_latency_target": round(over, 1),
             "replica_minutes": round(replica_seconds / 60, 1),
+            "operations": len(mine),
+            "flaps": count_flaps(mine),
         }
-    return Simulation(effective, series, summary, audit_path, end)
+    targets = (
+        {name: autoscalers[name].target_utilization for name in wanted}
+        if controller == "hpa"
+        else {}
+    )
+    return Simulation(effective, series, summary, audit_path, end, controller, targets)
+
+
+def count_flaps(changes: list[Change], window: float = FLAP_WINDOW_SECONDS) -> int:
+    """Reversals: a change of a quantity (replicas, a resource's request or limit) in the
+    direction opposite to the previous change of that quantity, at most ``window`` later."""
+    last: dict[tuple[Any, ...], tuple[float, int]] = {}
+    flaps = 0
+    for change in sorted(changes, key=lambda c: c.at):
+        moved = _direction(change)
+        if moved is None:
+            continue
+        quantity, direction = moved
+        before = last.get(quantity)
+        if before is not None and before[1] != direction and change.at - before[0] <= window:
+            flaps += 1
+        last[quantity] = (change.at, direction)
+    return flaps
+
+
+def _direction(change: Change) -> tuple[tuple[Any, ...], int] | None:
+    """(what it changes, +1 or -1) of a change that moves an amount (replicas, a request);
+    None for any other change (a restart, a rollback to a revision, a configmap)."""
+    operation, inverse = change.applied.operation, change.applied.inverse
+    if inverse is None or "to" not in operation or "to" not in inverse:
+        return None
+    amounts = _amounts(operation["to"], inverse["to"])
+    if amounts is None or amounts[0] == amounts[1]:
+        return None
+    # the catalog's same_kind: the type and what it changes (which resource, which field)
+    return operations.same_kind(operation), 1 if amounts[0] > amounts[1] else -1
+
+
+def _amounts(after: object, before: object) -> tuple[float, float] | None:
+    """Two amounts of one quantity as numbers: counts as they are, quantities in one unit."""
+    if isinstance(after, int | float) and isinstance(before, int | float):
+        return float(after), float(before)
+    for parse in (cpu_millicores, memory_bytes):
+        try:
+            return float(parse(str(after))), float(parse(str(before)))
+        except QuantityError:
+            continue
+    return None
+
+
+def _autoscaler(blueprint: dict[str, Any]) -> HorizontalPodAutoscaler:
+    scaling = blueprint["spec"]["scaling"]
+    return HorizontalPodAutoscaler(
+        min_replicas=scaling["min_replicas"],
+        max_replicas=scaling["max_replicas"],
+        target_utilization=target_utilization(blueprint),
+        resource="memory" if scaling["metric"] == "memory" else "cpu",
+    )
+
+
+def _hpa_sync(
+    series: Series,
+    now: float,
+    cluster: SimulatedCluster,
+    autoscaler: HorizontalPodAutoscaler,
+    blueprint: dict[str, Any],
+) -> None:
+    """One HPA sync of one service: read its pods' samples, scale when the HPA says so."""
+    target = Target(
+        blueprint["metadata"]["name"],
+        blueprint["target"]["namespace"],
+        blueprint["target"]["deployment"],
+    )
+    try:
+        observation = cluster.observe(target)
+    except ClusterError:
+        series.hpa_utilization.append(None)  # the metrics API failed: Kubernetes skips the sync
+        return
+    current = int(observation["replicas"]["desired"])
+    samples = pod_samples(
+        cluster.service(target.service)["pods"], observation, autoscaler.resource, now
+    )
+    recommendation = autoscaler.reconcile(now, current, samples)
+    series.hpa_utilization.append(recommendation.utilization)
+    if recommendation.replicas == current:
+        return
+    try:
+        applied = cluster.scale(target, recommendation.replicas)
+    except ClusterError:
+        return  # a failed update is not a scale event: the next sync tries again
+    autoscaler.scaled(now, current, recommendation.replicas)
+    series.decisions.append((now, "allow", str(applied.operation["type"])))
+
+
+def pod_samples(
+    pods: list[dict[str, Any]], observation: dict[str, Any], resource: str, now: float
+) -> list[PodSample]:
+    """What the metrics API and the pod list would tell an HPA about the simulated pods.
+
+    Utilization the way the HPA computes it: usage over request, from the
+    observation's own ``usage`` and ``request`` (not its ``cpu_percent``). The
+    simulated load goes to ready pods only, so an unready pod has no sample
+    (the HPA's "missing" pod); a ready pod became ready ``READY_AFTER_SECONDS``
+    after it started, and its sample ends now.
+    """
+    amounts = observation["resources"][resource]
+    parse = cpu_millicores if resource == "cpu" else memory_bytes
+    request = max(1, parse(str(amounts["request"])))
+    usage = parse(str(amounts["usage"])) if "usage" in amounts else None
+    samples = []
+    for pod in pods:
+        started = float(pod["started_at"]) - EPOCH_START
+        ready = bool(pod["ready"])
+        samples.append(
+            PodSample(
+                pod["name"],
+                request,
+                usage if ready else None,
+                ready=ready,
+                started=started,
+                ready_changed=started + READY_AFTER_SECONDS if ready else started,
+                sampled_at=now,
+            )
+        )
+    return samples
+
+
+def _hpa_counts(series: Series) -> dict[str, Any]:
+    """The HPA decides alone: each change is an allowed decision; it never asks or trips."""
+    decisions = dict.fromkeys(TIERS, 0)
+    decisions["allow"] = len(series.decisions)
+    return {"decisions": decisions, "approvals_needed": 0, "breaker_trips": 0}
 
 
 def _record(

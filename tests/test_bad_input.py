@@ -342,7 +342,7 @@ def test_a_trace_that_lasts_too_long_is_refused_quickly(tmp_path: Path) -> None:
     assert completed.returncode == 1
     assert "Traceback" not in completed.stderr
     assert completed.stderr.strip().splitlines() == [
-        f"opsgate: error: {trace}: the trace lasts 86400000 s, 1440011 ticks of --step 60: "
+        f"opsgate: error: {trace}: the trace lasts 86400000 s, 5760041 ticks of --step 15: "
         "over the limit of 10000 ticks (use a larger --step or a shorter trace)"
     ]
 

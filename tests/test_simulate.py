@@ -8,16 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from engine.simulate import SimulationError, simulate
+from engine.cluster import Applied
+from engine.cluster.simulated import Change
+from engine.hpa import SYNC_PERIOD_SECONDS
+from engine.simulate import SimulationError, count_flaps, simulate
 from tests.conftest import REPO, RunCli
 
 TRACES = REPO / "blueprints" / "examples" / "traces"
 
 
 def recount(audit: Path, service: str) -> dict[str, object]:
-    """Count decisions by tier, approval requests and breaker trips straight from the log."""
+    """Count decisions by tier, approvals, breaker trips and changes straight from the log."""
     decisions = {"allow": 0, "approve": 0, "forbid": 0, "defer": 0}
-    approvals = trips = 0
+    approvals = trips = changes = 0
     for line in audit.read_text(encoding="utf-8").splitlines():
         event = json.loads(line)
         if event.get("service") != service:
@@ -26,7 +29,13 @@ def recount(audit: Path, service: str) -> dict[str, object]:
             decisions[event["tier"]] += 1
         approvals += event["event"] == "approval_requested"
         trips += event["event"] == "breaker_opened"
-    return {"decisions": decisions, "approvals_needed": approvals, "breaker_trips": trips}
+        changes += event["event"] in ("execution_succeeded", "rollback_succeeded")
+    return {
+        "decisions": decisions,
+        "approvals_needed": approvals,
+        "breaker_trips": trips,
+        "operations": changes,
+    }
 
 
 def test_summary_matches_an_independent_recount(tmp_path: Path) -> None:
@@ -40,7 +49,7 @@ def test_summary_matches_an_independent_recount(tmp_path: Path) -> None:
     assert frontend["seconds_over_latency_target"] > 0  # before the new replicas were ready
     series = result.series["frontend"]
     assert max(series.replicas) > min(series.replicas)
-    ends = [*series.times[1:], series.times[-1] + 60]
+    ends = [*series.times[1:], series.times[-1] + SYNC_PERIOD_SECONDS]
     seconds = sum(
         r * (end - start) for r, start, end in zip(series.replicas, series.times, ends, strict=True)
     )
@@ -70,6 +79,8 @@ def test_each_sample_trace_gives_a_plot_and_a_json_summary(
         "breaker_trips",
         "seconds_over_latency_target",
         "replica_minutes",
+        "operations",
+        "flaps",
     }
     data = plot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
@@ -176,3 +187,105 @@ def test_plot_option_help_says_where_the_files_go(run_cli: RunCli) -> None:
     text = " ".join(run_cli("simulate", "--help").stdout.split())
     assert "for several, one file each with the service added to the name" in text
     assert "Each path written is told on stderr" in text
+
+
+# --- the HPA baseline ---------------------------------------------------------------------
+
+
+def test_baseline_hpa_runs_beside_opsgate_with_the_same_fields(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    plot = tmp_path / "hpa.png"
+    result = run_cli(
+        "simulate",
+        "--load",
+        str(TRACES / "spike.csv"),
+        "--service",
+        "frontend",
+        "--baseline",
+        "hpa",
+        "--plot",
+        str(plot),
+        "--json",
+    )
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    runs = document["runs"]
+    assert list(runs) == ["as is", "hpa"]
+    opsgate, hpa = runs["as is"]["frontend"], runs["hpa"]["frontend"]
+    assert set(hpa) == set(opsgate)
+    # the HPA decides alone: each change is an allowed decision, none asks
+    assert hpa["approvals_needed"] == 0
+    assert hpa["decisions"] == {"allow": hpa["operations"], "approve": 0, "forbid": 0, "defer": 0}
+    assert hpa["operations"] >= 2  # it scaled out for the spike and back in after it
+    assert document["baseline"]["hpa"]["target_utilization_percent"] == {"frontend": 55}
+    assert document["audit_logs"]["hpa"] is None
+    assert len(plot.read_bytes()) > 20_000
+
+
+def test_hpa_holds_a_scale_in_for_its_300_second_window() -> None:
+    result = simulate(
+        REPO / "blueprints", TRACES / "spike.csv", services=["frontend"], controller="hpa"
+    )
+    series = result.series["frontend"]
+    scaling = result.blueprints["frontend"]["spec"]["scaling"]
+    assert max(series.replicas) == scaling["max_replicas"]  # the spike asks for more than max
+    # the spike ends at 2400 s; the last sync that saw it recommended max_replicas, and the
+    # scale-in comes when that recommendation leaves the window (now - 300 s, now]
+    last_high = max(t for t in series.times if t < 2400)
+    after = [(t, r) for t, r in zip(series.times, series.replicas, strict=True) if t >= 2400]
+    first_lower = next(t for t, r in after if r < scaling["max_replicas"])
+    assert first_lower == last_high + 300
+    assert result.audit_path is None
+
+
+def test_human_table_puts_a_services_runs_together(run_cli: RunCli) -> None:
+    result = run_cli("simulate", "--load", str(TRACES / "spike.csv"), "--baseline", "hpa")
+    assert result.exit_code == 0, result.stderr
+    header, *rows = result.stdout.splitlines()
+    assert header.split()[-2:] == ["operations", "flaps"]
+    # run (8 wide), service (14 wide): each service's opsgate row, then its HPA row
+    assert [(row[:8].strip(), row[9:23].strip()) for row in rows] == [
+        ("as is", "backend"),
+        ("hpa", "backend"),
+        ("as is", "frontend"),
+        ("hpa", "frontend"),
+    ]
+
+
+def change(at: float, before: object, after: object, kind: str = "scale") -> Change:
+    """A change the simulated cluster made: replicas, or a CPU request."""
+    if kind == "scale":
+        operation = {"type": "scale", "to": after}
+        inverse = {"type": "scale", "to": before}
+    else:
+        operation = {"type": "adjust_resources", "resource": "cpu", "field": "request", "to": after}
+        inverse = {**operation, "to": before}
+    return Change(at, "frontend", Applied(operation, inverse))
+
+
+@pytest.mark.parametrize(
+    ("changes", "flaps"),
+    [
+        ([change(0, 2, 3), change(600, 3, 2)], 1),  # undone within 10 minutes, edge included
+        ([change(0, 2, 3), change(601, 3, 2)], 0),  # later than 10 minutes: not a flap
+        ([change(0, 2, 3), change(60, 3, 4), change(120, 4, 5)], 0),  # one way
+        ([change(0, 2, 3), change(60, 3, 2), change(120, 2, 3)], 2),  # up, down, up
+        ([change(0, 2, 3), change(60, "100m", "90m", "cpu")], 0),  # another quantity
+        ([change(0, "100m", "110m", "cpu"), change(60, "110m", "99m", "cpu")], 1),
+        ([change(0, 2, 3), change(30, 3, 3), change(60, 3, 2)], 1),  # no-op changes don't count
+        # a change that moves no amount (a restart) neither flaps nor breaks a pair
+        (
+            [
+                change(0, 2, 3),
+                Change(30, "frontend", Applied({"type": "restart_pod"}, None)),
+                change(60, 3, 2),
+            ],
+            1,
+        ),
+    ],
+)
+def test_flaps_are_reversals_of_one_quantity_within_ten_minutes(
+    changes: list[Change], flaps: int
+) -> None:
+    assert count_flaps(changes) == flaps

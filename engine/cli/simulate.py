@@ -14,8 +14,9 @@ from engine.cli.options import (
     policies_option,
 )
 from engine.cli.terminal import emit_json, escape, line, note
+from engine.hpa import SYNC_PERIOD_SECONDS
 from engine.plot import plot, summary_table
-from engine.simulate import MAX_TICKS, TAIL_SECONDS
+from engine.simulate import MAX_TICKS, TAIL_SECONDS, Simulation
 from engine.simulate import simulate as run_simulation
 
 
@@ -25,10 +26,20 @@ Examples:
   opsgate simulate --load blueprints/examples/traces/daily-wave.csv --plot wave.png
   opsgate simulate --load blueprints/examples/traces/spike.csv --service frontend --json
   opsgate simulate --load spike.csv --compare changed-blueprints --plot compare.png
+  opsgate simulate --load blueprints/examples/traces/spike.csv --baseline hpa --plot hpa.png
 
 Approval requests are left unanswered and counted. Per service it reports
 decisions by tier, approvals needed, seconds over the latency target,
-replica-minutes (cost) and breaker trips.""",
+replica-minutes (cost), breaker trips, operations (changes the cluster carried
+out, undos included) and flaps (a change of replicas, or of a resource, undone
+in the other direction within 10 minutes).
+
+--baseline hpa replays the same trace on the same simulated cluster with
+Kubernetes' HorizontalPodAutoscaler v2 and its default behavior instead of
+opsgate (one sync per --step): target utilization the midpoint of the
+blueprint's scaling thresholds, as usage / request of the blueprint's metric,
+same min and max replicas. Each change it makes counts as an allowed
+decision; it never asks for approval.""",
 )
 @blueprints_option
 @click.option(
@@ -76,11 +87,17 @@ replica-minutes (cost) and breaker trips.""",
     help="Replay the same trace against this policy library too, side by side.",
 )
 @click.option(
+    "--baseline",
+    type=click.Choice(["hpa"]),
+    default=None,
+    help="Replay the same trace with Kubernetes' HPA too (engine/hpa.py), side by side.",
+)
+@click.option(
     "--step",
     type=FiniteFloatRange(min=5, max=86400),
-    default=60.0,
+    default=SYNC_PERIOD_SECONDS,
     show_default=True,
-    help="Virtual seconds per tick.",
+    help="Virtual seconds per tick, for every run (the HPA's sync period is 15 s).",
 )
 @click.option(
     "--seed", type=int, default=1, show_default=True, help="Seed of the simulated cluster."
@@ -102,6 +119,7 @@ def simulate(
     compare_dir: Path | None,
     compare_blueprints: Path | None,
     compare_policies: Path | None,
+    baseline: str | None,
     step: float,
     seed: int,
     audit_dir: Path | None,
@@ -124,7 +142,7 @@ def simulate(
         seed=seed,
         work_dir=audit_dir / "as-is" if audit_dir else None,
     )
-    runs = [("as is", base)]
+    runs: list[tuple[str, Simulation]] = [("as is", base)]
     if compare_blueprints is not None or compare_policies is not None:
         changed = run_simulation(
             compare_blueprints or blueprints,
@@ -136,6 +154,15 @@ def simulate(
             work_dir=audit_dir / "changed" if audit_dir else None,
         )
         runs.append(("changed", changed))
+    if baseline == "hpa":
+        runs.append(
+            (
+                "hpa",
+                run_simulation(
+                    blueprints, trace, services=wanted, step=step, seed=seed, controller="hpa"
+                ),
+            )
+        )
     plots = plot_files(plot_path, base.summary) if plot_path is not None else {}
     if as_json:
         document = {
@@ -145,20 +172,40 @@ def simulate(
                 label: str(sim.audit_path) if sim.audit_path else None for label, sim in runs
             },
         }
+        if baseline == "hpa":
+            document["baseline"] = {
+                "hpa": {
+                    "target_utilization_percent": runs[-1][1].targets,
+                    "utilization": "usage / request of the blueprint's metric",
+                    "sync_period_seconds": step,
+                }
+            }
         if plot_path is not None:
             document["plots"] = {service: str(target) for service, target in plots.items()}
         emit_json(document)
     else:
-        columns = ("allow", "approve", "forbid", "defer", "approvals", "s over p95", "replica-min")
-        line(f"{'run':<8} {'service':<14} " + " ".join(f"{c:>11}" for c in (*columns, "breaker")))
+        columns = (
+            *("allow", "approve", "forbid", "defer", "approvals"),
+            *("s over p95", "replica-min", "breaker", "operations", "flaps"),
+        )
+        widths = [max(7, len(c)) for c in columns]
+        line(
+            f"{'run':<8} {'service':<14} "
+            + " ".join(f"{c:>{w}}" for c, w in zip(columns, widths, strict=True))
+        )
         for row in summary_table(runs):
             values = [*row["decisions"].values(), row["approvals_needed"]]
             values += [
                 row["seconds_over_latency_target"],
                 row["replica_minutes"],
                 row["breaker_trips"],
+                row["operations"],
+                row["flaps"],
             ]
-            line(f"{row['run']:<8} {row['service']:<14} " + " ".join(f"{v:>11}" for v in values))
+            line(
+                f"{row['run']:<8} {row['service']:<14} "
+                + " ".join(f"{v:>{w}}" for v, w in zip(values, widths, strict=True))
+            )
         for label, sim in runs:
             if sim.audit_path is not None:
                 note(f"audit log ({label}): {escape(str(sim.audit_path))}")

@@ -23,6 +23,7 @@ import functools
 import hashlib
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,15 @@ def _requests(cpu: str, memory: str) -> dict[str, int]:
         raise ClusterError(f"invalid resource quantity in the simulation: {e}", status=422) from e
 
 
+@dataclass(frozen=True)
+class Change:
+    """One change the simulated cluster carried out: when (virtual seconds), where, what."""
+
+    at: float
+    service: str
+    applied: Applied
+
+
 def _format_time(seconds: float) -> str:
     moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -101,6 +111,9 @@ class SimulatedCluster:
 
     def __init__(self, state: dict[str, Any]) -> None:
         self.state = state
+        # every change this object carried out, undos included (not saved with the state):
+        # the what-if simulator counts operations and flaps from it, whoever made them
+        self.changes: list[Change] = []
 
     # --- construction and persistence ---------------------------------------------
 
@@ -311,7 +324,14 @@ class SimulatedCluster:
             raise ClusterError(
                 f"API server rejected the change to {target.deployment} (injected)", status=500
             )
-        return apply_by_type(self, target, operation, "the simulated cluster")
+        applied = apply_by_type(self, target, operation, "the simulated cluster")
+        self.changes.append(Change(self.elapsed(), target.service, applied))
+        return applied
+
+    def scale(self, target: Target, replicas: int) -> Applied:
+        """Set the replica count through ``apply``, as a controller that only scales would."""
+        current = self._checked(target)["replicas"]
+        return self.apply(target, {"type": "scale", "from": current, "to": replicas})
 
     def apply_scale(self, target: Target, operation: dict[str, Any]) -> Applied:
         """Set the replica count."""
