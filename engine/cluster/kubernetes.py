@@ -85,8 +85,11 @@ def _translate(error: Exception, what: str) -> ClusterError:
         cause = getattr(error, "reason", None) or error  # MaxRetryError wraps the cause
         refused = isinstance(cause, urllib3.exceptions.NewConnectionError | ConnectionError)
         slow = not refused and isinstance(cause, TimeoutError | urllib3.exceptions.TimeoutError)
-        kind = "timed out" if slow else "unreachable"
-        return ClusterError(f"{what}: API server {kind} ({type(error).__name__})")
+        if refused:
+            return ClusterError(f"{what}: API server unreachable (connection refused)")
+        if slow:
+            return ClusterError(f"{what}: API server timed out")
+        return ClusterError(f"{what}: API server unreachable ({type(cause).__name__})")
     status = error.status
     if status == 404:
         return NotFoundError(f"{what}: not found", status=404)
