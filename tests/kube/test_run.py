@@ -205,3 +205,40 @@ def test_after_a_conflict_the_runner_reads_and_decides_again(
     assert cluster_admin.deployment(deployment_name)["spec"]["replicas"] == 3
     writes = [e for e in runner_requests(control_plane, since) if e["verb"] in ("update", "patch")]
     assert [e["responseStatus"]["code"] for e in writes] == [409]
+
+
+def test_a_change_after_the_tick_observed_is_not_overridden(
+    runner_on: Any, cluster_admin: Admin, deployment_name: str, control_plane: Any
+) -> None:
+    # the tick sees 1 replica and decides 1 → 2; before it acts, another client scales
+    # to 3. Scaling to 2 is still allowed (min 2, max 5), but it was worked out from a
+    # 1 that is gone: the runner must not apply it over the other client's 3
+    cluster_admin.create(deployment_name, replicas=1)
+    runner, cluster, audit = runner_on(deployment_name)
+    observe = cluster.observe
+    seen: list[int] = []
+
+    def then_someone_scales(target: Any) -> Any:
+        observation = observe(target)
+        if target.deployment == deployment_name and not seen:
+            seen.append(1)
+            cluster_admin.apps.patch_namespaced_deployment_scale(
+                deployment_name, NAMESPACE, {"spec": {"replicas": 3}}
+            )
+        return observation
+
+    cluster.observe = then_someone_scales  # type: ignore[method-assign]
+    since = now()
+    report = runner.tick()
+    assert [(r.outcome, r.operation) for r in report.results] == [
+        ("failed", {"type": "scale", "from": 1, "to": 2})
+    ]
+    [failed] = [e for e in audit.events() if e["event"] == "execution_failed"]
+    assert failed["conflict"] is True
+    assert "shows 3 now, not the 1 this was decided on" in failed["error"]
+    assert not [
+        e for e in runner_requests(control_plane, since) if e["verb"] in ("update", "patch")
+    ]
+    assert cluster_admin.wait_rolled_out(deployment_name)["spec"]["replicas"] == 3
+    assert runner.tick().results == []  # decided again from 3: nothing to do
+    assert cluster_admin.deployment(deployment_name)["spec"]["replicas"] == 3
