@@ -16,7 +16,8 @@ kubeconfigs: ``admin.kubeconfig`` (system:masters) and ``runner.kubeconfig``
 (a token of the ``opsgate-runner`` ServiceAccount, so the runner has what the
 manifest grants and nothing more). It returns once those Deployments' pods are
 Running and Ready, which needs every component. `down` stops the processes by
-the PIDs `up` recorded (a PID whose command line is not ours is left alone).
+the PIDs `up` recorded (a PID whose command line is not ours is left alone) and
+removes the keys, kubeconfigs and etcd data; the logs stay.
 
 The pytest fixture (tests/kube/conftest.py) uses :class:`ControlPlane` with a
 directory of its own and ``die_with_parent``: the processes also die if
@@ -594,6 +595,11 @@ class ControlPlane:
         self._processes.clear()
         if self._state_file.exists():
             self._write_state(state.get("ports") or {}, {})
+        # keys, tokens and the store are no use without the processes; the logs stay
+        for private in ("pki", "etcd"):
+            shutil.rmtree(self.root / private, ignore_errors=True)
+        for name in ("admin.kubeconfig", "runner.kubeconfig"):
+            (self.root / name).unlink(missing_ok=True)
         return stopped
 
     def _ours(self, component: str, pid: int) -> bool:
