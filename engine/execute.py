@@ -105,6 +105,18 @@ def _operation_only(operation: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in operation.items() if k != "from"}
 
 
+def _moved_since_decided(operation: Mapping[str, Any], now: dict[str, Any] | None) -> str:
+    """Why ``operation`` no longer fits the cluster ("" when it does): its ``from`` (what
+    the decision saw) is not what the observation before acting shows (``now``, the
+    inverse read from it). Only types whose result is observed can tell."""
+    if "from" not in operation or now is None or now.get("to") == operation["from"]:
+        return ""
+    return (
+        f"{operations.describe(operation)}: the cluster shows {now.get('to')} now, not the "
+        f"{operation['from']} this was decided on: re-read and re-decided next tick"
+    )
+
+
 class Executor:
     """Executes decided operations on one cluster, with one state store and audit log."""
 
@@ -329,6 +341,12 @@ class Executor:
             self._event(ctx, "dry_run", decision, actor=actor)
             return Result("planned", decision["id"], decision["operation"], tier, "dry run")
         inverse = operations.inverse_from(operation, before)
+        moved = _moved_since_decided(decision["operation"], inverse) if approval is None else ""
+        if moved:
+            # another client changed it after the tick observed it: the fresh verdict governs
+            # the same change, but the change itself was worked out from what is gone now
+            self._event(ctx, "execution_failed", decision, actor=actor, error=moved, conflict=True)
+            return Result("failed", decision["id"], decision["operation"], tier, moved)
         if approval is not None:
             # single use: spent before anything is applied, so a crash can't reuse it
             self.state.spend_approval(approval.id)

@@ -99,6 +99,7 @@ class Workspace:
         record_retention: bool = False,
         cluster: ClusterKind = "sim",
         prometheus_url: str | None = None,
+        kubeconfig: Path | None = None,
         seed: int = 1,
         passphrase: Passphrase | None = None,
         warn: Warn | None = None,
@@ -114,6 +115,7 @@ class Workspace:
         self.record_retention = record_retention
         self.cluster_kind = cluster
         self.prometheus_url = prometheus_url
+        self.kubeconfig = kubeconfig
         self.seed = seed
         self._passphrase = passphrase
         self._warn: Warn = warn or log.warning
@@ -280,7 +282,9 @@ class Workspace:
             if self.cluster_kind == "kube":
                 from engine.cluster.kubernetes import KubernetesCluster  # for real clusters only
 
-                self._cluster = KubernetesCluster(prometheus_url=self.prometheus_url)
+                self._cluster = KubernetesCluster(
+                    kubeconfig=self.kubeconfig, prometheus_url=self.prometheus_url
+                )
             else:
                 self._cluster = self.simulated
         return self._cluster

@@ -187,6 +187,7 @@ Examples:
   opsgate run --blueprints blueprints --once
   opsgate run --interval 30 --ticks 20          # simulated: 30 s of virtual time per tick
   opsgate run --cluster sim --dry-run --once
+  opsgate run --cluster kube --kubeconfig .kube/runner.kubeconfig --once
 
 Answer approval requests from another shell with `opsgate approvals`; approvers
 without access to the private --state-dir drop signed answers in --inbox.
@@ -210,6 +211,15 @@ State (state.db), audit log (audit.jsonl) and the simulated cluster
     show_envvar=True,
     default=None,
     help="Kubernetes only: Prometheus HTTP API for latency, error rate and throughput.",
+)
+@click.option(
+    "--kubeconfig",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    envvar="OPSGATE_KUBECONFIG",
+    show_envvar=True,
+    default=None,
+    help="Kubernetes only: the kubeconfig to use (default: $KUBECONFIG or ~/.kube/config, "
+    "else the in-cluster service account).",
 )
 @click.option("--once", is_flag=True, help="Run one tick and stop.")
 @click.option(
@@ -257,6 +267,7 @@ def run(
     blueprints: Path,
     cluster_kind: str,
     prometheus_url: str | None,
+    kubeconfig: Path | None,
     once: bool,
     interval: float,
     ticks: int | None,
@@ -288,6 +299,7 @@ def run(
         record_retention=True,
         cluster=cluster_kind,
         prometheus_url=prometheus_url,
+        kubeconfig=kubeconfig,
         seed=seed,
     )
     with workspace:

@@ -5,11 +5,11 @@ reasons), PodMetrics from metrics.k8s.io, and latency and error rate from a
 Prometheus HTTP API when one is given. Act: scale through the scale
 subresource; everything else through a JSON patch computed with
 ``jsonpatch`` whose first operation tests the ``resourceVersion`` read, so a
-write never lands on an object that changed meanwhile (HTTP 409/422 →
-``ConflictError``: re-read and re-decide on the next tick, never retried
-blindly). Restarts use the rollout-restart annotation, never pod deletion;
-a rollback puts back the previous ReplicaSet's template, as ``kubectl
-rollout undo`` does.
+write never lands on an object that changed meanwhile (HTTP 409, or a 422
+while the resourceVersion has moved → ``ConflictError``: re-read and
+re-decide on the next tick, never retried blindly). Restarts use the
+rollout-restart annotation, never pod deletion; a rollback puts back the
+previous ReplicaSet's template, as ``kubectl rollout undo`` does.
 """
 
 from __future__ import annotations
@@ -21,9 +21,11 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import jsonpatch
+import urllib3
 from kubernetes import client as _client
 from kubernetes import config as _config
 from kubernetes.client.exceptions import ApiException
@@ -72,8 +74,22 @@ PROMETHEUS_QUERIES = {
 }
 
 
-def _translate(error: ApiException, what: str) -> ClusterError:
+# what a call through the client raises: an answer with a status, or none at all
+_API_ERRORS = (ApiException, urllib3.exceptions.HTTPError, OSError)
+
+
+def _translate(error: Exception, what: str) -> ClusterError:
     """Map an API status to the cluster error family (never with the raw body)."""
+    if not isinstance(error, ApiException):
+        # no answer: refused, reset, TLS failure or slower than the timeout
+        cause = getattr(error, "reason", None) or error  # MaxRetryError wraps the cause
+        refused = isinstance(cause, urllib3.exceptions.NewConnectionError | ConnectionError)
+        slow = not refused and isinstance(cause, TimeoutError | urllib3.exceptions.TimeoutError)
+        if refused:
+            return ClusterError(f"{what}: API server unreachable (connection refused)")
+        if slow:
+            return ClusterError(f"{what}: API server timed out")
+        return ClusterError(f"{what}: API server unreachable ({type(cause).__name__})")
     status = error.status
     if status == 404:
         return NotFoundError(f"{what}: not found", status=404)
@@ -82,12 +98,7 @@ def _translate(error: ApiException, what: str) -> ClusterError:
             f"{what}: changed since it was read (409): re-read next tick", status=409
         )
     if status == 422:
-        # a failed JSON-patch "test" of resourceVersion is a conflict too
         reason = (error.reason or "").lower()
-        if "test" in (error.body or "") and "resourceversion" in (error.body or "").lower():
-            return ConflictError(
-                f"{what}: changed since it was read: re-read next tick", status=422
-            )
         return ClusterError(f"{what}: rejected as invalid (422 {reason})", status=422)
     if status in (401, 403):
         return ClusterError(
@@ -96,8 +107,23 @@ def _translate(error: ApiException, what: str) -> ClusterError:
     return ClusterError(f"{what}: API server error {status}", status=status)
 
 
+def _client_from(kubeconfig: Path) -> Any:
+    """An API client for the kubeconfig file given (never the process-wide default)."""
+    try:
+        kubeconfig.read_bytes()
+    except OSError as e:
+        raise ClusterError(f"kubeconfig {kubeconfig}: cannot be read ({e.strerror})") from e
+    try:
+        return config.new_client_from_config(config_file=str(kubeconfig))
+    except config.ConfigException as e:
+        raise ClusterError(f"kubeconfig {kubeconfig}: not usable ({e})") from e
+    except (TypeError, ValueError, KeyError, AttributeError) as e:
+        # the loader indexes whatever YAML it finds: anything else is not a kubeconfig
+        raise ClusterError(f"kubeconfig {kubeconfig}: not a kubeconfig file") from e
+
+
 class KubernetesCluster:
-    """A real cluster: the current kubeconfig, or the in-cluster service account."""
+    """A real cluster: the kubeconfig given, else the current one, else the in-cluster account."""
 
     # waiting is real: the runner schedules verification instead of sleeping in a tick
     waits_in_real_time = True
@@ -106,9 +132,12 @@ class KubernetesCluster:
         self,
         api_client: Any = None,
         *,
+        kubeconfig: Path | None = None,
         prometheus_url: str | None = None,
         timeout: float = 10.0,
     ) -> None:
+        if api_client is None and kubeconfig is not None:
+            api_client = _client_from(kubeconfig)
         if api_client is None:
             try:
                 config.load_kube_config()
@@ -144,7 +173,7 @@ class KubernetesCluster:
             raw = self.apps.read_namespaced_deployment(
                 target.deployment, target.namespace, _request_timeout=self.timeout
             )
-        except ApiException as e:
+        except _API_ERRORS as e:
             raise _translate(e, f"deployment {target.namespace}/{target.deployment}") from e
         deployment: dict[str, Any] = self.api.sanitize_for_serialization(raw)
         return deployment
@@ -165,7 +194,7 @@ class KubernetesCluster:
             pods = self.core.list_namespaced_pod(
                 target.namespace, label_selector=selector, _request_timeout=self.timeout
             )
-        except ApiException as e:
+        except _API_ERRORS as e:
             raise _translate(e, f"pods of {target.namespace}/{target.deployment}") from e
         observation: dict[str, Any] = {
             "service": target.service,
@@ -201,8 +230,13 @@ class KubernetesCluster:
                 label_selector=selector,
                 _request_timeout=self.timeout,
             )
-        except ApiException as e:
-            log.info("no pod metrics for %s/%s (%s)", target.namespace, target.deployment, e.status)
+        except _API_ERRORS as e:
+            log.info(
+                "no pod metrics for %s/%s (%s)",
+                target.namespace,
+                target.deployment,
+                getattr(e, "status", type(e).__name__),
+            )
             return
         totals = {"cpu": 0, "memory": 0}
         counted = 0
@@ -277,7 +311,7 @@ class KubernetesCluster:
             self.apps.replace_namespaced_deployment_scale(
                 target.deployment, target.namespace, body, _request_timeout=self.timeout
             )
-        except ApiException as e:
+        except _API_ERRORS as e:
             raise _translate(e, what) from e
         return Applied(operation, {**operation, "to": before})
 
@@ -367,8 +401,8 @@ class KubernetesCluster:
             self.apps.patch_namespaced_deployment(
                 target.deployment, target.namespace, patch, _request_timeout=self.timeout
             )
-        except ApiException as e:
-            raise _translate(e, what) from e
+        except _API_ERRORS as e:
+            raise self._patch_refused(e, what, before, lambda: self._deployment(target)) from e
         return Applied(operation, inverse)
 
     def apply_update_configmap(self, target: Target, operation: dict[str, Any]) -> Applied:
@@ -378,7 +412,7 @@ class KubernetesCluster:
             raw = self.core.read_namespaced_config_map(
                 operation["name"], target.namespace, _request_timeout=self.timeout
             )
-        except ApiException as e:
+        except _API_ERRORS as e:
             raise _translate(e, what) from e
         before: dict[str, Any] = self.api.sanitize_for_serialization(raw)
         after = json.loads(json.dumps(before))
@@ -394,9 +428,41 @@ class KubernetesCluster:
             self.core.patch_namespaced_config_map(
                 operation["name"], target.namespace, patch, _request_timeout=self.timeout
             )
-        except ApiException as e:
-            raise _translate(e, what) from e
+        except _API_ERRORS as e:
+
+            def again() -> dict[str, Any]:
+                raw = self.core.read_namespaced_config_map(
+                    operation["name"], target.namespace, _request_timeout=self.timeout
+                )
+                current: dict[str, Any] = self.api.sanitize_for_serialization(raw)
+                return current
+
+            raise self._patch_refused(e, what, before, again) from e
         return Applied(operation, {**operation, "changes": old})
+
+    @staticmethod
+    def _patch_refused(
+        error: Exception,
+        what: str,
+        before: dict[str, Any],
+        read_again: Callable[[], dict[str, Any]],
+    ) -> ClusterError:
+        """A refused guarded patch: a conflict when the object changed since ``before``.
+
+        The API server answers a failed JSON-patch ``test`` with a bare 422
+        Invalid, the same as a validation failure, so the body can't tell them
+        apart: only a fresh read of the resourceVersion can (one GET, on a 422 only).
+        """
+        if isinstance(error, ApiException) and error.status == 422:
+            try:
+                current = read_again()["metadata"]["resourceVersion"]
+            except (*_API_ERRORS, ClusterError, KeyError, TypeError):
+                current = None
+            if current is not None and current != before["metadata"]["resourceVersion"]:
+                return ConflictError(
+                    f"{what}: changed since it was read: re-read next tick", status=422
+                )
+        return _translate(error, what)
 
     @staticmethod
     def _guarded(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
@@ -415,7 +481,7 @@ class KubernetesCluster:
             sets = self.apps.list_namespaced_replica_set(
                 target.namespace, label_selector=selector, _request_timeout=self.timeout
             )
-        except ApiException as e:
+        except _API_ERRORS as e:
             raise _translate(e, f"replicasets of {target.namespace}/{target.deployment}") from e
         current = int(
             (deployment["metadata"].get("annotations") or {}).get(REVISION_ANNOTATION, "0")

@@ -1,24 +1,22 @@
-"""A small stand-in for the Kubernetes API server: real HTTP, canned objects, recorded requests.
+"""A small stand-in for the Kubernetes API server, for answers a real one won't give on demand.
 
-It answers the calls the Kubernetes backend makes, applies JSON patches
-(including their ``test`` operations, failing them with 422 as the API server
-does), bumps resourceVersion on writes, and lets a test make the next
-request fail with any status.
+Real HTTP, canned objects (a Deployment, its Pods and their PodMetrics),
+recorded requests; a test can make the next requests fail with any status
+(500, 503) or answer late (a timeout). Everything else the backend does is
+tested against a real API server in tests/kube.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
-
-import jsonpatch
 
 from tests.loopback import serve
 
@@ -88,28 +86,6 @@ def pod(
     }
 
 
-def replica_set(revision: int, image: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "ReplicaSet",
-        "metadata": {
-            "name": f"frontend-{revision}",
-            "namespace": "shop",
-            "annotations": {"deployment.kubernetes.io/revision": str(revision)},
-            "ownerReferences": [
-                {"apiVersion": "apps/v1", "kind": "Deployment", "name": "frontend", "uid": "u1"}
-            ],
-        },
-        "spec": {
-            "selector": {"matchLabels": dict(LABELS)},
-            "template": {
-                "metadata": {"labels": {**LABELS, "pod-template-hash": f"h{revision}"}},
-                "spec": {"containers": [{"name": "web", "image": image}]},
-            },
-        },
-    }
-
-
 @dataclass
 class Recorded:
     """One request as the fake server received it."""
@@ -142,27 +118,11 @@ class FakeApiServer:
             },
         ]
     )
-    replica_sets: list[dict[str, Any]] = field(
-        default_factory=lambda: [
-            replica_set(1, "shop/frontend:1.9"),
-            replica_set(2, "shop/frontend:2.0"),
-        ]
-    )
-    configmap: dict[str, Any] = field(
-        default_factory=lambda: {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": "frontend-config", "namespace": "shop", "resourceVersion": "7"},
-            "data": {"LOG_LEVEL": "INFO"},
-        }
-    )
+    # seconds to wait before answering (a server slower than the client's timeout)
+    delay: float = 0.0
     fail_next: list[int] = field(default_factory=list)
     requests: list[Recorded] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def writes(self) -> list[Recorded]:
-        """The requests that change something."""
-        return [r for r in self.requests if r.method in ("PUT", "PATCH", "POST", "DELETE")]
 
 
 def _status(code: int, message: str) -> dict[str, Any]:
@@ -207,86 +167,27 @@ def fake_apiserver() -> Iterator[FakeApiServer]:
                         body,
                     )
                 )
+                delay = state.delay
                 if state.fail_next:
                     code = state.fail_next.pop(0)
                     self._reply(code, _status(code, "injected failure"))
                     return
-                code, answer = route(method, parts.path, body, self.headers.get("Content-Type", ""))
+                code, answer = route(method, parts.path)
+            if delay:
+                time.sleep(delay)
             self._reply(code, answer)
 
         def do_GET(self) -> None:
             self._handle("GET")
 
-        def do_PUT(self) -> None:
-            self._handle("PUT")
-
-        def do_PATCH(self) -> None:
-            self._handle("PATCH")
-
-        def do_DELETE(self) -> None:
-            self._handle("DELETE")
-
-    def bump(obj: dict[str, Any]) -> None:
-        obj["metadata"]["resourceVersion"] = str(int(obj["metadata"]["resourceVersion"]) + 1)
-
-    def patched(obj: dict[str, Any], body: Any, content_type: str) -> tuple[int, Any]:
-        if content_type != "application/json-patch+json":
-            return 415, _status(415, f"unsupported patch type {content_type}")
-        try:
-            result = jsonpatch.apply_patch(obj, body)
-        except jsonpatch.JsonPatchTestFailed as e:
-            return 422, _status(
-                422, f"the server rejected our request: test failed: {e} (resourceVersion)"
-            )
-        except jsonpatch.JsonPatchException as e:
-            return 422, _status(422, str(e))
-        obj.clear()
-        obj.update(result)
-        bump(obj)
-        return 200, copy.deepcopy(obj)
-
-    def route(method: str, path: str, body: Any, content_type: str) -> tuple[int, Any]:
+    def route(method: str, path: str) -> tuple[int, Any]:
         base = "/apis/apps/v1/namespaces/shop/deployments/frontend"
         if path == base and method == "GET":
             return 200, state.deployment
-        if path == base and method == "PATCH":
-            return patched(state.deployment, body, content_type)
-        if path == base + "/scale" and method == "GET":
-            return 200, {
-                "apiVersion": "autoscaling/v1",
-                "kind": "Scale",
-                "metadata": {
-                    "name": "frontend",
-                    "namespace": "shop",
-                    "resourceVersion": state.deployment["metadata"]["resourceVersion"],
-                },
-                "spec": {"replicas": state.deployment["spec"]["replicas"]},
-                "status": {"replicas": state.deployment["spec"]["replicas"]},
-            }
-        if path == base + "/scale" and method == "PUT":
-            if (
-                body["metadata"].get("resourceVersion")
-                != state.deployment["metadata"]["resourceVersion"]
-            ):
-                return 409, _status(409, "the object has been modified")
-            state.deployment["spec"]["replicas"] = body["spec"]["replicas"]
-            bump(state.deployment)
-            return 200, body
         if path == "/api/v1/namespaces/shop/pods" and method == "GET":
             return 200, {"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": state.pods}
         if path == "/apis/metrics.k8s.io/v1beta1/namespaces/shop/pods" and method == "GET":
             return 200, {"kind": "PodMetricsList", "items": state.metrics}
-        if path == "/apis/apps/v1/namespaces/shop/replicasets" and method == "GET":
-            return 200, {
-                "apiVersion": "apps/v1",
-                "kind": "ReplicaSetList",
-                "metadata": {},
-                "items": state.replica_sets,
-            }
-        if path == "/api/v1/namespaces/shop/configmaps/frontend-config" and method == "GET":
-            return 200, state.configmap
-        if path == "/api/v1/namespaces/shop/configmaps/frontend-config" and method == "PATCH":
-            return patched(state.configmap, body, content_type)
         return 404, _status(404, f"{path} not found")
 
     with serve(Handler) as url:
