@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine import redact, signing
+from engine import moments, redact, signing
 from engine.approval import ApprovalError, Approvals
 from engine.audit import AuditLog
 from engine.cluster import Cluster, ClusterError, Target
@@ -45,6 +45,13 @@ class TickReport:
     errors: list[str] = field(default_factory=list)
     observations: dict[str, dict[str, Any]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+
+
+def _due_order(moment: str) -> float:
+    try:
+        return moments.parse(moment).timestamp()
+    except ValueError:
+        return 0.0  # unreadable: due at once
 
 
 class Runner:
@@ -209,6 +216,22 @@ class Runner:
             report.notes.extend(f"{service}: {note}" for note in document["notes"])
             for decision in document["decisions"]:
                 self._handle(service, decision, report)
+        return report
+
+    def next_verification(self) -> str | None:
+        """When the earliest scheduled verification is due (None: none is scheduled)."""
+        dues = [
+            str((entry.detail or {}).get("verify_at") or self.cluster.now())
+            for entry in self.state.journal(unfinished=True)
+            if entry.status == "verifying" and entry.service in self.blueprints
+        ]
+        return min(dues, key=_due_order) if dues else None
+
+    def verify_due(self) -> TickReport:
+        """A tick that only verifies what is due (finishing a run's own changes)."""
+        now = self.cluster.now()
+        report = TickReport(time=now)
+        self._verify_scheduled(now, report)
         return report
 
     def _verify_scheduled(self, now: str, report: TickReport) -> None:

@@ -594,3 +594,30 @@ def test_execute_scale_to_whole_number_written_as_float_applies_that_many(
     cluster = SimulatedCluster.load(tmp_path / "state" / "cluster.json")
     desired = cluster.observe(Target("frontend", "shop", "frontend"))["replicas"]["desired"]
     assert (desired, type(desired)) == (4, int)
+
+
+def test_a_run_of_set_ticks_sees_its_scheduled_verifications_through(
+    run_cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a real cluster verification is scheduled for a later tick; `run --once` waits for
+    the ones it scheduled and judges them before it stops (here on the simulator, told to
+    schedule as a real cluster does)."""
+    from engine.cluster.simulated import SimulatedCluster
+
+    monkeypatch.setattr(SimulatedCluster, "waits_in_real_time", True)
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    from engine.blueprint import load_blueprints
+
+    effective = [b.effective for b in load_blueprints([REPO / "blueprints"]).blueprints]
+    cluster = SimulatedCluster.from_blueprints(effective)
+    cluster.set_load("frontend", rps=309)
+    cluster.save(state / "cluster.json")
+    ran = run_cli("run", "--once", "--state-dir", str(state))
+    assert ran.exit_code == 0, ran.stderr
+    assert "verifying: scale 2 → 3" in ran.stderr
+    assert "waiting" in ran.stderr
+    events = [
+        json.loads(line)["event"] for line in (state / "audit.jsonl").read_text().splitlines()
+    ]
+    assert events.index("verification_passed") > events.index("execution_succeeded")
