@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from engine import moments
 from engine.audit import AuditLog
 from engine.blueprint import load_blueprints
 from engine.cluster.kubernetes import KubernetesCluster
@@ -242,3 +243,69 @@ def test_a_change_after_the_tick_observed_is_not_overridden(
     assert cluster_admin.wait_rolled_out(deployment_name)["spec"]["replicas"] == 3
     assert runner.tick().results == []  # decided again from 3: nothing to do
     assert cluster_admin.deployment(deployment_name)["spec"]["replicas"] == 3
+
+
+def test_twenty_services_are_applied_in_one_tick_and_verified_after_one_period(
+    tmp_path: Path, cluster_admin: Admin, deployment_name: str, control_plane: Any
+) -> None:
+    """Issue 11, point 6: a real cluster's stabilization time no longer stalls the loop.
+    Twenty services each below min_replicas are all scaled in the first tick, before any
+    verification, and all verified once one stabilization period has passed."""
+    import shutil
+
+    blueprints = tmp_path / "blueprints"
+    blueprints.mkdir()
+    shutil.copy(REPO / "blueprints" / "governance.yaml", blueprints / "governance.yaml")
+    template = (REPO / "blueprints" / "frontend" / "blueprint.yaml").read_text()
+    names = [f"{deployment_name[:50]}-{n}" for n in range(20)]
+    for name in names:
+        cluster_admin.create(name, replicas=1)  # below min_replicas 2
+        text = template
+        for old, new in (
+            ("name: frontend ", f"name: {name} "),
+            ("deployment: frontend ", f"deployment: {name} "),
+            # time for the pods of twenty rollouts at once to become Ready on kwok
+            ("stabilization_seconds: 60 ", "stabilization_seconds: 15 "),
+        ):
+            assert old in text
+            text = text.replace(old, new)
+        (blueprints / f"{name}.yaml").write_text(text)
+    state = tmp_path / "state"
+    ran = _opsgate(
+        "run",
+        "--cluster",
+        "kube",
+        "--kubeconfig",
+        str(control_plane.runner_kubeconfig),
+        "--once",
+        "--blueprints",
+        str(blueprints),
+        "--state-dir",
+        str(state),
+    )
+    assert ran.returncode == 0, ran.stderr
+    events = [json.loads(line) for line in (state / "audit.jsonl").read_text().splitlines()]
+    kinds = [e["event"] for e in events]
+    applied = [i for i, kind in enumerate(kinds) if kind == "execution_succeeded"]
+    verified = [i for i, kind in enumerate(kinds) if kind.startswith("verification_")]
+    assert len(applied) == 20 and len(verified) == 20
+    assert max(applied) < min(verified)  # every change applied before any was judged
+    assert {events[i]["service"] for i in applied} == set(names)
+    failed = [
+        (events[j]["service"], [c for c in events[j]["verification"]["checks"] if not c["passed"]])
+        for j in verified
+        if events[j]["event"] == "verification_failed"
+    ]
+    assert failed == []
+    # each judged at or after its due time, all within one stabilization period of the tick
+    for i in applied:
+        due = events[i]["verify_at"]
+        judged = next(events[j] for j in verified if events[j]["service"] == events[i]["service"])
+        assert moments.parse(judged["time"]) >= moments.parse(due)
+    # one period, not twenty: the last judgement comes well within two periods of the first apply
+    first = moments.parse(events[min(applied)]["time"])
+    last = moments.parse(events[max(verified)]["time"])
+    assert (last - first).total_seconds() < 2 * 15
+    # the cluster, read back as admin
+    for name in names:
+        assert cluster_admin.wait_rolled_out(name)["spec"]["replicas"] == 2
