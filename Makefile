@@ -136,11 +136,12 @@ python-check:
 	$(BIN)/lint-imports
 	$(BIN)/pytest -q
 
-bench: install
+bench: install kube-tools
 	$(PY) scripts/bench_compile.py
 	cd scripts && ../$(PY) bench_policies.py
 	cd scripts && ../$(PY) bench_tick.py
 	$(PY) scripts/bench_opa_costs.py
+	$(PY) scripts/bench_kube_tick.py
 
 clean:
 	rm -rf $(BUILD) .cache .pytest_cache .mypy_cache .ruff_cache
