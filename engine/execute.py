@@ -434,8 +434,8 @@ class Executor:
 
     def _being_verified(self, service: str) -> str | None:
         """When the change of ``service`` being verified is due (None: there is none)."""
-        for entry in self.state.journal(unfinished=True):
-            if entry.service == service and entry.status == "verifying":
+        for entry in self.state.journal(status="verifying"):
+            if entry.service == service:
                 return str((entry.detail or {}).get("verify_at", "an unknown time"))
         return None
 
@@ -444,11 +444,13 @@ class Executor:
         before it only a definite failure (a pod OOMKilled or crashing) ends it early,
         rolled back at once. None while it stays scheduled."""
         detail = entry.detail or {}
+        decided = detail.get("decision") or {}
         decision = {
             "id": entry.decision_id,
             "operation": entry.operation,
-            **{"tier": "allow", "rules": [], "reasons": []},
-            **{k: v for k, v in (detail.get("decision") or {}).items() if v is not None},
+            "tier": decided.get("tier") or "allow",
+            "rules": decided.get("rules") or [],
+            "reasons": decided.get("reasons") or [],
         }
         due = detail.get("verify_at")
         try:

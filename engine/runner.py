@@ -25,7 +25,7 @@ from engine.execute import Context, Executor, Result
 from engine.inbox import Inbox
 from engine.notify import Notifier, notification_targets
 from engine.policy import PolicySession
-from engine.state import Approval, StateError, StateStore
+from engine.state import Approval, JournalEntry, StateError, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +45,6 @@ class TickReport:
     errors: list[str] = field(default_factory=list)
     observations: dict[str, dict[str, Any]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-
-
-def _due_order(moment: str) -> float:
-    try:
-        return moments.parse(moment).timestamp()
-    except ValueError:
-        return 0.0  # unreadable: due at once
 
 
 class Runner:
@@ -218,14 +211,25 @@ class Runner:
                 self._handle(service, decision, report)
         return report
 
-    def next_verification(self) -> str | None:
-        """When the earliest scheduled verification is due (None: none is scheduled)."""
-        dues = [
-            str((entry.detail or {}).get("verify_at") or self.cluster.now())
-            for entry in self.state.journal(unfinished=True)
-            if entry.status == "verifying" and entry.service in self.blueprints
-        ]
-        return min(dues, key=_due_order) if dues else None
+    def next_verification(self) -> tuple[str, float] | None:
+        """When the earliest scheduled verification is due, and how many seconds from the
+        cluster's now (None: none is scheduled; a due time that can't be read is due now)."""
+        now = moments.parse(self.cluster.now())
+        waits = []
+        for entry in self._scheduled():
+            due = str((entry.detail or {}).get("verify_at"))
+            try:
+                waits.append((max(0.0, (moments.parse(due) - now).total_seconds()), due))
+            except ValueError:
+                waits.append((0.0, due))
+        if not waits:
+            return None
+        wait, due = min(waits)
+        return due, wait
+
+    def _scheduled(self) -> list[JournalEntry]:
+        """The journal entries whose verification is scheduled, of this runner's services."""
+        return [e for e in self.state.journal(status="verifying") if e.service in self.blueprints]
 
     def verify_due(self) -> TickReport:
         """A tick that only verifies what is due (finishing a run's own changes)."""
@@ -236,9 +240,7 @@ class Runner:
 
     def _verify_scheduled(self, now: str, report: TickReport) -> None:
         """Verify the changes whose verification is due (or that already failed for good)."""
-        for entry in self.state.journal(unfinished=True):
-            if entry.status != "verifying" or entry.service not in self.blueprints:
-                continue
+        for entry in self._scheduled():
             ctx = self.context(entry.service)
             try:
                 result = self.executor.verify_scheduled(entry, ctx, now)

@@ -563,13 +563,16 @@ class StateStore:
                 (status, at, stored, entry_id),
             )
 
-    def journal(self, *, unfinished: bool = False) -> list[JournalEntry]:
-        """Journal entries, oldest first; ``unfinished`` keeps the ones never closed."""
-        sql = "SELECT * FROM journal"
+    def journal(self, *, unfinished: bool = False, status: str | None = None) -> list[JournalEntry]:
+        """Journal entries, oldest first; ``unfinished`` keeps the ones never closed,
+        ``status`` the ones in that status (``verifying``: the scheduled verifications)."""
+        sql, parameters = "SELECT * FROM journal", ()  # type: tuple[str, tuple[Any, ...]]
         if unfinished:
             sql += f" WHERE status IN ({', '.join(repr(s) for s in JOURNAL_OPEN)})"
+        elif status is not None:
+            sql, parameters = sql + " WHERE status = ?", (status,)
         entries = []
-        for row in self._read(sql + " ORDER BY id"):
+        for row in self._read(sql + " ORDER BY id", parameters):
             data = dict(row)
             data["operation"] = json.loads(data["operation"])
             data["inverse"] = json.loads(data["inverse"]) if data["inverse"] else None

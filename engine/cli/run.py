@@ -11,7 +11,7 @@ import click
 from rich.live import Live
 from rich.table import Table
 
-from engine import moments, signing
+from engine import signing
 from engine.approval import claims
 from engine.audit import AuditError
 from engine.cli.application import application
@@ -187,11 +187,8 @@ def _finish_verifications(runner: Runner, cluster: Cluster) -> None:
     """A run of a set number of ticks sees its own changes through: it waits for the
     verifications it scheduled (a real cluster) and judges them before it stops."""
     tried: set[str] = set()
-    while (due := runner.next_verification()) is not None:
-        try:
-            wait = max(0.0, (moments.parse(due) - moments.parse(cluster.now())).total_seconds())
-        except ValueError:
-            wait = 0.0  # a due time that can't be read is judged at once
+    while (next_one := runner.next_verification()) is not None:
+        due, wait = next_one
         if not wait and due in tried:
             # judged already and still open (its tick reported why): the next run goes on
             note(f"[yellow]a verification due at {escape(due)} is still open[/]")
