@@ -380,6 +380,27 @@ def fill_defaults(value: Any, schema: dict[str, Any], root: dict[str, Any]) -> A
     return out
 
 
+def derived_defaults(blueprint: Any) -> Any:
+    """Fill the defaults that depend on other fields (after the schema's own defaults).
+
+    ``spec.scaling.target_utilization_percent`` left out is the scale-up
+    threshold less ``tolerance_percent`` of it (80 and 10 → 72): a
+    proportional decision then starts where the step rule does (just above
+    the threshold) and lands a tolerance below it. A value the schema refused
+    is left for the problems to report.
+    """
+    spec = blueprint.get("spec") if isinstance(blueprint, dict) else None
+    scaling = spec.get("scaling") if isinstance(spec, dict) else None
+    if not isinstance(scaling, dict) or "target_utilization_percent" in scaling:
+        return blueprint
+    up, tolerance = scaling.get("scale_up_threshold_percent"), scaling.get("tolerance_percent")
+    if _is_number(up) and _is_number(tolerance):
+        scaling["target_utilization_percent"] = round(
+            cast(float, up) * (100 - cast(float, tolerance)) / 100, 1
+        )
+    return blueprint
+
+
 def whole_numbers(value: Any, schema: dict[str, Any], root: dict[str, Any]) -> Any:
     """Return ``value`` with ``2.0`` made ``2`` wherever the schema wants an integer.
 
@@ -608,6 +629,16 @@ def _semantic_problems(
             f"must be below scale_up_threshold_percent {up}",
             down,
         )
+    target = scaling("target_utilization_percent")
+    numbers = _is_number(target) and _is_number(down) and _is_number(up)
+    # inverted thresholds are reported above; a target between them then means nothing
+    if numbers and down < up and not down < target <= up:
+        yield Problem(
+            *at("spec", "scaling", "target_utilization_percent"),
+            f"must be above scale_down_threshold_percent {down} "
+            f"and at most scale_up_threshold_percent {up}",
+            target,
+        )
 
     for resource, convert, unit in (("cpu", cpu_millicores, "m"), ("memory", memory_bytes, "B")):
         amounts = {
@@ -758,8 +789,8 @@ def load_blueprints(paths: Sequence[Path]) -> BlueprintSet:
         shared = governance.data["governance"] if governance is not None else {}
         data = copy.deepcopy(document.data)
         data["governance"] = merge(shared, data.get("governance", {}))
-        effective = whole_numbers(
-            fill_defaults(data, schema_root, schema_root), schema_root, schema_root
+        effective = derived_defaults(
+            whole_numbers(fill_defaults(data, schema_root, schema_root), schema_root, schema_root)
         )
         known = _Known(effective, refused)
         problems += _semantic_problems(known, document, governance, with_governance=with_governance)

@@ -8,7 +8,7 @@ here; it never decides a tier.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal, TypedDict, cast
+from typing import Any, Literal, NotRequired, TypedDict, cast
 
 from jsonschema import Draft202012Validator
 
@@ -51,6 +51,8 @@ class DecisionDocument(TypedDict):
     dry_run: bool
     decisions: list[Decision]
     notes: list[str]
+    # the replicas the policies recommend now, recorded for the scale-down window
+    recommendation: NotRequired[dict[str, Any]]
 
 
 class BreakerAnswer(TypedDict):

@@ -242,7 +242,7 @@ def approval_workflow(stage: Stage, outcome: DemoOutcome) -> None:
     backend = stage.target("backend")
     stage.cluster.apply(backend, {"type": "scale", "to": 3})
     stage.cluster.wait(30)
-    stage.cluster.load_for_cpu("backend", 100)
+    stage.cluster.load_for_cpu("backend", 85)  # 4 replicas bring it to 64%, under the 67.5% target
     stage.observe("backend")
     report = stage.tick()
     requests = [
@@ -281,7 +281,7 @@ def approval_workflow(stage: Stage, outcome: DemoOutcome) -> None:
         say,
     )
     say("--- and when nobody answers:")
-    stage.cluster.load_for_cpu("backend", 100)
+    stage.cluster.load_for_cpu("backend", 80)  # 5 replicas bring it to 64%
     stage.cluster.wait(700)  # past the backend's cooldown
     report = stage.tick()
     late = [

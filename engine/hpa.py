@@ -330,15 +330,13 @@ class HorizontalPodAutoscaler:
 
 
 def target_utilization(blueprint: Mapping[str, Any]) -> int:
-    """The HPA target for a blueprint: the midpoint of its scaling thresholds, a whole percent.
+    """The HPA target for a blueprint: its ``target_utilization_percent``, a whole percent.
 
-    The midpoint is as far from both thresholds as a target can be: a
-    proportional controller holding utilization within 10% of it stays
-    inside the band the blueprint's step rule keeps (e.g. 80/30 → 55, held in
-    49.5 to 60.5). The one place to change when blueprints get a target field.
+    The same target opsgate's proportional scaling aims at (the blueprint's
+    field, or its default derived from the scale-up threshold when the
+    blueprint was read), so the two runs differ in how they decide, not in
+    what they aim for.
     """
-    scaling = blueprint["spec"]["scaling"]
-    up = float(scaling["scale_up_threshold_percent"])
-    down = float(scaling["scale_down_threshold_percent"])
+    target = float(blueprint["spec"]["scaling"]["target_utilization_percent"])
     # a whole percent, as the HPA's targetAverageUtilization (an int32); halves round up
-    return max(1, math.floor((up + down) / 2 + 0.5))
+    return max(1, math.floor(target + 0.5))

@@ -22,6 +22,7 @@ from engine.cluster import Cluster, ClusterError, Target
 from engine.contracts import Decision
 from engine.errors import PolicyError
 from engine.execute import Context, Executor, Result
+from engine.history import History, tick_window
 from engine.inbox import Inbox
 from engine.notify import Notifier, notification_targets
 from engine.policy import PolicySession
@@ -94,6 +95,9 @@ class Runner:
             name: Target(name, bp["target"]["namespace"], bp["target"]["deployment"])
             for name, bp in blueprints.items()
         }
+        # what the policies remember between ticks (read from the state on the first tick)
+        self.history = History(state)
+        self._windows = {name: tick_window(bp) for name, bp in blueprints.items()}
 
     def close(self, timeout: float | None = None) -> None:
         """Wait (bounded) for notifications still being sent; record those that could not be."""
@@ -194,8 +198,12 @@ class Runner:
                 continue
             observation["state"] = states.get(name, fresh)
             observation["now"] = now
-            observations.append(observation)
             report.observations[name] = observation
+            # the policies also get the service's history; the report keeps what was observed
+            history = self.history.for_policy(name)
+            observations.append(
+                {**observation, "state": {**observation["state"], "history": history}}
+            )
         if not observations:
             return report
         try:
@@ -204,6 +212,18 @@ class Runner:
             report.errors.append(f"OPA: {e}: nothing executed this tick")
             self.audit.record("error", error=f"decide_all failed: {e}", actor="opsgate")
             return report
+        self.history.record(
+            now,
+            {
+                document["service"]: (
+                    (document.get("recommendation") or {}).get("replicas"),
+                    report.observations[document["service"]],
+                )
+                for document in documents
+                if document["service"] in report.observations
+            },
+            self._windows,
+        )
         for document in documents:
             service = document["service"]
             report.notes.extend(f"{service}: {note}" for note in document["notes"])

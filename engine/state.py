@@ -13,7 +13,7 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +22,11 @@ from typing import Any
 from engine import redact
 from engine.errors import OpsgateError
 from engine.files import create_private_file
+from engine.history import Tick, UsageSample
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 BUSY_TIMEOUT_SECONDS = 5.0
 
 _MIGRATIONS: dict[int, str] = {
@@ -105,6 +106,24 @@ _MIGRATIONS: dict[int, str] = {
         bundle_revision TEXT NOT NULL,
         opa TEXT NOT NULL
     );
+    """,
+    # what the policies decide scale-downs, latency scale-outs and right-sizing from
+    6: """
+    CREATE TABLE history_ticks (
+        service TEXT NOT NULL,
+        at TEXT NOT NULL,
+        seconds REAL NOT NULL,
+        replicas INTEGER,
+        latency_p95_ms REAL
+    );
+    CREATE INDEX history_ticks_by_service ON history_ticks(service, seconds);
+    CREATE TABLE usage_samples (
+        service TEXT NOT NULL,
+        seconds REAL NOT NULL,
+        cpu_millicores INTEGER,
+        memory_bytes INTEGER
+    );
+    CREATE INDEX usage_samples_by_service ON usage_samples(service, seconds);
     """,
 }
 
@@ -319,6 +338,51 @@ class StateStore:
     def audit_ledger(self) -> AuditLedger:
         """A ledger for the audit log, on a connection of its own (see AuditLedger)."""
         return AuditLedger(self.path)
+
+    # --- what the policies remember between ticks (engine.history) ---------------
+
+    def history_ticks(self) -> dict[str, list[Tick]]:
+        """Every service's recorded ticks, oldest first."""
+        ticks: dict[str, list[Tick]] = {}
+        for row in self._read("SELECT * FROM history_ticks ORDER BY service, seconds, rowid"):
+            ticks.setdefault(row["service"], []).append(
+                Tick(row["at"], row["seconds"], row["replicas"], row["latency_p95_ms"])
+            )
+        return ticks
+
+    def usage_samples(self) -> dict[str, list[UsageSample]]:
+        """Every service's per-pod usage samples, oldest first."""
+        samples: dict[str, list[UsageSample]] = {}
+        for row in self._read("SELECT * FROM usage_samples ORDER BY service, seconds, rowid"):
+            samples.setdefault(row["service"], []).append(
+                UsageSample(row["seconds"], row["cpu_millicores"], row["memory_bytes"])
+            )
+        return samples
+
+    def record_history(
+        self,
+        ticks: Mapping[str, Tick],
+        samples: Mapping[str, UsageSample],
+        keep_ticks_from: Mapping[str, float],
+        keep_usage_from: float,
+    ) -> None:
+        """Add one tick's entries and drop what fell out of the windows, in one transaction."""
+        with self._write() as db:
+            db.executemany(
+                "INSERT INTO history_ticks (service, at, seconds, replicas, latency_p95_ms) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(s, t.at, t.seconds, t.replicas, t.latency_p95_ms) for s, t in ticks.items()],
+            )
+            db.executemany(
+                "INSERT INTO usage_samples (service, seconds, cpu_millicores, memory_bytes) "
+                "VALUES (?, ?, ?, ?)",
+                [(s, u.seconds, u.cpu, u.memory) for s, u in samples.items()],
+            )
+            db.executemany(
+                "DELETE FROM history_ticks WHERE service = ? AND seconds < ?",
+                list(keep_ticks_from.items()),
+            )
+            db.execute("DELETE FROM usage_samples WHERE seconds < ?", (keep_usage_from,))
 
     # --- per-service safety state: cooldown and breaker ------------------------
 

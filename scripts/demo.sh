@@ -46,6 +46,10 @@ test "$code" -eq 4
 
 say "4. The approved scale runs; then a rollout goes bad: verification fails, rollback"
 "${run[@]}" --ticks 3
+# an operator raises the frontend's memory request within the band (allowed); the trace made
+# its next rollout crash (crash_next_rollout at 300 s)
+"$opsgate" execute --blueprints "$blueprints" --state-dir "$state" --service frontend --as operator \
+  --operation '{"type": "adjust_resources", "resource": "memory", "field": "request", "to": "140Mi"}' >/dev/null
 
 say "The audit trail"
 "$opsgate" audit show --state-dir "$state" | grep -E "execution_succeeded|approval_(requested|granted)|blocked|verification_failed|rollback_" || true

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from engine.blueprint import derived_defaults
 from engine.hpa import (
     DEFAULT_SCALE_UP,
     HorizontalPodAutoscaler,
@@ -238,13 +239,20 @@ def test_min_and_max_clamp_the_count() -> None:
 # --- the target from a blueprint ---------------------------------------------------------------
 
 
+@pytest.mark.parametrize(("target", "whole"), [(72.0, 72), (67.5, 68), (0.4, 1), (100, 100)])
+def test_target_is_the_blueprints_target_utilization(target: float, whole: int) -> None:
+    blueprint = {"spec": {"scaling": {"target_utilization_percent": target}}}
+    assert target_utilization(blueprint) == whole
+
+
 @pytest.mark.parametrize(
-    ("up", "down", "target"), [(80, 30, 55), (75, 25, 50), (75, 30, 53), (1, 0, 1)]
+    ("up", "tolerance", "target"), [(80, 10, 72.0), (75, 10, 67.5), (90, 0, 90.0), (1, 10, 0.9)]
 )
-def test_target_is_the_midpoint_of_the_thresholds(up: float, down: float, target: int) -> None:
-    blueprint = {
-        "spec": {
-            "scaling": {"scale_up_threshold_percent": up, "scale_down_threshold_percent": down}
-        }
+def test_a_blueprint_without_a_target_gets_the_threshold_less_the_tolerance(
+    up: float, tolerance: float, target: float
+) -> None:
+    scaling = {"scale_up_threshold_percent": up, "tolerance_percent": tolerance}
+    assert derived_defaults({"spec": {"scaling": scaling}})["spec"]["scaling"] == {
+        **scaling,
+        "target_utilization_percent": target,
     }
-    assert target_utilization(blueprint) == target

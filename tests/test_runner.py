@@ -127,7 +127,7 @@ def test_cooldown_defers_the_next_operation(world: World) -> None:
 def _backend_at_max(world: World) -> None:
     world.cluster.apply(BACKEND, {"type": "scale", "to": 3})
     world.cluster.wait(30)
-    world.cluster.set_load("backend", rps=1500)
+    world.cluster.set_load("backend", rps=1275)  # 85%: a 4th replica
 
 
 def _sign(request: Any, signer: Any, reason: str, now: str, purpose: str = "approve") -> str:
@@ -633,7 +633,7 @@ def test_terminal_prompt_answers_in_the_same_tick(tmp_path: Path, session: Polic
     built.runner.prompt = prompt
     built.cluster.apply(BACKEND, {"type": "scale", "to": 3})
     built.cluster.wait(30)
-    built.cluster.set_load("backend", rps=1500)
+    built.cluster.set_load("backend", rps=1275)  # 85%: a 4th replica
     report = built.runner.tick()
     assert asked
     assert built.replicas("backend") == 4

@@ -14,6 +14,7 @@ import pytest
 
 from engine.state import (
     _MIGRATIONS,
+    SCHEMA_VERSION,
     Approval,
     AuditCounts,
     StateError,
@@ -59,7 +60,7 @@ def test_new_service_has_no_history(store: StateStore) -> None:
         "consecutive_failures": 0,
         "breaker_open": False,
     }
-    assert store.schema_version == 5
+    assert store.schema_version == SCHEMA_VERSION
 
 
 def test_failures_are_counted_and_the_breaker_survives_restart(
@@ -170,7 +171,7 @@ def test_schema_2_migrates_to_3_with_an_empty_audit_ledger(tmp_path: Path) -> No
     assert read_audit_counts(path) is None  # read-only: an old state says nothing of the log
     store = StateStore(path)
     try:
-        assert store.schema_version == 5
+        assert store.schema_version == SCHEMA_VERSION
         assert store.audit_counts() == AuditCounts()
     finally:
         store.close()

@@ -41,7 +41,7 @@ DEFAULT_LOAD = {
     "rps": 100.0,  # requests per second for the whole service
     "cpu_m_per_rps": 1.0,  # millicores one request per second costs
     "base_latency_ms": 80.0,  # p95 of an idle pod
-    "saturation_percent": 125.0,  # CPU (% of request) at which a pod saturates: 100% util
+    "saturation_percent": 125.0,  # CPU usage (% of request) at which a pod saturates
     "memory_base_mi": 60.0,  # memory of an idle pod
     "memory_mi_per_rps": 0.02,  # memory one request per second adds to a pod
     "error_rate_percent": 0.1,  # errors of a healthy pod
@@ -49,7 +49,14 @@ DEFAULT_LOAD = {
 
 
 def _default_load(blueprint: dict[str, Any]) -> dict[str, float]:
-    """A quiet load: usage about equal to the requests, utilization mid-way between thresholds."""
+    """A quiet load: utilization (usage ÷ request, as HPA) mid-way between the thresholds.
+
+    The request rate is the service's CPU request in millicores times its
+    replicas, whatever the metric, so a trace's rps means the same load for
+    every blueprint. A CPU-scaled service spends ``middle``% of its request per
+    request-per-second-per-millicore and saturates at its request (HPA's sense
+    of 100%); a memory-scaled one uses its CPU request and saturates at 125% of it.
+    """
     scaling = blueprint["spec"]["scaling"]
     band = blueprint["governance"]["resource_band_percent"]
     replicas = scaling["min_replicas"]
@@ -57,9 +64,10 @@ def _default_load(blueprint: dict[str, Any]) -> dict[str, float]:
     cpu_m = cpu_millicores(blueprint["spec"]["resources"]["cpu"]["request"])
     memory_mi = memory_bytes(blueprint["spec"]["resources"]["memory"]["request"]) / MEBIBYTE
     load = dict(DEFAULT_LOAD)
-    load["rps"] = round(replicas * cpu_m / load["cpu_m_per_rps"], 1)
+    load["rps"] = round(replicas * cpu_m, 1)
     if scaling["metric"] == "cpu":
-        load["saturation_percent"] = round(100 * 100 / middle, 1)
+        load["cpu_m_per_rps"] = round(middle / 100, 4)
+        load["saturation_percent"] = 100.0
         memory_ratio = 0.93
     else:  # memory% is usage over request: stay under the threshold and inside the band
         memory_ratio = max(
@@ -227,13 +235,12 @@ class SimulatedCluster:
             raise ValueError(f"unknown fault {fault!r} ({known})")
 
     def load_for_cpu(self, service: str, percent: float) -> float:
-        """Set the request rate at which the service's pods run at ``percent`` CPU; return it."""
+        """Set the request rate at which the service's pods use ``percent`` of their CPU
+        request; return it."""
         state = self._service(service)
         load = state["load"]
-        capacity_m = self._amounts(state)["cpu"] * load["saturation_percent"] / 100
-        rps = float(
-            round(percent / 100 * capacity_m * state["replicas"] / load["cpu_m_per_rps"], 1)
-        )
+        usage_m = self._amounts(state)["cpu"] * percent / 100
+        rps = float(round(usage_m * state["replicas"] / load["cpu_m_per_rps"], 1))
         self.set_load(service, rps=rps)
         return rps
 
@@ -294,9 +301,10 @@ class SimulatedCluster:
                 * (1 + 0.02 * self._noise(target.service, "cpu"))
             )
             memory_mi = load["memory_base_mi"] + load["memory_mi_per_rps"] * per_pod_rps
-            capacity_m = requests["cpu"] * load["saturation_percent"] / 100
-            cpu_percent = 100 * cpu_m / capacity_m
-            saturation = cpu_percent / 100
+            cpu_percent = (
+                100 * cpu_m / requests["cpu"]
+            )  # usage ÷ request, as HPA and the metrics API
+            saturation = cpu_m / (requests["cpu"] * load["saturation_percent"] / 100)
             latency = load["base_latency_ms"] * _slowdown(saturation)
             latency += service["faults"]["latency_spike_ms"]
             errors = load["error_rate_percent"] + (

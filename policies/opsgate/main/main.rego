@@ -101,7 +101,10 @@ _blueprints_for(item) := {blueprint | blueprint := data.opsgate.blueprints[item.
 
 # METADATA
 # title: Decision document
-# description: Every operation one service needs now, each with its verdict; notes say what could not be decided.
+# description: |
+#   Every operation one service needs now, each with its verdict; notes say
+#   what could not be decided; the recommended replicas are what the runner
+#   records for the scale-down stabilization window.
 # custom:
 #   id: opsgate.main.decision_document
 decision_document(item, static) := {
@@ -111,6 +114,7 @@ decision_document(item, static) := {
 	"dry_run": blueprint.governance.safety.dry_run,
 	"decisions": [],
 	"notes": [],
+	"recommendation": {"replicas": item.replicas.desired},
 } if {
 	# the hot path: one read of the blueprint, no set built around it
 	blueprint := data.opsgate.blueprints[item.service] # regal ignore:external-reference
@@ -135,10 +139,16 @@ full_decision_document(item, blueprints, static) := {
 		decision := _decision(ctx, [proposal], proposal.operation)
 	],
 	"notes": array.concat(observation.notes(item), sort(scaling.notes(ctx))),
+	"recommendation": {"replicas": _recommended_replicas(ctx)},
 } if {
 	ctx := _context(item, blueprints, static)
 	dry_run := safety.dry_run(ctx)
 } else := _unknown_service(item, static)
+
+# what the runner records for the scale-down window; null when it can't be known
+_recommended_replicas(ctx) := replicas if {
+	replicas := scaling.recommendation(ctx)
+} else := null
 
 _blueprint_name(blueprint) := {"name": blueprint.metadata.name, "version": blueprint.metadata.version}
 
@@ -185,6 +195,11 @@ _context(item, blueprints, static) := {
 	"pods": observation.pods(item),
 	"resources": observation.amounts(observation.as_object(object.get(item, "resources", {}))),
 	"state": observation.state(object.get(item, "state", {})),
+	"ticks": observation.ticks(object.get(item, "state", {})),
+	"usage": {resource: summary |
+		some resource in ["cpu", "memory"]
+		summary := observation.usage_summary(object.get(item, "state", {}), resource)
+	},
 	"now": object.get(item, "now", null),
 	"now_ns": observation.time_ns(object.get(item, "now", null)),
 } if {
@@ -209,6 +224,7 @@ _unknown_service(item, static) := {
 	"dry_run": false,
 	"decisions": [],
 	"notes": [_service_problem(item)],
+	"recommendation": {"replicas": null},
 }
 
 _refusal(request, static) := {

@@ -101,11 +101,50 @@ context(changes) := {
 	"pods": observation_lib.pods(item),
 	"resources": observation_lib.amounts(observation_lib.as_object(object.get(item, "resources", {}))),
 	"state": observation_lib.state(object.get(item, "state", {})),
+	"ticks": observation_lib.ticks(object.get(item, "state", {})),
+	"usage": {resource: summary |
+		some resource in ["cpu", "memory"]
+		summary := observation_lib.usage_summary(object.get(item, "state", {}), resource)
+	},
 	"now": object.get(item, "now", null),
 	"now_ns": observation_lib.time_ns(object.get(item, "now", null)),
 } if {
 	item := json.patch(observation, changes)
 }
+
+# METADATA
+# title: Usage summary
+# description: A usage summary of the runner's history whose every percentile is the amount given.
+# custom:
+#   id: opsgate.testdata.usage
+usage(amount, samples) := {
+	"samples": samples,
+	"percentiles": {"50": amount, "90": amount, "95": amount, "99": amount, "100": amount},
+}
+
+# METADATA
+# title: Mebibytes
+# description: An amount of memory in bytes.
+# custom:
+#   id: opsgate.testdata.mebibytes
+mebibytes(n) := n * 1048576
+
+# METADATA
+# title: Ticks
+# description: |
+#   The runner's history of ticks every 15 seconds for the given number of
+#   seconds before the stable observation's now, each with the replicas and
+#   latency given.
+# custom:
+#   id: opsgate.testdata.ticks
+ticks(seconds, replicas, latency) := [tick |
+	some back in numbers.range_step(15, seconds, 15)
+	tick := {
+		"at": time.format([time.parse_rfc3339_ns(observation.now) - (back * 1000000000), "UTC", "2006-01-02T15:04:05Z07:00"]),
+		"replicas": replicas,
+		"latency_p95_ms": latency,
+	}
+]
 
 # METADATA
 # title: Frontend changed

@@ -11,6 +11,7 @@
 package opsgate.decide.quiet
 
 import data.opsgate.decide.recovery
+import data.opsgate.decide.resources as resource_rules
 import data.opsgate.decide.scaling as scaling_rules
 import data.opsgate.lib.observation
 import data.opsgate.lib.quantity
@@ -28,7 +29,8 @@ holds(item, blueprint) if {
 	_scaling_quiet(item.metrics[scaling_rules.metric_of[scaling.metric]], item.replicas.desired, scaling)
 	observation.plausible_measurements(item.metrics)
 	_pods_quiet(object.get(item, "pods", []))
-	_resources_quiet(object.get(item, "resources", {}), blueprint.governance.resource_band_percent)
+	_latency_quiet(item.metrics, blueprint)
+	_resources_quiet(object.get(item, "resources", {}), object.get(item, "state", {}), blueprint)
 	is_boolean(object.get(item, ["state", "breaker_open"], false))
 	is_number(time.parse_rfc3339_ns(item.now))
 }
@@ -61,15 +63,39 @@ _pods_quiet(pods) if {
 	}
 }
 
-_resources_quiet(resources, band) if {
+# no request outside the band of what the recorded usage recommends
+_resources_quiet(resources, state, blueprint) if {
 	is_object(resources)
 	every name, fields in resources {
 		request := quantity.amount(name, fields.request)
 		request > 0
-		abs(quantity.amount(name, fields.usage) - request) * 100 <= band * request
+		quantity.amount(name, fields.usage) >= 0 # a usage that does not parse gets its note
+		not _right_sized(name, request, state, blueprint)
 	}
 }
 
-_not_shrinking(utilization, _, scaling) if utilization >= scaling.scale_down_threshold_percent
+_right_sized(name, request, state, blueprint) if {
+	recommendation := resource_rules.recommended(name, request, observation.usage_summary(state, name), blueprint)
+	resource_rules.outside_band(request, recommendation, blueprint.governance.resource_band_percent)
+}
+
+# no latency over its target that could add a replica
+_latency_quiet(_, blueprint) if blueprint.spec.scaling.latency_scale_out_seconds == 0
+
+_latency_quiet(_, blueprint) if blueprint.spec.performance.latency_p95_ms == null
+
+_latency_quiet(metrics, _) if not "latency_p95_ms" in object.keys(metrics)
+
+_latency_quiet(metrics, blueprint) if metrics.latency_p95_ms <= blueprint.spec.performance.latency_p95_ms
+
+_not_shrinking(utilization, _, scaling) if {
+	scaling.algorithm == "step"
+	utilization >= scaling.scale_down_threshold_percent
+}
+
+_not_shrinking(utilization, _, scaling) if {
+	scaling.algorithm == "proportional"
+	not scaling_rules.below_target(scaling, utilization)
+}
 
 _not_shrinking(_, desired, scaling) if desired == scaling.min_replicas

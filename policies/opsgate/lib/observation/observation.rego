@@ -108,6 +108,58 @@ _state(raw) := {
 }
 
 # METADATA
+# title: History ticks
+# description: |
+#   The runner's record of the service's last ticks (state.history.ticks):
+#   when (at_ns), the replicas the policies recommended and the p95 latency
+#   observed. A tick whose time does not parse is left out; a value that is
+#   not a plausible measurement is null (unknown).
+# custom:
+#   id: opsgate.lib.observation.ticks
+ticks(raw_state) := [tick |
+	some raw in _array(object.get(as_object(raw_state), ["history", "ticks"], []))
+	is_string(raw.at)
+	tick := {
+		"at_ns": time.parse_rfc3339_ns(raw.at),
+		"replicas": _measurement_or_null(object.get(raw, "replicas", null)),
+		"latency_p95_ms": _measurement_or_null(object.get(raw, "latency_p95_ms", null)),
+	}
+]
+
+# METADATA
+# title: Usage summary
+# description: |
+#   The per-pod usage the runner recorded for one resource
+#   (state.history.usage.<resource>): how many samples, and percentiles of
+#   them in the resource's base unit (millicores, bytes). Undefined unless
+#   every part is a whole count or an amount >= 0, so no right-sizing rests
+#   on a broken summary.
+# custom:
+#   id: opsgate.lib.observation.usage_summary
+usage_summary(raw_state, resource) := {"samples": summary.samples, "percentiles": summary.percentiles} if {
+	summary := as_object(raw_state).history.usage[resource]
+	_count(summary.samples)
+	is_object(summary.percentiles)
+	every key in ["50", "90", "95", "99", "100"] {
+		_amount(summary.percentiles[key])
+	}
+}
+
+# an amount in millicores or bytes: memory passes the metric limit at 1 GB
+_amount(value) if {
+	_non_negative(value)
+	value < 1000000000000000
+}
+
+_array(value) := value if is_array(value)
+
+else := []
+
+_measurement_or_null(value) := value if _measurement(value)
+
+else := null
+
+# METADATA
 # title: As object
 # description: The value itself when it is an object, else an empty object, so lookups can't fail.
 # custom:

@@ -12,7 +12,7 @@ _grid := [item |
 	some desired in numbers.range(1, 6)
 	some restarts in [0, 3]
 	some reason in [null, "OOMKilled"]
-	some usage in ["40m", "95m", "100m", "111m"]
+	some history in _histories
 	some latency in [150, 250]
 	item := json.patch(testdata.observation, [
 		testdata.set("/metrics/cpu_percent", cpu),
@@ -20,8 +20,23 @@ _grid := [item |
 		testdata.set("/replicas", {"desired": desired, "ready": desired}),
 		testdata.set("/pods/0/restart_count", restarts),
 		testdata.set("/pods/0/reason", reason),
-		testdata.set("/resources/cpu/usage", usage),
+		testdata.set("/state/history", history),
 	])
+]
+
+# what the runner remembers: none; requests to right-size and a watched window; requests
+# inside their band, a window of high recommendations and slow ticks; a sustained latency
+_histories := [
+	{},
+	{
+		"usage": {"memory": testdata.usage(testdata.mebibytes(60), 70), "cpu": testdata.usage(30, 1440)},
+		"ticks": testdata.ticks(300, 2, 150),
+	},
+	{
+		"usage": {"memory": testdata.usage(testdata.mebibytes(110), 70), "cpu": testdata.usage(65, 1440)},
+		"ticks": testdata.ticks(300, 6, 250),
+	},
+	{"ticks": testdata.ticks(120, 2, 250)},
 ]
 
 _broken := [json.patch(testdata.observation, changes) |

@@ -3,16 +3,27 @@ package opsgate.decide.resources_test
 import data.opsgate.decide.resources
 import data.opsgate.testdata
 
-_cpu(usage) := testdata.decide([testdata.set("/resources/cpu/usage", usage)])
+# the frontend scales on cpu (target 72%, min_replicas 2); memory: request
+# 128Mi, minimum 64Mi, limit 256Mi; right_sizing p95 + 15%, 60 samples; band 10%
 
-test_in_band_step_request_100m_usage_70m_to_90m_allowed if {
-	document := _cpu("70m")
-	[step, full] := document.decisions
-	step.operation == {"type": "adjust_resources", "resource": "cpu", "field": "request", "from": "100m", "to": "90m"}
+_memory(mebibytes) := _with_usage({"memory": testdata.usage(testdata.mebibytes(mebibytes), 70)}, [])
+
+_cpu(millicores, changes) := _with_usage({"cpu": testdata.usage(millicores, 1440)}, changes)
+
+_with_usage(usage, changes) := testdata.decide(array.concat([testdata.set("/state/history", {"usage": usage})], changes))
+
+_to(document) := [[d.operation.resource, d.operation.to, d.tier] | some d in document.decisions]
+
+# --- a resource the service does not scale on (memory) ---------------------------
+
+test_in_band_step_when_it_reaches_the_recommendation if {
+	# p95 100Mi + 15% = 115Mi; 128Mi is 11% above it; 128Mi - 10% = 116Mi is inside its band
+	[step] := _memory(100).decisions
+	step.operation == {"type": "adjust_resources", "resource": "memory", "field": "request", "from": "128Mi", "to": "116Mi"}
 	step.tier == "allow"
 	step.reasons == [
-		"cpu usage 70m is 70% of request 100m, outside resource_band_percent 10%: a step within the band",
-		"cpu request 100m → 90m is a 10% change, within resource_band_percent 10%",
+		"memory request 128Mi is outside resource_band_percent 10% of the 115Mi recommended by p95 usage 100Mi over 70 samples: one step within the band reaches it",
+		"memory request 128Mi → 116Mi is a 9.38% change, within resource_band_percent 10%",
 		"governance.agent_authority.allowed lists adjust_resources",
 	]
 	step.rules == [
@@ -20,115 +31,161 @@ test_in_band_step_request_100m_usage_70m_to_90m_allowed if {
 		"opsgate.govern.resources.within_band",
 		"opsgate.govern.authority.allowed",
 	]
-	full.operation.to == "70m"
-	full.tier == "approve"
 }
 
-test_beyond_band_offered_beside_the_in_band_step if {
-	[step, full] := _cpu("50m").decisions
-	[step.operation.to, step.tier] == ["90m", "allow"]
-	[full.operation.to, full.tier] == ["50m", "approve"]
-	full.reasons == [
-		"cpu usage 50m is 50% of request 100m: the full step to usage",
-		"cpu request 100m → 50m is a 50% change, beyond resource_band_percent 10%",
-		"governance.agent_authority.allowed lists adjust_resources",
-	]
-	full.rules[1] == "opsgate.govern.resources.beyond_band"
+test_full_step_alone_when_a_step_would_not_reach if {
+	# p95 60Mi + 15% = 69Mi: one change, approved once, not a stream of steps
+	[full] := _memory(60).decisions
+	[full.operation.to, full.tier] == ["69Mi", "approve"]
+	full.reasons[0] == "memory request 128Mi is outside resource_band_percent 10% of the 69Mi recommended by p95 usage 60Mi over 70 samples: a step within the band would not reach it, so the full step"
+	full.rules[0] == "opsgate.decide.resources.full_step"
 }
 
-test_usage_inside_band_needs_nothing if {
-	_cpu("91m").decisions == []
-	_cpu("110m").decisions == []
+test_never_both_steps_for_one_resource if {
+	every mebibytes in numbers.range_step(10, 300, 7) {
+		count(_memory(mebibytes).decisions) <= 1
+	}
 }
 
-test_usage_exactly_at_band_edge_needs_nothing if {
-	_cpu("90m").decisions == []
+test_upward_too if {
+	_to(_memory(130)) == [["memory", "140Mi", "allow"]] # 149.5Mi -> 150Mi recommended
+	_to(_memory(150)) == [["memory", "173Mi", "approve"]] # 172.5Mi, rounded up
 }
 
-test_step_up_toward_usage if {
-	[step, full] := _cpu("150m").decisions
-	[step.operation.to, step.tier] == ["110m", "allow"]
-	[full.operation.to, full.tier] == ["150m", "approve"]
+test_inside_the_band_needs_nothing if {
+	_memory(105).decisions == [] # 120.75Mi -> 121Mi: 128Mi is 5.8% above
+	_memory(110).decisions == [] # 126.5Mi -> 127Mi
 }
 
-test_steps_never_go_below_the_minimum if {
-	# frontend cpu minimum is 50m
-	[step, full] := _cpu("10m").decisions
-	[step.operation.to, full.operation.to] == ["90m", "50m"]
+test_band_edges if {
+	not resources.outside_band(110, 100, 10)
+	resources.outside_band(111, 100, 10)
+	not resources.outside_band(90, 100, 10)
+	resources.outside_band(89, 100, 10)
 }
 
-test_steps_never_go_above_the_limit if {
-	# frontend cpu limit is 500m
-	# both steps stop at the limit, so they are one and the same: offered once
-	[step] := testdata.decide([testdata.set("/resources/cpu", {"request": "480m", "usage": "900m"})]).decisions
-	step.operation.to == "500m"
-	step.tier == "allow"
+test_never_below_the_minimum_nor_above_the_limit if {
+	_to(_memory(20)) == [["memory", "64Mi", "approve"]]
+	_to(_memory(300)) == [["memory", "256Mi", "approve"]]
 }
 
-test_memory_in_band_step_rounds_to_whole_mebibytes if {
-	[step, full] := testdata.decide([testdata.set("/resources/memory/usage", "80Mi")]).decisions
-	step.operation == {"type": "adjust_resources", "resource": "memory", "field": "request", "from": "128Mi", "to": "116Mi"}
-	step.tier == "allow"
-	full.operation.to == "80Mi"
-	full.tier == "approve"
+test_the_observed_limit_wins_over_the_blueprints if {
+	document := _with_usage(
+		{"memory": testdata.usage(testdata.mebibytes(300), 70)},
+		[testdata.set("/resources/memory/limit", "200Mi")],
+	)
+	_to(document) == [["memory", "200Mi", "approve"]]
 }
 
-test_memory_never_below_minimum if {
-	# frontend memory minimum is 64Mi: the full step stops there
-	[_, full] := testdata.decide([testdata.set("/resources/memory/usage", "20Mi")]).decisions
-	full.operation.to == "64Mi"
+test_not_before_min_samples if {
+	_with_usage({"memory": testdata.usage(testdata.mebibytes(60), 59)}, []).decisions == []
+	_to(_with_usage({"memory": testdata.usage(testdata.mebibytes(60), 60)}, [])) == [["memory", "69Mi", "approve"]]
 }
 
-test_unparsable_usage_means_no_resource_decision if {
-	testdata.decide([testdata.set("/resources/cpu/usage", "lots")]).decisions == []
+test_the_percentile_is_the_blueprints if {
+	usage := {"samples": 70, "percentiles": {
+		"50": testdata.mebibytes(60), "90": testdata.mebibytes(100), "95": testdata.mebibytes(100),
+		"99": testdata.mebibytes(100), "100": testdata.mebibytes(100),
+	}}
+	_with_usage({"memory": usage}, []).decisions != []
+	median := testdata.frontend_with([{"op": "replace", "path": "/spec/right_sizing/percentile", "value": 50}])
+	document := testdata.decide_with([testdata.set("/state/history", {"usage": {"memory": usage}})], median)
+	_to(document) == [["memory", "69Mi", "approve"]]
+}
+
+test_one_sample_of_usage_decides_nothing if {
+	# right-sizing reads the recorded window, not the observation's usage
+	testdata.decide([testdata.set("/resources/memory/usage", "20Mi"), testdata.set("/resources/cpu/usage", "10m")]).decisions == []
+}
+
+test_a_broken_summary_decides_nothing if {
+	every summary in [
+		{"samples": 70},
+		{"samples": "40", "percentiles": testdata.usage(1, 1).percentiles},
+		{"samples": 70, "percentiles": {"95": testdata.mebibytes(60)}},
+		{"samples": 70, "percentiles": object.union(testdata.usage(1, 1).percentiles, {"95": -1})},
+	] {
+		_with_usage({"memory": summary}, []).decisions == []
+	}
+}
+
+# --- the resource the service scales on (cpu) -------------------------------------
+
+test_scaling_resource_lowered_at_min_replicas if {
+	# cpu 60% of its request at 2 replicas (min): p95 62m sits at 72% of 87m
+	_to(_cpu(62, [])) == [["cpu", "90m", "allow"]]
+
+	# p95 30m at 72% is 42m: below the 50m minimum
+	_to(_cpu(30, [])) == [["cpu", "50m", "approve"]]
+}
+
+test_scaling_resource_inside_the_band_needs_nothing if {
+	_cpu(65, []).decisions == [] # 91m recommended: 100m is 9.9% above
+}
+
+test_scaling_resource_waits_for_a_full_day_of_samples if {
+	_with_usage({"cpu": testdata.usage(30, 1439)}, []).decisions == []
+}
+
+test_scaling_resource_never_raised if {
+	# more usage is scaling's to answer, never a larger request
+	_cpu(150, []).decisions == []
+}
+
+test_scaling_resource_left_alone_above_min_replicas if {
+	_cpu(30, [testdata.set("/replicas", {"desired": 3, "ready": 3})]).decisions == []
+}
+
+test_scaling_resource_left_alone_while_scaling if {
+	[decision] := _cpu(30, [testdata.set("/metrics/cpu_percent", 85)]).decisions
+	decision.operation.type == "scale"
+}
+
+test_scaling_resource_left_alone_within_the_stabilization_window if {
+	_cpu(30, [testdata.set("/state/last_operation_at", "2026-02-10T11:55:01Z")]).decisions == []
+	_to(_cpu(30, [testdata.set("/state/last_operation_at", "2026-02-10T11:55:00Z")])) == [["cpu", "50m", "approve"]]
+}
+
+test_memory_is_the_scaling_resource_of_a_memory_scaled_service if {
+	on_memory := testdata.frontend_with([{"op": "replace", "path": "/spec/scaling/metric", "value": "memory"}])
+	history := {"usage": {
+		"memory": testdata.usage(testdata.mebibytes(200), 70),
+		"cpu": testdata.usage(30, 70),
+	}}
+	document := testdata.decide_with([testdata.set("/state/history", history), testdata.set("/metrics/memory_percent", 60)], on_memory)
+
+	# memory is never raised now; cpu, not scaled on, gets p95 + 15% (34.5m -> 35m, minimum 50m)
+	_to(document) == [["cpu", "50m", "approve"]]
 }
 
 # --- the rules, queried directly -------------------------------------------------
 
-_refs(resource) := [
-	sprintf("spec.resources.%s.request", [resource]),
-	sprintf("spec.resources.%s.minimum", [resource]),
-	sprintf("spec.resources.%s.limit", [resource]),
-	"governance.resource_band_percent",
-]
-
-test_proposals_in_band_step_and_full_step if {
-	resources.proposals(testdata.context([testdata.set("/resources/cpu/usage", "70m")])) == [
-		{
-			"operation": {"type": "adjust_resources", "resource": "cpu", "field": "request", "from": "100m", "to": "90m"},
-			"reason": "cpu usage 70m is 70% of request 100m, outside resource_band_percent 10%: a step within the band",
-			"rule": "opsgate.decide.resources.in_band_step",
-			"refs": _refs("cpu"),
-		},
-		{
-			"operation": {"type": "adjust_resources", "resource": "cpu", "field": "request", "from": "100m", "to": "70m"},
-			"reason": "cpu usage 70m is 70% of request 100m: the full step to usage",
-			"rule": "opsgate.decide.resources.full_step",
-			"refs": _refs("cpu"),
-		},
-	]
-}
-
 test_proposals_cpu_before_memory if {
-	ctx := testdata.context([
-		testdata.set("/resources/memory/usage", "256Mi"),
-		testdata.set("/resources/cpu/usage", "200m"),
-	])
+	ctx := testdata.context([testdata.set("/state/history", {"usage": {
+		"memory": testdata.usage(testdata.mebibytes(100), 70),
+		"cpu": testdata.usage(62, 1440),
+	}})])
 	[[p.rule, p.operation.resource, p.operation.to] | some p in resources.proposals(ctx)] == [
-		["opsgate.decide.resources.in_band_step", "cpu", "110m"],
-		["opsgate.decide.resources.full_step", "cpu", "200m"],
-		["opsgate.decide.resources.in_band_step", "memory", "140Mi"],
-		["opsgate.decide.resources.full_step", "memory", "256Mi"],
+		["opsgate.decide.resources.in_band_step", "cpu", "90m"],
+		["opsgate.decide.resources.in_band_step", "memory", "116Mi"],
 	]
-}
-
-test_proposals_use_the_observed_limit_over_the_blueprints if {
-	# the frontend's cpu limit is 500m; an observed limit of 300m stops the steps there
-	ctx := testdata.context([testdata.set("/resources/cpu", {"request": "280m", "usage": "900m", "limit": "300m"})])
-	[p.operation.to | some p in resources.proposals(ctx)] == ["300m"]
 }
 
 test_proposals_none_without_observed_resources if {
-	resources.proposals(testdata.context([testdata.remove("/resources")])) == []
-	resources.proposals(testdata.context([testdata.set("/resources/cpu/request", "0m")])) == []
+	ctx := testdata.context([
+		testdata.set("/state/history", {"usage": {"memory": testdata.usage(testdata.mebibytes(60), 70)}}),
+		testdata.remove("/resources"),
+	])
+	resources.proposals(ctx) == []
+	zero := testdata.context([
+		testdata.set("/state/history", {"usage": {"memory": testdata.usage(testdata.mebibytes(60), 70)}}),
+		testdata.set("/resources/memory/request", "0Mi"),
+	])
+	resources.proposals(zero) == []
+}
+
+test_refs_name_the_right_sizing_settings if {
+	[decision] := _memory(60).decisions
+	"spec.right_sizing" in decision.blueprint_refs
+	"governance.resource_band_percent" in decision.blueprint_refs
 }
