@@ -81,6 +81,9 @@ class Series:
     )  # (time, tier, operation type)
     # the HPA baseline's own view at each tick: usage / request, % (empty for opsgate)
     hpa_utilization: list[int | None] = field(default_factory=list)
+    # and the reason of its recommendation (its condition's reason: "TooManyReplicas" when
+    # the load asks for more than max_replicas); None when the sync had no metrics
+    hpa_reasons: list[str | None] = field(default_factory=list)
 
 
 @dataclass
@@ -369,6 +372,7 @@ def _hpa_sync(
         observation = cluster.observe(target)
     except ClusterError:
         series.hpa_utilization.append(None)  # the metrics API failed: Kubernetes skips the sync
+        series.hpa_reasons.append(None)
         return
     current = int(observation["replicas"]["desired"])
     samples = pod_samples(
@@ -376,6 +380,7 @@ def _hpa_sync(
     )
     recommendation = autoscaler.reconcile(now, current, samples)
     series.hpa_utilization.append(recommendation.utilization)
+    series.hpa_reasons.append(recommendation.reason)
     if recommendation.replicas == current:
         return
     try:

@@ -267,6 +267,8 @@ def test_hpa_holds_a_scale_in_for_its_300_second_window() -> None:
     series = result.series["frontend"]
     scaling = result.blueprints["frontend"]["spec"]["scaling"]
     assert max(series.replicas) == scaling["max_replicas"]  # the spike asks for more than max
+    assert len(series.hpa_reasons) == len(series.times)
+    assert "TooManyReplicas" in series.hpa_reasons  # and the HPA says so, as Kubernetes would
     # the spike ends at 2400 s; the last sync that saw it recommended max_replicas, and the
     # scale-in comes when that recommendation leaves the window (now - 300 s, now]
     last_high = max(t for t in series.times if t < 2400)
