@@ -22,7 +22,8 @@ help:
 	@echo "make install  create .venv, install opsgate with its dev tools, get opa and regal"
 	@echo "make demo     install if needed, then run the main job on the embedded defaults"
 	@echo "make test     install if needed, then every check (CI runs this)"
-	@echo "make bench    benchmarks that print figures (not part of make test)"
+	@echo "make bench    benchmarks that print figures, and the scorecard against the HPA, which"
+	@echo "              rewrites its table in docs/PERFORMANCE.md (not part of make test)"
 	@echo "make kube-up  start a local Kubernetes control plane (etcd, apiserver, controllers, kwok) on loopback"
 	@echo "make kube-down  stop it"
 
@@ -142,6 +143,7 @@ bench: install kube-tools
 	cd scripts && ../$(PY) bench_tick.py
 	$(PY) scripts/bench_opa_costs.py
 	$(PY) scripts/bench_kube_tick.py
+	$(PY) scripts/scorecard.py
 
 clean:
 	rm -rf $(BUILD) .cache .pytest_cache .mypy_cache .ruff_cache

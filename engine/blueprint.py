@@ -15,12 +15,14 @@ import copy
 import difflib
 import ipaddress
 import json
+import shutil
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
+import yaml
 from jsonschema import Draft202012Validator, ValidationError
 from referencing import Registry, Resource
 
@@ -857,3 +859,32 @@ def normalise_resources(effective: dict[str, Any]) -> dict[str, Any]:
     cpu["millicores"] = {k: cpu_millicores(cpu[k]) for k in ("request", "limit", "minimum")}
     memory["bytes"] = {k: memory_bytes(memory[k]) for k in ("request", "limit", "minimum")}
     return out
+
+
+def keyed_blueprints(source: Path, target: Path, keys: dict[str, str]) -> Path:
+    """Copy a blueprint directory, giving the named approvers their public keys.
+
+    Every ``approval_workflow.approvers`` list in the copy has each name of
+    ``keys`` replaced by ``{name, public_key}``: how a team adopts signed
+    approvals, done here with keys made for a demonstration or a simulation.
+    """
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(source, target)
+    for path in sorted(target.rglob("*.y*ml")):
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        workflow = (
+            ((document or {}).get("governance") or {}).get("approval_workflow")
+            if isinstance(document, dict)
+            else None
+        )
+        if not isinstance(workflow, dict) or not isinstance(workflow.get("approvers"), list):
+            continue
+        workflow["approvers"] = [
+            {"name": entry, "public_key": keys[entry]}
+            if isinstance(entry, str) and entry in keys
+            else entry
+            for entry in workflow["approvers"]
+        ]
+        path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    return target

@@ -11,17 +11,15 @@ did not happen fails. Approvals go through the approval workflow, exactly as
 from __future__ import annotations
 
 import logging
-import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from engine import signing
 from engine.approval import Approvals, claims
+from engine.blueprint import keyed_blueprints
 from engine.cluster import Target
 from engine.contracts import describe
 from engine.execute import Result
@@ -35,35 +33,6 @@ Say = Callable[[str], None]
 
 # the approver the demonstrations sign as, with a key made for the demonstration
 DEMO_APPROVER = "sre-lead"
-
-
-def keyed_blueprints(source: Path, target: Path, keys: dict[str, str]) -> Path:
-    """Copy a blueprint directory, giving the named approvers their public keys.
-
-    Every ``approval_workflow.approvers`` list in the copy has each name of
-    ``keys`` replaced by ``{name, public_key}``: how a team adopts signed
-    approvals, done here with keys made for a demonstration.
-    """
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(source, target)
-    for path in sorted(target.rglob("*.y*ml")):
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-        workflow = (
-            ((document or {}).get("governance") or {}).get("approval_workflow")
-            if isinstance(document, dict)
-            else None
-        )
-        if not isinstance(workflow, dict) or not isinstance(workflow.get("approvers"), list):
-            continue
-        workflow["approvers"] = [
-            {"name": entry, "public_key": keys[entry]}
-            if isinstance(entry, str) and entry in keys
-            else entry
-            for entry in workflow["approvers"]
-        ]
-        path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
-    return target
 
 
 def demo_signer(directory: Path) -> signing.Signer:

@@ -5,10 +5,17 @@ simulated cluster while a load trace plays, leaves approval requests
 unanswered (it counts them), and records per service a time series (load,
 replicas, utilization, p95, decisions) and a summary: decisions by tier,
 approvals needed, time over the latency target, replica-minutes (cost),
-breaker trips, operations (changes the cluster carried out) and flaps
-(reversals of a change within ten minutes). The decision, approval and
-breaker counts come from the run's own audit log; operations and flaps from
-the simulated cluster's record of what it was asked to change.
+breaker trips, operations (changes the cluster carried out), resource
+changes (the operations among them that set a request or a limit: each a
+rollout on Kubernetes) and flaps (reversals of a change within ten minutes).
+The decision, approval and breaker counts come from the run's own audit log;
+operations, resource changes and flaps from the simulated cluster's record of
+what it was asked to change.
+
+``approve_all=True`` answers every approval request yes the moment it is
+filed, through the approval workflow with a signed answer (each request's
+first plain-named approver, with a key made for the simulation on a keyed
+copy of the blueprints): what the policies do when people approve everything.
 
 ``controller="hpa"`` replays the same trace on the same simulated cluster with
 Kubernetes' HorizontalPodAutoscaler (``engine.hpa``) in place of opsgate: the
@@ -26,14 +33,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from engine import operations
+from engine import operations, signing
+from engine.approval import Approvals, claims
 from engine.audit import AuditLog
+from engine.blueprint import keyed_blueprints, load_blueprints
 from engine.cluster import ClusterError, Target
 from engine.cluster.simulated import EPOCH_START, READY_AFTER_SECONDS, Change, SimulatedCluster
 from engine.cluster.trace import LoadTrace
 from engine.errors import OpsgateError
 from engine.hpa import SYNC_PERIOD_SECONDS, HorizontalPodAutoscaler, PodSample, target_utilization
 from engine.quantity import QuantityError, cpu_millicores, memory_bytes
+from engine.runner import Prompt
+from engine.state import Approval
 from engine.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -46,6 +57,8 @@ TAIL_SECONDS = 600.0
 # a change that reverses the previous one of the same quantity this long after it, or sooner,
 # is a flap
 FLAP_WINDOW_SECONDS = 600.0
+# the justification the simulation's approver signs with approve_all
+APPROVE_ALL_REASON = "approved at once by the simulation (every request approved)"
 
 Controller = Literal["opsgate", "hpa"]
 
@@ -68,6 +81,9 @@ class Series:
     )  # (time, tier, operation type)
     # the HPA baseline's own view at each tick: usage / request, % (empty for opsgate)
     hpa_utilization: list[int | None] = field(default_factory=list)
+    # and the reason of its recommendation (its condition's reason: "TooManyReplicas" when
+    # the load asks for more than max_replicas); None when the sync had no metrics
+    hpa_reasons: list[str | None] = field(default_factory=list)
 
 
 @dataclass
@@ -82,6 +98,8 @@ class Simulation:
     controller: Controller = "opsgate"
     # the HPA baseline's target utilization per service (empty for opsgate)
     targets: dict[str, int] = field(default_factory=dict)
+    # every approval request was answered yes at once (approve_all), not left unanswered
+    approve_all: bool = False
 
 
 def _count(audit: AuditLog, services: list[str]) -> dict[str, dict[str, Any]]:
@@ -113,6 +131,7 @@ def simulate(
     seed: int = 1,
     work_dir: Path | None = None,
     controller: Controller = "opsgate",
+    approve_all: bool = False,
 ) -> Simulation:
     """Replay ``trace_path`` tick by tick (every ``step`` virtual seconds) and summarise.
 
@@ -120,7 +139,8 @@ def simulate(
     when one is given; otherwise they live in a temporary directory that is
     removed before this returns, and the result has no ``audit_path``. With
     ``controller="hpa"`` the HPA baseline scales instead of opsgate's runner
-    (one sync per tick), and there is no audit log.
+    (one sync per tick), and there is no audit log. With ``approve_all`` every
+    approval request opsgate files is granted at once, signed (the HPA never asks).
     """
     if not math.isfinite(step) or step <= 0:
         raise SimulationError(f"the step must be a positive number of seconds (got {step})")
@@ -130,6 +150,17 @@ def simulate(
             # removed last, after OPA has stopped and the state is closed
             work_dir = Path(
                 scratch.enter_context(tempfile.TemporaryDirectory(prefix="opsgate-simulate-"))
+            )
+        signers: dict[str, signing.Signer] = {}
+        if approve_all and controller == "opsgate":
+            signers = _simulation_signers(blueprints)
+            blueprints = keyed_blueprints(
+                blueprints,
+                work_dir / "keyed-blueprints",
+                {
+                    name: signing.public_key_line(signer.key.public_key(), "opsgate-simulation")
+                    for name, signer in signers.items()
+                },
             )
         workspace = scratch.enter_context(
             Workspace(
@@ -161,12 +192,17 @@ def simulate(
             )
         series = {name: Series() for name in wanted}
         cluster = workspace.simulated
-        runner = workspace.runner() if controller == "opsgate" else None
+        approver = _approve_at_once(signers) if signers else None
+        runner = workspace.runner(prompt=approver) if controller == "opsgate" else None
         autoscalers = {name: _autoscaler(effective[name]) for name in wanted}
         while cluster.elapsed() <= end:
             trace.advance(cluster)
             if runner is not None:
                 report = runner.tick()
+                if approver is not None:
+                    # a request filed without asking (a re-check at execution that turned an
+                    # allowed operation into approve) is answered before the next tick
+                    _answer_pending(runner.approvals, approver, cluster.now())
                 now = cluster.elapsed()
                 for decision in report.decisions:
                     if decision["service"] in series:
@@ -203,6 +239,7 @@ def simulate(
             "seconds_over_latency_target": round(over, 1),
             "replica_minutes": round(replica_seconds / 60, 1),
             "operations": len(mine),
+            "resource_changes": count_resource_changes(mine),
             "flaps": count_flaps(mine),
         }
     targets = (
@@ -210,7 +247,60 @@ def simulate(
         if controller == "hpa"
         else {}
     )
-    return Simulation(effective, series, summary, audit_path, end, controller, targets)
+    return Simulation(
+        effective,
+        series,
+        summary,
+        audit_path,
+        end,
+        controller,
+        targets,
+        approve_all=bool(signers),
+    )
+
+
+def count_resource_changes(changes: list[Change]) -> int:
+    """Changes that set a request or a limit (the catalog's ``resources`` concern, undos
+    included): on Kubernetes each is a new revision of the pod template, rolled out pod by
+    pod."""
+    return sum(_concern(change) == "resources" for change in changes)
+
+
+def _concern(change: Change) -> str | None:
+    entry = operations.lookup(change.applied.operation)
+    return entry.concern if entry is not None else None
+
+
+def _simulation_signers(blueprints: Path) -> dict[str, signing.Signer]:
+    """A key made for the simulation for every approver the blueprints name without one."""
+    names = {
+        entry
+        for blueprint in load_blueprints([blueprints]).blueprints
+        for entry in blueprint.effective["governance"]["approval_workflow"]["approvers"]
+        if isinstance(entry, str)
+    }
+    return {name: signing.Signer(name, signing.demo_key(name)) for name in sorted(names)}
+
+
+def _approve_at_once(signers: dict[str, signing.Signer]) -> Prompt:
+    """A prompt that approves each request as it is filed, signed by its first approver
+    the simulation holds a key for (None, left unanswered, when it holds none)."""
+
+    def approve(approval: Approval, now: str) -> str | None:
+        signer = next((signers[n] for n in approval.approvers if n in signers), None)
+        if signer is None:
+            return None
+        return signer.statement(claims(approval, "approve", now, APPROVE_ALL_REASON))
+
+    return approve
+
+
+def _answer_pending(approvals: Approvals, approve: Prompt, now: str) -> None:
+    """Answer every request still pending the way ``approve`` answers a new one."""
+    for approval in approvals.state.approvals(status="pending"):
+        token = approve(approval, now)
+        if token is not None:
+            approvals.answer_signed(token, now=now)
 
 
 def count_flaps(changes: list[Change], window: float = FLAP_WINDOW_SECONDS) -> int:
@@ -282,6 +372,7 @@ def _hpa_sync(
         observation = cluster.observe(target)
     except ClusterError:
         series.hpa_utilization.append(None)  # the metrics API failed: Kubernetes skips the sync
+        series.hpa_reasons.append(None)
         return
     current = int(observation["replicas"]["desired"])
     samples = pod_samples(
@@ -289,6 +380,7 @@ def _hpa_sync(
     )
     recommendation = autoscaler.reconcile(now, current, samples)
     series.hpa_utilization.append(recommendation.utilization)
+    series.hpa_reasons.append(recommendation.reason)
     if recommendation.replicas == current:
         return
     try:

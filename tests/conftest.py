@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from engine import signing
+from engine.blueprint import keyed_blueprints
 from engine.cli import cli
-from engine.demos import keyed_blueprints
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

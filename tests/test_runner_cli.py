@@ -503,7 +503,7 @@ def test_attack_breaker_reset_signed_against_keys_the_caller_chose(
     sre-lead's closed the breaker. The runner checks every reset against its own blueprints
     and opens the breaker again when the signature is not an approver's of this service."""
     from engine import signing
-    from engine.demos import keyed_blueprints
+    from engine.blueprint import keyed_blueprints
     from engine.state import StateStore
     from tests.conftest import MALLORY, REPO
 

@@ -11,7 +11,7 @@ import pytest
 from engine.cluster import Applied
 from engine.cluster.simulated import Change
 from engine.hpa import SYNC_PERIOD_SECONDS
-from engine.simulate import SimulationError, count_flaps, simulate
+from engine.simulate import SimulationError, count_flaps, count_resource_changes, simulate
 from tests.conftest import REPO, RunCli
 
 TRACES = REPO / "blueprints" / "examples" / "traces"
@@ -20,7 +20,7 @@ TRACES = REPO / "blueprints" / "examples" / "traces"
 def recount(audit: Path, service: str) -> dict[str, object]:
     """Count decisions by tier, approvals, breaker trips and changes straight from the log."""
     decisions = {"allow": 0, "approve": 0, "forbid": 0, "defer": 0}
-    approvals = trips = changes = 0
+    approvals = trips = changes = resources = 0
     for line in audit.read_text(encoding="utf-8").splitlines():
         event = json.loads(line)
         if event.get("service") != service:
@@ -29,12 +29,15 @@ def recount(audit: Path, service: str) -> dict[str, object]:
             decisions[event["tier"]] += 1
         approvals += event["event"] == "approval_requested"
         trips += event["event"] == "breaker_opened"
-        changes += event["event"] in ("execution_succeeded", "rollback_succeeded")
+        changed = event["event"] in ("execution_succeeded", "rollback_succeeded")
+        changes += changed
+        resources += changed and event["operation"]["type"] == "adjust_resources"
     return {
         "decisions": decisions,
         "approvals_needed": approvals,
         "breaker_trips": trips,
         "operations": changes,
+        "resource_changes": resources,
     }
 
 
@@ -86,11 +89,45 @@ def test_each_sample_trace_gives_a_plot_and_a_json_summary(
         "seconds_over_latency_target",
         "replica_minutes",
         "operations",
+        "resource_changes",
         "flaps",
     }
     data = plot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(data) > 20_000  # five panels of lines and markers, not an empty canvas
+
+
+def test_approve_all_grants_every_request_signed_and_runs_it(tmp_path: Path) -> None:
+    result = simulate(
+        REPO / "blueprints",
+        TRACES / "spike.csv",
+        services=["backend"],
+        work_dir=tmp_path,
+        approve_all=True,
+    )
+    assert result.approve_all
+    events = [json.loads(line) for line in result.audit_path.read_text().splitlines()]
+    requested = {e["approval_id"] for e in events if e["event"] == "approval_requested"}
+    granted = [e for e in events if e["event"] == "approval_granted"]
+    assert requested and {e["approval_id"] for e in granted} == requested
+    assert all(e["signed"] for e in granted)
+    assert not [e for e in events if e["event"] == "approval_refused"]
+    # each approved operation runs
+    started = {e.get("approval_id") for e in events if e["event"] == "execution_started"}
+    assert requested <= started
+    counted = recount(result.audit_path, "backend")
+    summary = result.summary["backend"]
+    assert {k: summary[k] for k in counted} == counted
+    # the repo's blueprints are not the ones keyed for the simulation
+    assert "opsgate-simulation" not in (REPO / "blueprints" / "governance.yaml").read_text()
+
+
+def test_approve_all_is_said_and_left_unanswered_without_it(run_cli: RunCli) -> None:
+    for flag, said in (("--approve-all", "all approved at once"), (None, "left unanswered")):
+        arguments = ["simulate", "--load", str(TRACES / "spike.csv"), "--service", "backend"]
+        result = run_cli(*arguments, *([flag] if flag else []), "--json")
+        assert result.exit_code == 0, result.stderr
+        assert json.loads(result.stdout)["approval_requests"] == said
 
 
 def test_compare_a_changed_blueprint(run_cli: RunCli, blueprint_copy: Path, tmp_path: Path) -> None:
@@ -237,6 +274,7 @@ def test_hpa_holds_a_scale_in_for_its_300_second_window() -> None:
     series = result.series["frontend"]
     peak = max(series.replicas)
     assert peak > min(series.replicas)  # the spike asks for more
+    assert len(series.hpa_reasons) == len(series.times)
     # the spike ends at 2400 s; the last sync that saw it recommended the peak, and the
     # scale-in comes when that recommendation leaves the window (now - 300 s, now]
     last_high = max(t for t in series.times if t < 2400)
@@ -250,7 +288,7 @@ def test_human_table_puts_a_services_runs_together(run_cli: RunCli) -> None:
     result = run_cli("simulate", "--load", str(TRACES / "spike.csv"), "--baseline", "hpa")
     assert result.exit_code == 0, result.stderr
     header, *rows = result.stdout.splitlines()
-    assert header.split()[-2:] == ["operations", "flaps"]
+    assert header.split()[-3:] == ["operations", "resources", "flaps"]
     # run (8 wide), service (14 wide): each service's opsgate row, then its HPA row
     assert [(row[:8].strip(), row[9:23].strip()) for row in rows] == [
         ("as is", "backend"),
@@ -314,3 +352,13 @@ def test_a_memory_scaled_service_settles_under_a_steady_load(tmp_path: Path) -> 
     assert len(set(settled)) == 1, settled
     assert summary["breaker_trips"] == 0
     assert summary["flaps"] == 0
+
+
+def test_resource_changes_count_every_request_or_limit_set() -> None:
+    changes = [
+        change(0, 2, 3),
+        change(60, "100m", "90m", "cpu"),
+        change(120, "90m", "100m", "cpu"),  # an undo is a rollout too
+        Change(180, "frontend", Applied({"type": "restart_pod"}, None)),
+    ]
+    assert count_resource_changes(changes) == 2

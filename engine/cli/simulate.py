@@ -28,11 +28,13 @@ Examples:
   opsgate simulate --load spike.csv --compare changed-blueprints --plot compare.png
   opsgate simulate --load blueprints/examples/traces/spike.csv --baseline hpa --plot hpa.png
 
-Approval requests are left unanswered and counted. Per service it reports
-decisions by tier, approvals needed, seconds over the latency target,
-replica-minutes (cost), breaker trips, operations (changes the cluster carried
-out, undos included) and flaps (a change of replicas, or of a resource, undone
-in the other direction within 10 minutes).
+Approval requests are left unanswered and counted (--approve-all: each is
+granted the moment it is filed). Per service it reports decisions by tier,
+approvals needed, seconds over the latency target, replica-minutes (cost),
+breaker trips, operations (changes the cluster carried out, undos included),
+resource changes (those that set a request or a limit: each a rollout on
+Kubernetes) and flaps (a change of replicas, or of a resource, undone in the
+other direction within 10 minutes).
 
 --baseline hpa replays the same trace on the same simulated cluster with
 Kubernetes' HorizontalPodAutoscaler v2 and its default behavior instead of
@@ -103,6 +105,15 @@ decision; it never asks for approval.""",
     "--seed", type=int, default=1, show_default=True, help="Seed of the simulated cluster."
 )
 @click.option(
+    "--approve-all",
+    is_flag=True,
+    help=(
+        "Grant every approval request the moment it is filed, signed by its first approver "
+        "with a key made for the simulation (on a keyed copy of the blueprints): what the "
+        "policies do when people say yes to everything. Without it requests stay unanswered."
+    ),
+)
+@click.option(
     "--audit-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
@@ -122,6 +133,7 @@ def simulate(
     baseline: str | None,
     step: float,
     seed: int,
+    approve_all: bool,
     audit_dir: Path | None,
     policies: Path | None,
     as_json: bool,
@@ -141,6 +153,7 @@ def simulate(
         step=step,
         seed=seed,
         work_dir=audit_dir / "as-is" if audit_dir else None,
+        approve_all=approve_all,
     )
     runs: list[tuple[str, Simulation]] = [("as is", base)]
     if compare_blueprints is not None or compare_policies is not None:
@@ -152,6 +165,7 @@ def simulate(
             step=step,
             seed=seed,
             work_dir=audit_dir / "changed" if audit_dir else None,
+            approve_all=approve_all,
         )
         runs.append(("changed", changed))
     if baseline == "hpa":
@@ -165,8 +179,9 @@ def simulate(
         )
     plots = plot_files(plot_path, base.summary) if plot_path is not None else {}
     if as_json:
-        document = {
+        document: dict[str, object] = {
             "runs": {label: sim.summary for label, sim in runs},
+            "approval_requests": "all approved at once" if approve_all else "left unanswered",
             # kept only when asked (--audit-dir): nothing is left behind otherwise
             "audit_logs": {
                 label: str(sim.audit_path) if sim.audit_path else None for label, sim in runs
@@ -186,7 +201,7 @@ def simulate(
     else:
         columns = (
             *("allow", "approve", "forbid", "defer", "approvals"),
-            *("s over p95", "replica-min", "breaker", "operations", "flaps"),
+            *("s over p95", "replica-min", "breaker", "operations", "resources", "flaps"),
         )
         widths = [max(7, len(c)) for c in columns]
         line(
@@ -200,12 +215,15 @@ def simulate(
                 row["replica_minutes"],
                 row["breaker_trips"],
                 row["operations"],
+                row["resource_changes"],
                 row["flaps"],
             ]
             line(
                 f"{row['run']:<8} {row['service']:<14} "
                 + " ".join(f"{v:>{w}}" for v, w in zip(values, widths, strict=True))
             )
+        if approve_all:
+            note("every approval request was approved the moment it was filed (--approve-all)")
         for label, sim in runs:
             if sim.audit_path is not None:
                 note(f"audit log ({label}): {escape(str(sim.audit_path))}")
