@@ -69,7 +69,8 @@ class SimulationError(OpsgateError):
 
 @dataclass
 class Series:
-    """What one service looked like at each tick."""
+    """What one service looked like at each step of the run (sampled before the controller
+    acts at that moment, and inside a verification's wait too)."""
 
     times: list[float] = field(default_factory=list)  # seconds since the start
     rps: list[float] = field(default_factory=list)
@@ -195,6 +196,18 @@ def simulate(
         approver = _approve_at_once(signers) if signers else None
         runner = workspace.runner(prompt=approver) if controller == "opsgate" else None
         autoscalers = {name: _autoscaler(effective[name]) for name in wanted}
+
+        def sample(moment: float) -> None:
+            # the state at each multiple of the step, for both controllers alike, inside a
+            # verification's wait too (load changes of the trace take effect on time there)
+            if moment > end:
+                return
+            trace.advance(cluster)
+            for name in wanted:
+                _record(series[name], moment, cluster, name, effective[name])
+
+        sample(cluster.elapsed())
+        cluster.sample_every(step, sample)
         while cluster.elapsed() <= end:
             trace.advance(cluster)
             if runner is not None:
@@ -213,8 +226,6 @@ def simulate(
                 now = cluster.elapsed()
                 for name in wanted:
                     _hpa_sync(series[name], now, cluster, autoscalers[name], effective[name])
-            for name in wanted:
-                _record(series[name], now, cluster, name, effective[name])
             cluster.wait(step)
         if runner is not None:
             counts = _count(workspace.audit, wanted)
@@ -436,7 +447,7 @@ def _record(
 ) -> None:
     service = cluster.service(name)
     target = Target(name, blueprint["target"]["namespace"], blueprint["target"]["deployment"])
-    observation = cluster.observe(target)
+    observation = cluster.measure(target)
     metric = f"{blueprint['spec']['scaling']['metric']}_percent"
     series.times.append(now)
     series.rps.append(float(service["load"]["rps"]))

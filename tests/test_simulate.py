@@ -280,7 +280,8 @@ def test_hpa_holds_a_scale_in_for_its_300_second_window() -> None:
     last_high = max(t for t in series.times if t < 2400)
     after = [(t, r) for t, r in zip(series.times, series.replicas, strict=True) if t >= 2400]
     first_lower = next(t for t, r in after if r < peak)
-    assert first_lower == last_high + 300
+    # the series is sampled before each sync: the sync at last_high + 300 shows a step later
+    assert first_lower == last_high + 300 + SYNC_PERIOD_SECONDS
     assert result.audit_path is None
 
 
@@ -362,3 +363,13 @@ def test_resource_changes_count_every_request_or_limit_set() -> None:
         Change(180, "frontend", Applied({"type": "restart_pod"}, None)),
     ]
     assert count_resource_changes(changes) == 2
+
+
+def test_the_series_is_sampled_every_step_inside_a_verification_wait_too() -> None:
+    # opsgate's runner waits (virtually) for stabilization inside a tick; the series still
+    # has one sample per step, so both controllers are measured on the same grid
+    result = simulate(REPO / "blueprints", TRACES / "spike.csv", services=["frontend"])
+    times = result.series["frontend"].times
+    assert result.summary["frontend"]["operations"] >= 1  # there was a wait to sample through
+    assert times == [i * SYNC_PERIOD_SECONDS for i in range(len(times))]
+    assert times[-1] == pytest.approx(result.duration, abs=SYNC_PERIOD_SECONDS)

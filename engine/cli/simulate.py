@@ -38,9 +38,10 @@ other direction within 10 minutes).
 
 --baseline hpa replays the same trace on the same simulated cluster with
 Kubernetes' HorizontalPodAutoscaler v2 and its default behavior instead of
-opsgate (one sync per --step): target utilization the midpoint of the
-blueprint's scaling thresholds, as usage / request of the blueprint's metric,
-same min and max replicas. Each change it makes counts as an allowed
+opsgate (one sync per --step): target utilization the blueprint's
+target_utilization_percent (the one opsgate's proportional scaling aims at),
+as usage / request of the blueprint's metric, same min and max replicas. Both
+runs are sampled every --step, before the controller acts at that moment. Each change it makes counts as an allowed
 decision; it never asks for approval.""",
 )
 @blueprints_option

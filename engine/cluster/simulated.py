@@ -122,6 +122,9 @@ class SimulatedCluster:
         # every change this object carried out, undos included (not saved with the state):
         # the what-if simulator counts operations and flaps from it, whoever made them
         self.changes: list[Change] = []
+        # the simulator's sampling of the series it reports (engine.simulate), if any
+        self._sampling: tuple[float, Callable[[float], None]] | None = None
+        self._next_sample = 0.0
 
     # --- construction and persistence ---------------------------------------------
 
@@ -262,7 +265,16 @@ class SimulatedCluster:
         """Advance the virtual clock; pods become ready and crash as time passes."""
         if seconds < 0:
             raise ValueError("time does not run backwards")
-        self.state["clock"] += seconds
+        end = self.state["clock"] + seconds
+        if self._sampling is not None:
+            every, sampler = self._sampling
+            while EPOCH_START + self._next_sample <= end:
+                self.state["clock"] = EPOCH_START + self._next_sample
+                for name in self.state["services"]:
+                    self._reconcile(name)
+                sampler(self._next_sample)
+                self._next_sample += every
+        self.state["clock"] = end
         for name in self.state["services"]:
             self._reconcile(name)
 
@@ -270,6 +282,20 @@ class SimulatedCluster:
         """The observation of one service, metrics from the load model."""
         service = self._checked(target)
         self._api_call(target)
+        return self._observation(target, service)
+
+    def measure(self, target: Target) -> dict[str, Any]:
+        """What ``observe`` would see, as the simulation's own measurement: not an API call,
+        so it neither fails with nor uses up an injected ``api_errors`` fault."""
+        return self._observation(target, self._checked(target))
+
+    def sample_every(self, seconds: float, sampler: Callable[[float], None]) -> None:
+        """Call ``sampler(elapsed)`` at every multiple of ``seconds`` the clock reaches from
+        now on, inside a wait too (the state then is the state at that moment)."""
+        self._sampling = (seconds, sampler)
+        self._next_sample = self.elapsed() + seconds
+
+    def _observation(self, target: Target, service: dict[str, Any]) -> dict[str, Any]:
         pods = service["pods"]
         ready = [p for p in pods if p["ready"]]
         requests = self._amounts(service)
