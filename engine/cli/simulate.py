@@ -41,8 +41,9 @@ Kubernetes' HorizontalPodAutoscaler v2 and its default behavior instead of
 opsgate (one sync per --step): target utilization the blueprint's
 target_utilization_percent (the one opsgate's proportional scaling aims at),
 as usage / request of the blueprint's metric, same min and max replicas. Both
-runs are sampled every --step, before the controller acts at that moment. Each change it makes counts as an allowed
-decision; it never asks for approval.""",
+runs are sampled every --step, before the controller acts at that moment.
+Each change the HPA makes counts as an allowed decision; it never asks for
+approval.""",
 )
 @blueprints_option
 @click.option(
