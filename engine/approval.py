@@ -171,20 +171,41 @@ class Approvals:
         revision: str,
         now: str,
         requester: Actor | None = None,
+        plan: Mapping[str, Any] | None = None,
     ) -> tuple[Approval, bool]:
         """The request for this decision: the existing one, or a new one. True if new.
 
         The runner's own requests are one at a time per kind of change; a
         person's or an agent's request is for exactly the operation given.
+        ``plan`` is the policies' word on the runner's request (the decision's
+        ``request``): keep the open one, or supersede it (closed, audited, and a
+        new one that names it is filed and notified).
         """
         requester = requester or RUNNER
+        supersedes = None
+        if requester == RUNNER and plan is not None and isinstance(plan.get("id"), str):
+            named = self.state.approval(plan["id"])
+            if named is not None and named.status == "pending" and named.service == service:
+                if plan.get("action") == "keep":
+                    return named, False
+                if plan.get("action") == "supersede":
+                    reason = str(plan.get("reason") or "the decision moved materially")
+                    self._close(named, "approval_superseded", "superseded", reason)
+                    supersedes = named.id
         version = blueprint["metadata"]["version"]
         request_id = fingerprint(service, decision["operation"], version, revision, requester)
         existing = self.state.approval(request_id)
         nonce = secrets.token_hex(8)
-        if existing is not None and requester != RUNNER and existing.status not in _OPEN:
+        # the policies said the runner may ask again (a day after a refusal, or moved)
+        renewed = requester == RUNNER and plan is not None and plan.get("action") == "new"
+        if (
+            existing is not None
+            and (requester != RUNNER or renewed)
+            and existing.status not in _OPEN
+        ):
             # a person or an agent asking again after an answer or an expiry gets a new
-            # request (the runner does not: it would page people every tick)
+            # request (the runner only when the policies say so: it would page people
+            # every tick)
             request_id = hashlib.sha256(f"{request_id}:{nonce}".encode()).hexdigest()[:16]
             existing = None
         if existing is None and requester == RUNNER:
@@ -217,6 +238,7 @@ class Approvals:
             nonce=nonce,
             requester_uid=caller_uid(self.state.owner_uid()),
             approver_keys=approvers,
+            supersedes=supersedes,
         )
         self._record(
             "approval_requested",
@@ -227,9 +249,44 @@ class Approvals:
             blueprint_refs=approval.blueprint_refs,
             approvers=approval.approvers,
             expires_at=approval.expires_at,
+            **({"supersedes": supersedes} if supersedes else {}),
         )
         self.state.add_approval(approval)
         return approval, True
+
+    def bearing_on_new(self, service: str, now: str) -> list[dict[str, Any]]:
+        """The runner's own requests for ``service`` that bear on asking again (the
+        observation's ``state.requests``): pending ones, and those rejected or expired
+        in the last day, with when they were asked or answered."""
+        since = moments.parse(now) - datetime.timedelta(days=1)
+        found = []
+        for approval in self.state.approvals(service=service):
+            if (approval.requester or RUNNER) != RUNNER or redact.holds_mask(approval.operation):
+                # a masked operation can't be compared with a new one: the same-kind rule
+                # below keeps one request at a time for it
+                continue
+            if approval.status == "pending":
+                at = approval.requested_at
+            elif approval.status == "rejected":
+                at = approval.answered_at or approval.requested_at
+            elif approval.status == "expired":
+                at = approval.expires_at
+            else:
+                continue
+            try:
+                if approval.status != "pending" and moments.parse(at) < since:
+                    continue
+            except ValueError:
+                continue
+            found.append(
+                {
+                    "id": approval.id,
+                    "status": approval.status,
+                    "operation": approval.operation,
+                    "at": at,
+                }
+            )
+        return found
 
     def _open_of_same_kind(self, service: str, operation: dict[str, Any]) -> Approval | None:
         """The runner's own pending or granted request for the same kind of change (one at a

@@ -88,6 +88,7 @@ EVENT_KINDS = frozenset(
         "approval_rejected",
         "approval_expired",
         "approval_void",
+        "approval_superseded",
         "execution_started",
         "execution_succeeded",
         "execution_failed",

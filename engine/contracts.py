@@ -40,6 +40,8 @@ class Decision(TypedDict):
     blueprint_refs: list[str]
     suggestion: Suggestion | None
     dry_run: bool
+    # for a decision that needs approval: ask, keep, supersede or withhold (decide.requests)
+    request: NotRequired[dict[str, Any]]
 
 
 class DecisionDocument(TypedDict):
@@ -86,6 +88,14 @@ _DECISION = {
             ]
         },
         "dry_run": {"type": "boolean"},
+        "request": {
+            "type": "object",
+            "required": ["action", "id"],
+            "properties": {
+                "action": {"enum": ["new", "keep", "supersede", "withhold"]},
+                "id": {"type": ["string", "null"]},
+            },
+        },
     },
 }
 

@@ -200,10 +200,11 @@ class Runner:
             observation["now"] = now
             report.observations[name] = observation
             # the policies also get the service's history; the report keeps what was observed
-            history = self.history.for_policy(name)
-            observations.append(
-                {**observation, "state": {**observation["state"], "history": history}}
-            )
+            remembered = {
+                "history": self.history.for_policy(name),
+                "requests": self.approvals.bearing_on_new(name, now),
+            }
+            observations.append({**observation, "state": {**observation["state"], **remembered}})
         if not observations:
             return report
         try:
@@ -310,12 +311,22 @@ class Runner:
             reasons=decision["reasons"],
             blueprint_refs=decision["blueprint_refs"],
             suggestion=decision["suggestion"],
+            **({"request": decision["request"]} if "request" in decision else {}),
             actor="opsgate",
         )
         approval = None
         if decision["tier"] == "approve":
+            plan = decision.get("request")
+            if isinstance(plan, dict) and plan.get("action") == "withhold":
+                report.notes.append(f"{service}: {plan.get('reason')}")
+                return
             approval, new = self.approvals.request(
-                decision, service, ctx.blueprint, self.session.revision, self.cluster.now()
+                decision,
+                service,
+                ctx.blueprint,
+                self.session.revision,
+                self.cluster.now(),
+                plan=plan if isinstance(plan, dict) else None,
             )
             if new:
                 report.requested.append(approval)

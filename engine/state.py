@@ -26,7 +26,7 @@ from engine.history import Tick, UsageSample
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 BUSY_TIMEOUT_SECONDS = 5.0
 
 _MIGRATIONS: dict[int, str] = {
@@ -125,6 +125,10 @@ _MIGRATIONS: dict[int, str] = {
     );
     CREATE INDEX usage_samples_by_service ON usage_samples(service, seconds);
     """,
+    # a request that replaced an open one when the decision moved (the id chain)
+    7: """
+    ALTER TABLE approvals ADD COLUMN supersedes TEXT;
+    """,
 }
 
 _APPROVAL_JSON = (
@@ -192,6 +196,8 @@ class Approval:
     nonce: str = ""
     # the OS user behind the request (sudo's caller when run as the runner's user)
     requester_uid: int | None = None
+    # the open request this one replaced when the decision moved materially
+    supersedes: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Return the request as a JSON-ready mapping."""

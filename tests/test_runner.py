@@ -211,6 +211,57 @@ def test_rejected_approval_never_runs(world: World) -> None:
     assert world.replicas("backend") == 3
 
 
+def _scale_requests(report: Any) -> list[Any]:
+    return [r for r in report.requested if r.operation["type"] == "scale"]
+
+
+def test_a_request_is_kept_while_the_decision_holds_and_superseded_when_it_moves(
+    world: World,
+) -> None:
+    _backend_at_max(world)
+    [first] = _scale_requests(world.runner.tick())
+    assert first.operation["to"] == 4
+    world.cluster.wait(30)
+    assert _scale_requests(world.runner.tick()) == []  # the same decision: the same request
+    # the load grows: 6 replicas are needed now, 50% more than the 4 asked
+    world.cluster.set_load("backend", rps=1900)
+    world.cluster.wait(30)
+    report = world.runner.tick()
+    [second] = _scale_requests(report)
+    assert second.operation["to"] == 6
+    assert second.supersedes == first.id
+    assert world.state.approval(first.id).status == "superseded"  # type: ignore[union-attr]
+    [event] = world.events("approval_superseded", "backend")
+    assert event["approval_id"] == first.id
+    assert "moved materially" in event["reasons"][0]
+    requested = world.events("approval_requested", "backend")
+    assert [e["approval_id"] for e in requested] == [first.id, second.id]
+    assert requested[1]["supersedes"] == first.id
+    assert [a.id for a in world.state.approvals(status="pending")] == [second.id]
+    assert world.audit.verify().ok
+
+
+def test_a_rejected_request_is_not_asked_again_until_a_day_passed(world: World) -> None:
+    _backend_at_max(world)
+    [request] = _scale_requests(world.runner.tick())
+    world.runner.approvals.answer(
+        request.id, grant=False, by="orders-oncall", reason="not now", now=world.cluster.now()
+    )
+    world.cluster.wait(30)
+    report = world.runner.tick()
+    assert _scale_requests(report) == []
+    assert any("not asked again" in note and request.id in note for note in report.notes)
+    # a decision that moved only a little is the same ask
+    world.cluster.set_load("backend", rps=1300)
+    world.cluster.wait(30)
+    assert _scale_requests(world.runner.tick()) == []
+    world.cluster.wait(24 * 3600)
+    [again] = _scale_requests(world.runner.tick())
+    assert again.id != request.id
+    assert again.operation == request.operation
+    assert world.replicas("backend") == 3
+
+
 def _executor(world: World) -> tuple[Executor, Context]:
     return world.runner.executor, world.runner.context("frontend")
 

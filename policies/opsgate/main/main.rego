@@ -12,6 +12,7 @@ package opsgate.main
 
 import data.opsgate.decide.quiet
 import data.opsgate.decide.recovery
+import data.opsgate.decide.requests
 import data.opsgate.decide.resources
 import data.opsgate.decide.scaling
 import data.opsgate.govern.approval
@@ -133,7 +134,7 @@ full_decision_document(item, blueprints, static) := {
 	"blueprint": _blueprint_name(ctx.blueprint),
 	"bundle_revision": static.revision,
 	"dry_run": dry_run,
-	"decisions": [object.union(decision, {"dry_run": dry_run}) |
+	"decisions": [object.union_n([decision, {"dry_run": dry_run}, _request(ctx, decision)]) |
 		some proposals in [recovery.proposals(ctx), scaling.proposals(ctx), resources.proposals(ctx)]
 		some proposal in proposals
 		decision := _decision(ctx, [proposal], proposal.operation)
@@ -144,6 +145,11 @@ full_decision_document(item, blueprints, static) := {
 	ctx := _context(item, blueprints, static)
 	dry_run := safety.dry_run(ctx)
 } else := _unknown_service(item, static)
+
+# a decision that needs approval says whether to ask, keep, supersede or withhold
+_request(ctx, decision) := {"request": requests.plan(ctx, decision.operation)} if {
+	decision.tier == "approve"
+} else := {}
 
 # what the runner records for the scale-down window; null when it can't be known
 _recommended_replicas(ctx) := replicas if {
@@ -196,6 +202,7 @@ _context(item, blueprints, static) := {
 	"resources": observation.amounts(observation.as_object(object.get(item, "resources", {}))),
 	"state": observation.state(object.get(item, "state", {})),
 	"ticks": observation.ticks(object.get(item, "state", {})),
+	"requests": observation.requests(object.get(item, "state", {})),
 	"usage": {resource: summary |
 		some resource in ["cpu", "memory"]
 		summary := observation.usage_summary(object.get(item, "state", {}), resource)

@@ -102,6 +102,7 @@ context(changes) := {
 	"resources": observation_lib.amounts(observation_lib.as_object(object.get(item, "resources", {}))),
 	"state": observation_lib.state(object.get(item, "state", {})),
 	"ticks": observation_lib.ticks(object.get(item, "state", {})),
+	"requests": observation_lib.requests(object.get(item, "state", {})),
 	"usage": {resource: summary |
 		some resource in ["cpu", "memory"]
 		summary := observation_lib.usage_summary(object.get(item, "state", {}), resource)

@@ -120,8 +120,8 @@ full_step(plan) := verdict.proposal(
 }
 
 _outside(plan) := sprintf(
-	"%s request %s is outside resource_band_percent %v%% of the %s recommended by p%v usage %s over %v samples",
-	[plan.resource, plan.request_text, plan.band, plan.recommended_text, plan.percentile, plan.usage_text, plan.samples],
+	"%s request %s is outside resource_band_percent %v%% of the %s recommended by the recorded usage (p%v %s)",
+	[plan.resource, plan.request_text, plan.band, plan.recommended_text, plan.percentile, plan.usage_text],
 )
 
 # Everything both steps need, computed once, for a resource whose request is
@@ -134,7 +134,6 @@ _plan(ctx, resource) := {
 	"recommended_text": quantity.format(resource, recommendation),
 	"usage_text": usage_text,
 	"percentile": used,
-	"samples": summary.samples,
 	"band": band,
 	"in_band": _clamp(_in_band_target(resource, request, recommendation, band), minimum, limit),
 	"full": _clamp(recommendation, minimum, limit),

@@ -127,6 +127,29 @@ ticks(raw_state) := [tick |
 ]
 
 # METADATA
+# title: Requests
+# description: |
+#   The runner's own approval requests for the service that bear on a new
+#   one (state.requests): pending, rejected or expired, each with its id,
+#   operation and when it was asked or answered (at_ns). An entry that does
+#   not fit is left out, so it holds nothing back.
+# custom:
+#   id: opsgate.lib.observation.requests
+requests(raw_state) := [{
+	"id": raw.id,
+	"status": raw.status,
+	"operation": raw.operation,
+	"at_ns": time.parse_rfc3339_ns(raw.at),
+} |
+	some raw in _array(object.get(as_object(raw_state), "requests", []))
+	is_string(raw.id)
+	raw.status in {"pending", "rejected", "expired"}
+	is_object(raw.operation)
+	is_string(raw.operation.type)
+	is_string(raw.at)
+]
+
+# METADATA
 # title: Usage summary
 # description: |
 #   The per-pod usage the runner recorded for one resource

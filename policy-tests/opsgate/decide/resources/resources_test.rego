@@ -22,7 +22,7 @@ test_in_band_step_when_it_reaches_the_recommendation if {
 	step.operation == {"type": "adjust_resources", "resource": "memory", "field": "request", "from": "128Mi", "to": "116Mi"}
 	step.tier == "allow"
 	step.reasons == [
-		"memory request 128Mi is outside resource_band_percent 10% of the 115Mi recommended by p95 usage 100Mi over 70 samples: one step within the band reaches it",
+		"memory request 128Mi is outside resource_band_percent 10% of the 115Mi recommended by the recorded usage (p95 100Mi): one step within the band reaches it",
 		"memory request 128Mi → 116Mi is a 9.38% change, within resource_band_percent 10%",
 		"governance.agent_authority.allowed lists adjust_resources",
 	]
@@ -37,7 +37,7 @@ test_full_step_alone_when_a_step_would_not_reach if {
 	# p95 60Mi + 15% = 69Mi: one change, approved once, not a stream of steps
 	[full] := _memory(60).decisions
 	[full.operation.to, full.tier] == ["69Mi", "approve"]
-	full.reasons[0] == "memory request 128Mi is outside resource_band_percent 10% of the 69Mi recommended by p95 usage 60Mi over 70 samples: a step within the band would not reach it, so the full step"
+	full.reasons[0] == "memory request 128Mi is outside resource_band_percent 10% of the 69Mi recommended by the recorded usage (p95 60Mi): a step within the band would not reach it, so the full step"
 	full.rules[0] == "opsgate.decide.resources.full_step"
 }
 
