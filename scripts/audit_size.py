@@ -8,14 +8,25 @@ and bytes by event kind, how many decisions the log stands for (a
 ``repeated`` line stands for ``count`` of them) against how many decision
 lines it holds, and why decisions were not repeats — for each decision, what
 differed from the last one of the same service and kind of change. It
-checks that the log verifies. It prints figures; it asserts nothing.
+checks that the log verifies.
 
-    .venv/bin/python scripts/audit_size.py [TRACE.csv ...] [--step 60] [--json]
+Then, for the first trace, a steady state: the trace's own first approve and
+defer decisions of each service (with the deferral the executor records),
+decided again unchanged every tick for ``--hours`` on a virtual clock, into a
+signed log — once written in full every tick, as before repeats, and once
+within runner ticks, as the runner writes them now. That is what a pending
+decision costs when nothing changes.
+
+It prints figures; it asserts nothing.
+
+    .venv/bin/python scripts/audit_size.py [TRACE.csv ...] [--step 60] [--hours 4] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import datetime
 import json
 import sys
 import tempfile
@@ -23,9 +34,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from engine import operations
+from engine import operations, signing
 from engine.audit import AuditLog
 from engine.simulate import simulate
+from engine.state import StateStore
 
 REPO = Path(__file__).resolve().parent.parent
 TRACES = REPO / "blueprints" / "examples" / "traces"
@@ -34,8 +46,8 @@ DEFAULT_TRACE = TRACES / "daily-wave.csv"
 _PER_TICK = ("time", "decision_id", "prev", "hash")
 
 
-def measure(trace: Path, step: float) -> dict[str, Any]:
-    """Replay ``trace`` and measure its audit log."""
+def measure(trace: Path, step: float) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Replay ``trace`` and measure its audit log; return the figures and its events."""
     with tempfile.TemporaryDirectory(prefix="opsgate-audit-size-") as name:
         work = Path(name)
         result = simulate(REPO / "blueprints", trace, step=step, work_dir=work)
@@ -57,7 +69,7 @@ def measure(trace: Path, step: float) -> dict[str, Any]:
     services = len(result.summary)
     service_hours = services * result.duration / 3600
     total = sum(len(line) for line in raw)
-    return {
+    figures = {
         "trace": str(trace.relative_to(REPO)) if trace.is_relative_to(REPO) else str(trace),
         "step_seconds": step,
         "services": services,
@@ -73,6 +85,91 @@ def measure(trace: Path, step: float) -> dict[str, Any]:
         },
         "decisions_differ_in": _differences(events),
     }
+    return figures, events
+
+
+class _Clock:
+    """A virtual clock, moved by the caller."""
+
+    def __init__(self) -> None:
+        self.now = datetime.datetime(2026, 2, 10, 12, 0, tzinfo=datetime.UTC)
+
+    def __call__(self) -> str:
+        return self.now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _steady_decisions(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Per service, its first approve and first defer decision (with the deferral recorded
+    right after it), as the runner recorded them, without time, chain or event kind."""
+    chosen: dict[str, list[dict[str, Any]]] = {}
+    taken: set[tuple[Any, ...]] = set()
+    for index, event in enumerate(events):
+        service, tier = event.get("service"), event.get("tier")
+        if event["event"] != "decision" or tier not in ("approve", "defer"):
+            continue
+        if (service, tier) in taken:
+            continue
+        taken.add((service, tier))
+        records = [event]
+        following = events[index + 1] if index + 1 < len(events) else {}
+        if tier == "defer" and following.get("event") == "deferred":
+            records.append(following)
+        chosen.setdefault(str(service), []).extend(records)
+    return chosen
+
+
+def steady(events: list[dict[str, Any]], hours: float, step: float) -> dict[str, Any]:
+    """The same decisions every tick for ``hours``: bytes written in full, and as repeats."""
+    decisions = _steady_decisions(events)
+    ticks = int(hours * 3600 / step)
+    service_hours = len(decisions) * hours
+    figures: dict[str, Any] = {
+        "services": len(decisions),
+        "hours": hours,
+        "step_seconds": step,
+        "records_per_tick": sum(len(r) for r in decisions.values()),
+    }
+    for label, in_ticks in (("written_in_full", False), ("with_repeats", True)):
+        with tempfile.TemporaryDirectory(prefix="opsgate-audit-steady-") as name:
+            work = Path(name)
+            state = StateStore(work / "state.db")
+            clock = _Clock()
+            log = AuditLog(
+                work / "audit.jsonl",
+                clock=clock,
+                signer=signing.demo_key("audit size"),
+                ledger=state.audit_ledger(durable=False),
+            )
+            for number in range(ticks):
+                clock.now += datetime.timedelta(seconds=step)
+                with log.tick() if in_ticks else contextlib.nullcontext():
+                    for records in decisions.values():
+                        for record in records:
+                            fields = {
+                                k: v
+                                for k, v in record.items()
+                                if k not in ("time", "event", "prev", "hash")
+                            }
+                            fields["decision_id"] = f"{record['decision_id']}-{number}"
+                            log.record(record["event"], **fields)
+            log.close()
+            raw = log.path.read_bytes().splitlines(keepends=True)
+            total = sum(len(line) for line in raw)
+            kinds = Counter(json.loads(line)["event"] for line in raw)
+            report = log.verify(
+                public_key=signing.demo_key("audit size").public_key(),
+                counts=state.audit_counts(),
+                runs=state.audit_ledger().runs(),
+            )
+            state.close()
+        figures[label] = {
+            "events": len(raw),
+            "bytes": total,
+            "bytes_per_service_hour": round(total / service_hours),
+            "by_kind": dict(kinds.most_common()),
+            "verifies": report.ok,
+        }
+    return figures
 
 
 def _differences(events: list[dict[str, Any]]) -> dict[str, int]:
@@ -123,20 +220,37 @@ def _print(figures: dict[str, Any]) -> None:
         print(f"    {count:>5}  {what}")
 
 
+def _print_steady(figures: dict[str, Any]) -> None:
+    print(
+        f"steady state: {figures['records_per_tick']} records a tick for {figures['services']} "
+        f"services, {figures['hours']:g} h of {figures['step_seconds']:g} s ticks"
+    )
+    for label in ("written_in_full", "with_repeats"):
+        row = figures[label]
+        print(
+            f"  {label.replace('_', ' ')}: {row['events']} events, {row['bytes'] / 1000:.1f} kB, "
+            f"{row['bytes_per_service_hour'] / 1000:.1f} kB per service-hour; verifies: "
+            f"{row['verifies']}; {', '.join(f'{k} {n}' for k, n in row['by_kind'].items())}"
+        )
+
+
 def main(argv: list[str]) -> None:
-    """Measure each trace given (default: daily-wave.csv)."""
+    """Measure each trace given (default: daily-wave.csv), then the steady state."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("traces", nargs="*", type=Path, default=[DEFAULT_TRACE])
     parser.add_argument("--step", type=float, default=60.0)
+    parser.add_argument("--hours", type=float, default=4.0)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    results = [measure(trace.resolve(), args.step) for trace in args.traces]
+    measured = [measure(trace.resolve(), args.step) for trace in args.traces]
+    still = steady(measured[0][1], args.hours, args.step)
     if args.json:
-        json.dump(results, sys.stdout, indent=2)
+        json.dump({"traces": [m[0] for m in measured], "steady": still}, sys.stdout, indent=2)
         print()
         return
-    for figures in results:
+    for figures, _events in measured:
         _print(figures)
+    _print_steady(still)
 
 
 if __name__ == "__main__":
