@@ -456,8 +456,9 @@ class Ledger(Protocol):
         """The log now has ``events`` events; ``checkpoint`` (count, head) was just signed;
         the runs ``written`` now have their line in the log."""
 
-    def runs(self) -> list[dict[str, Any]]:
-        """The runs of repeats counted and not yet written (Run.row of each)."""
+    def runs(self, ids: Collection[str] | None = None) -> list[dict[str, Any]]:
+        """The runs of repeats counted and not yet written (Run.row of each; those of ``ids``
+        only, when given)."""
 
     def repeated(self, run: Mapping[str, Any]) -> bool:
         """Count one repeat: ``run`` (a Run.row) as it stands with it; False when the state
@@ -781,7 +782,7 @@ class AuditLog:
             if not wanted:
                 return []
         try:
-            rows = [Run.from_row(row) for row in self._ledger.runs()]
+            rows = [Run.from_row(row) for row in self._ledger.runs(wanted)]
         except OpsgateError as e:
             raise AuditError(f"audit log {self.path}: can't read the runs of repeats: {e}") from e
         if wanted is None:

@@ -750,13 +750,15 @@ class AuditLedger:
             )
         self._transaction(statements)
 
-    def runs(self) -> list[dict[str, Any]]:
-        """The runs of repeated events counted here and not yet written to the log."""
+    def runs(self, ids: Collection[str] | None = None) -> list[dict[str, Any]]:
+        """The runs of repeated events counted here and not yet written to the log (those of
+        ``ids`` only, when given)."""
+        sql, parameters = f"SELECT {_RUN_COLUMNS} FROM audit_runs", tuple(ids or ())
+        if ids is not None:
+            sql += f" WHERE run IN ({', '.join('?' * len(parameters))})"
         with self._lock:
             try:
-                rows = (
-                    self._connection().execute(f"SELECT {_RUN_COLUMNS} FROM audit_runs").fetchall()
-                )
+                rows = self._connection().execute(sql, parameters).fetchall()
             except sqlite3.Error as e:
                 raise StateError(f"can't read state database {self.path}: {e}") from e
         return [_run(row) for row in rows]

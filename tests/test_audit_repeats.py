@@ -637,6 +637,59 @@ def test_a_runner_killed_after_writing_a_run_before_counting_it_counts_it_once(
     assert checked.exit_code == 0, checked.stderr
 
 
+def test_audit_show_expands_repeats_and_filters_them(tmp_path: Path, run_cli: RunCli) -> None:
+    state = _private(tmp_path)
+    child = _runner_until(state, "between", ["go", "go", "go", "go", "stop"])
+    assert child.wait(timeout=60) == 0, child.stderr
+    for stream in (child.stdin, child.stdout, child.stderr):
+        if stream is not None:
+            stream.close()
+    checked = run_cli("audit", "verify", "--state-dir", str(state), "--strict")
+    assert checked.exit_code == 0, checked.stderr
+    assert "(and 16 repeats in them)" in " ".join(checked.stderr.split())
+
+    def shown(*args: str) -> list[dict[str, Any]]:
+        result = run_cli("audit", "show", "--state-dir", str(state), "--json", *args)
+        assert result.exit_code == 0, result.stderr
+        events: list[dict[str, Any]] = json.loads(result.stdout)
+        return events
+
+    everything = shown()
+    assert [(e["event"], e.get("service"), e.get("repeat", {}).get("count")) for e in everything][
+        :8
+    ] == [
+        ("decision", "backend", None),
+        ("deferred", "backend", None),
+        ("decision", "frontend", None),
+        ("blocked", "frontend", None),
+        ("decision", "backend", 4),
+        ("deferred", "backend", 4),
+        ("decision", "frontend", 4),
+        ("blocked", "frontend", 4),
+    ]
+    last = everything[6]
+    assert last["decision_id"] == "frontend-2026-02-10T12:02:30Z"  # the fifth tick's
+    assert last["time"] == last["repeat"]["last"]
+    assert last["reasons"] == ["delete_pod is forbidden"]
+    assert {e["service"] for e in shown("--service", "backend") if "service" in e} == {"backend"}
+    assert [e["event"] for e in shown("--as-written")] == [
+        "decision",
+        "deferred",
+        "decision",
+        "blocked",
+        "repeated",
+        "repeated",
+        "repeated",
+        "repeated",
+        "checkpoint",
+    ]
+    # a run is shown when its last repeat is at or after --since
+    since = [(e["event"], e.get("service")) for e in shown("--since", last["time"])]
+    assert since == [("decision", "frontend"), ("blocked", "frontend"), ("checkpoint", None)]
+    text = " ".join(run_cli("audit", "show", "--state-dir", str(state)).stdout.split())
+    assert "delete_pod is forbidden (repeated 4 times from 20" in text
+
+
 def test_a_failing_state_refuses_the_repeat(log: AuditLog, store: StateStore) -> None:
     """A repeat that can't be counted is an audit failure: the tick acts on nothing."""
     tick(log, decide)

@@ -220,6 +220,8 @@ def test_a_run_of_repeats_is_counted_until_its_line_is_written(store: StateStore
         assert ledger.repeated(longer) is True
         assert ledger.repeated(longer) is False  # not one repeat shorter: nothing changes
         assert ledger.runs() == [longer]
+        assert ledger.runs(["r1"]) == [longer]
+        assert ledger.runs(["r2"]) == ledger.runs([]) == []
         assert read_audit_runs(store.path) == [longer]
         ledger.appended(5, written=["r1"])  # its line is in the log: it leaves the state
         assert ledger.runs() == []
