@@ -637,6 +637,11 @@ class AuditLog:
                     and full.digest == digest
                     and _within(full.time, body["time"], FULL_COPY_SECONDS)
                 ):
+                    run = self._runs.get(key)
+                    if run is not None and not _within(run.last, body["time"], RUN_SECONDS):
+                        # the clock went back: a run's times only go forward, a new one starts
+                        written += self._write_runs(handle, tail, [key])
+                        self._count(tail, None, written)
                     self._repeat(key, full, body)
                     return body
                 # the run of the last full copy ends before the next full copy

@@ -259,6 +259,20 @@ def test_runs_are_written_hourly_and_the_full_copy_daily(
     assert decisions_made(log) == int(FULL_COPY_SECONDS / 60) + 5
 
 
+def test_a_clock_that_goes_back_starts_a_new_run(
+    log: AuditLog, clock: Clock, store: StateStore
+) -> None:
+    clock.step = 0
+    for seconds in (60, 120, 180, 150, 210):  # the clock is set back 30 s after the third
+        clock.now = datetime.datetime(2026, 2, 10, 12, 0, tzinfo=datetime.UTC)
+        clock.now += datetime.timedelta(seconds=seconds)
+        tick(log, decide)
+    log.close()
+    assert [e["count"] for e in lines(log) if e["event"] == "repeated"] == [2, 2]
+    assert verify(log, store).ok
+    assert decisions_made(log) == 5
+
+
 def test_expanded_answers_what_the_full_log_answered(log: AuditLog, store: StateStore) -> None:
     ids = [decide(log)]
     for _ in range(3):
