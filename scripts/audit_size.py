@@ -1,14 +1,20 @@
 """How big the audit log grows: replay a trace and measure what the runner wrote.
 
 For each trace (default: blueprints/examples/traces/daily-wave.csv, 60 s ticks)
-it replays the trace with ``engine.simulate`` on the example blueprints,
+it replays the trace with ``engine.simulate`` on the repo's blueprints,
 keeps the audit log, and prints: lines and bytes written, bytes per
-service-hour (services times the replayed time, the trace and its tail), lines
+service-hour (services times the replayed time, the trace and its tail; once
+for the trace's services, as issue 12 counts them, and once for every
+service the runner watched — the blueprints the trace does not load run at
+their quiet default load and are decided on too), lines
 and bytes by event kind, how many decisions the log stands for (a
 ``repeated`` line stands for ``count`` of them) against how many decision
 lines it holds, and why decisions were not repeats — for each decision, what
 differed from the last one of the same service and kind of change. It
-checks that the log verifies.
+checks that the log verifies. Then the same replay once more as a what-if:
+every number in a reason replaced by ``N`` before it is recorded — what the
+log would be if the reasons named the rule and its threshold instead of
+quoting the tick's measurement (a sample count, a CPU percentage).
 
 Then, for the first trace, a steady state: the trace's own first approve and
 defer decisions of each service (with the deferral the executor records),
@@ -28,6 +34,7 @@ import argparse
 import contextlib
 import datetime
 import json
+import re
 import sys
 import tempfile
 from collections import Counter
@@ -44,6 +51,7 @@ TRACES = REPO / "blueprints" / "examples" / "traces"
 DEFAULT_TRACE = TRACES / "daily-wave.csv"
 # what a repeat may differ in from the decision it repeats (see engine/audit.py)
 _PER_TICK = ("time", "decision_id", "prev", "hash")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 
 def measure(trace: Path, step: float) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -55,6 +63,7 @@ def measure(trace: Path, step: float) -> tuple[dict[str, Any], list[dict[str, An
         raw = path.read_bytes().splitlines(keepends=True)
         report = AuditLog(path).verify()
     events = [json.loads(line) for line in raw]
+    watched = len(result.blueprints)
     kinds: Counter[str] = Counter()
     sizes: Counter[str] = Counter()
     for line, event in zip(raw, events, strict=True):
@@ -74,9 +83,11 @@ def measure(trace: Path, step: float) -> tuple[dict[str, Any], list[dict[str, An
         "step_seconds": step,
         "services": services,
         "service_hours": round(service_hours, 2),
+        "services_watched": watched,
         "events": len(events),
         "bytes": total,
         "bytes_per_service_hour": round(total / service_hours),
+        "bytes_per_watched_service_hour": round(total / (watched * result.duration / 3600)),
         "verifies": report.ok,
         "decisions_made": decision_lines + repeats,
         "decision_lines": decision_lines,
@@ -198,15 +209,34 @@ def _differences(events: list[dict[str, Any]]) -> dict[str, int]:
     return dict(found.most_common())
 
 
-def _print(figures: dict[str, Any]) -> None:
+def without_numbers_in_reasons(trace: Path, step: float) -> dict[str, Any]:
+    """The same replay, each number in a reason replaced by N as it is recorded (a what-if)."""
+    record = AuditLog.record
+
+    def steady_reasons(self: AuditLog, kind: str, **fields: Any) -> dict[str, Any]:
+        if isinstance(fields.get("reasons"), list):
+            fields["reasons"] = [_NUMBER.sub("N", str(r)) for r in fields["reasons"]]
+        return record(self, kind, **fields)
+
+    AuditLog.record = steady_reasons  # type: ignore[method-assign]
+    try:
+        figures, _events = measure(trace, step)
+    finally:
+        AuditLog.record = record  # type: ignore[method-assign]
+    return figures
+
+
+def _print(figures: dict[str, Any], title: str = "") -> None:
     print(
-        f"{figures['trace']} ({figures['services']} services, {figures['service_hours']} "
-        f"service-hours, {figures['step_seconds']:g} s ticks)"
+        f"{title or figures['trace']} ({figures['services']} services in the trace, "
+        f"{figures['services_watched']} watched; {figures['service_hours']} service-hours of "
+        f"the trace's, {figures['step_seconds']:g} s ticks)"
     )
     print(
         f"  {figures['events']} events, {figures['bytes'] / 1000:.1f} kB, "
-        f"{figures['bytes_per_service_hour'] / 1000:.1f} kB per service-hour; "
-        f"verifies: {figures['verifies']}"
+        f"{figures['bytes_per_service_hour'] / 1000:.1f} kB per service-hour of the trace's "
+        f"services ({figures['bytes_per_watched_service_hour'] / 1000:.1f} kB per service-hour "
+        f"watched); verifies: {figures['verifies']}"
     )
     print(
         f"  decisions made: {figures['decisions_made']}, written in full: "
@@ -243,13 +273,23 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     measured = [measure(trace.resolve(), args.step) for trace in args.traces]
+    what_if = [without_numbers_in_reasons(trace.resolve(), args.step) for trace in args.traces]
     still = steady(measured[0][1], args.hours, args.step)
     if args.json:
-        json.dump({"traces": [m[0] for m in measured], "steady": still}, sys.stdout, indent=2)
+        json.dump(
+            {
+                "traces": [m[0] for m in measured],
+                "without_numbers_in_reasons": what_if,
+                "steady": still,
+            },
+            sys.stdout,
+            indent=2,
+        )
         print()
         return
-    for figures, _events in measured:
+    for (figures, _events), steadier in zip(measured, what_if, strict=True):
         _print(figures)
+        _print(steadier, f"what-if, no number in a reason: {steadier['trace']}")
     _print_steady(still)
 
 
