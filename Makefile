@@ -144,6 +144,7 @@ bench: install kube-tools
 	$(PY) scripts/bench_opa_costs.py
 	$(PY) scripts/bench_kube_tick.py
 	$(PY) scripts/scorecard.py
+	$(PY) scripts/audit_size.py
 
 clean:
 	rm -rf $(BUILD) .cache .pytest_cache .mypy_cache .ruff_cache

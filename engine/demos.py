@@ -152,10 +152,11 @@ class Stage:
     def events(
         self, kind: str, service: str | None = None, kind_of: str | None = None
     ) -> list[dict[str, Any]]:
-        """Audit events of one kind, optionally for one service and operation type."""
+        """Audit events of one kind, optionally for one service and operation type (a run of
+        repeats as the event it repeats)."""
         return [
             e
-            for e in self.audit.events()
+            for e in self.audit.expanded(self.audit.runs())
             if e["event"] == kind
             and (service is None or e.get("service") == service)
             and (kind_of is None or (e.get("operation") or {}).get("type") == kind_of)

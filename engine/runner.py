@@ -1,7 +1,8 @@
 """The run loop: observe → decide → approve → execute → verify → audit, one tick at a time.
 
 Each tick observes every service, asks OPA once (``decide_all``) with the
-state from SQLite, records every decision, turns approve-tier decisions into
+state from SQLite, records every decision (one the same as the last written
+in full as a repeat, see ``AuditLog.tick``), turns approve-tier decisions into
 approval requests, and hands allowed (or approved) operations to the
 execution engine, which asks OPA again before it acts. When OPA, the audit
 log or the state store fails, the tick executes nothing and says why; the
@@ -129,13 +130,15 @@ class Runner:
         """Run one tick; errors are reported, and nothing is executed after one that matters."""
         now = self.cluster.now()
         report = TickReport(time=now)
-        if self.inbox is not None:
-            self._read_inbox(now, report)
-        try:
-            self._tick(now, report)
-        finally:
+        # a decision the same as the last one written in full is counted, not written again
+        with self.audit.tick():
             if self.inbox is not None:
-                self.inbox.publish(self.state.approvals(status="pending"))
+                self._read_inbox(now, report)
+            try:
+                self._tick(now, report)
+            finally:
+                if self.inbox is not None:
+                    self.inbox.publish(self.state.approvals(status="pending"))
         return report
 
     def _read_inbox(self, now: str, report: TickReport) -> None:

@@ -108,12 +108,15 @@ def _count(audit: AuditLog, services: list[str]) -> dict[str, dict[str, Any]]:
         name: {"decisions": dict.fromkeys(TIERS, 0), "approvals_needed": 0, "breaker_trips": 0}
         for name in services
     }
-    for event in audit.events():
+    for event in audit.expanded(audit.runs()):
         service = event.get("service")
         if service not in counts:
             continue
         if event["event"] == "decision" and event.get("tier") in TIERS:
-            counts[service]["decisions"][event["tier"]] += 1
+            # a run of repeats stands for as many decisions
+            counts[service]["decisions"][event["tier"]] += (event.get("repeat") or {}).get(
+                "count", 1
+            )
         elif event["event"] == "approval_requested":
             counts[service]["approvals_needed"] += 1
         elif event["event"] == "breaker_opened":

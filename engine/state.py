@@ -13,7 +13,7 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +26,7 @@ from engine.history import Tick, UsageSample
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 BUSY_TIMEOUT_SECONDS = 5.0
 
 _MIGRATIONS: dict[int, str] = {
@@ -125,8 +125,24 @@ _MIGRATIONS: dict[int, str] = {
     );
     CREATE INDEX usage_samples_by_service ON usage_samples(service, seconds);
     """,
-    # a request that replaced an open one when the decision moved (the id chain)
+    # runs of repeated audit events counted here, each tick, until the log gets their line
     7: """
+    CREATE TABLE audit_runs (
+        run TEXT PRIMARY KEY,
+        change_key TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        service TEXT,
+        of_hash TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        repeats INTEGER NOT NULL,
+        first_at TEXT NOT NULL,
+        last_at TEXT NOT NULL,
+        last_decision_id TEXT
+    );
+    """,
+    # a request that replaced an open one when the decision moved (the id chain)
+    8: """
     ALTER TABLE approvals ADD COLUMN supersedes TEXT;
     """,
 }
@@ -341,9 +357,9 @@ class StateStore:
         with self._write() as db:
             db.execute("UPDATE audit_ledger SET retention_days = ? WHERE id = 1", (days,))
 
-    def audit_ledger(self) -> AuditLedger:
+    def audit_ledger(self, *, durable: bool = True) -> AuditLedger:
         """A ledger for the audit log, on a connection of its own (see AuditLedger)."""
-        return AuditLedger(self.path)
+        return AuditLedger(self.path, durable=durable)
 
     # --- what the policies remember between ticks (engine.history) ---------------
 
@@ -668,10 +684,15 @@ class AuditLedger:
     The log appends from notifier threads too, so the ledger has a connection
     of its own that any thread may use, one at a time. The log is written
     first and the ledger after: a crash between the two leaves the log longer
-    than the ledger, which is fine; the ledger never goes down.
+    than the ledger, which is fine; the ledger never goes down. It also holds
+    the runs of repeats the log counts instead of writing (``runs``,
+    ``repeated``): a run leaves it in the same transaction that counts its
+    line (``appended(written=…)``).
     """
 
-    def __init__(self, path: Path, *, timeout: float = BUSY_TIMEOUT_SECONDS) -> None:
+    def __init__(
+        self, path: Path, *, timeout: float = BUSY_TIMEOUT_SECONDS, durable: bool = True
+    ) -> None:
         self.path = path
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
@@ -679,7 +700,9 @@ class AuditLedger:
             self._db = sqlite3.connect(
                 path, timeout=timeout, isolation_level=None, check_same_thread=False
             )
-            self._db.execute("PRAGMA synchronous=FULL")
+            # not durable: written for the OS to keep (a killed process loses nothing), not
+            # synced to the disk, for a simulation's state that is thrown away with its log
+            self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
         except sqlite3.Error as e:
             self.close()
             raise StateError(f"can't open state database {path}: {e}") from e
@@ -707,11 +730,14 @@ class AuditLedger:
         events: int,
         checkpoint: tuple[int, str] | None = None,
         public_key: str | None = None,
+        written: Collection[str] = (),
     ) -> None:
-        """The log now has ``events`` events; ``checkpoint`` (count, head) was just signed."""
+        """The log now has ``events`` events; ``checkpoint`` (count, head) was just signed;
+        the runs ``written`` now have their line in the log (counted here no more)."""
         statements: list[tuple[str, tuple[Any, ...]]] = [
             ("UPDATE audit_ledger SET events = MAX(events, ?) WHERE id = 1", (events,))
         ]
+        statements.extend(("DELETE FROM audit_runs WHERE run = ?", (run,)) for run in written)
         if checkpoint is not None:
             count, head = checkpoint
             statements.append(
@@ -728,6 +754,58 @@ class AuditLedger:
                     (public_key,),
                 )
             )
+        self._transaction(statements)
+
+    def runs(self, ids: Collection[str] | None = None) -> list[dict[str, Any]]:
+        """The runs of repeated events counted here and not yet written to the log (those of
+        ``ids`` only, when given)."""
+        sql, parameters = f"SELECT {_RUN_COLUMNS} FROM audit_runs", tuple(ids or ())
+        if ids is not None:
+            sql += f" WHERE run IN ({', '.join('?' * len(parameters))})"
+        with self._lock:
+            try:
+                rows = self._connection().execute(sql, parameters).fetchall()
+            except sqlite3.Error as e:
+                raise StateError(f"can't read state database {self.path}: {e}") from e
+        return [_run(row) for row in rows]
+
+    def repeated(self, run: Mapping[str, Any]) -> bool:
+        """Count one more repeat: ``run`` as it stands with it (see engine.audit.Run).
+
+        A run of one repeat is new, and is added. A longer one is updated only
+        if the state still holds it one repeat shorter: False when it does not
+        (another command wrote its line meanwhile), and nothing is changed.
+        """
+        if run["count"] == 1:
+            values = tuple(run[name] for name in _RUN_FIELDS)
+            placeholders = ", ".join("?" * len(values))
+            return (
+                self._transaction(
+                    [(f"INSERT INTO audit_runs ({_RUN_COLUMNS}) VALUES ({placeholders})", values)]
+                )
+                == 1
+            )
+        return (
+            self._transaction(
+                [
+                    (
+                        "UPDATE audit_runs SET repeats = ?, last_at = ?, last_decision_id = ? "
+                        "WHERE run = ? AND repeats = ?",
+                        (
+                            run["count"],
+                            run["last"],
+                            run["last_decision_id"],
+                            run["run"],
+                            run["count"] - 1,
+                        ),
+                    )
+                ]
+            )
+            == 1
+        )
+
+    def _transaction(self, statements: list[tuple[str, tuple[Any, ...]]]) -> int:
+        """Run ``statements`` in one transaction; return how many rows the last one changed."""
         with self._lock:
             db = self._connection()
             try:
@@ -735,13 +813,15 @@ class AuditLedger:
             except sqlite3.Error as e:
                 raise StateError(f"state database {self.path} is busy or locked: {e}") from e
             try:
+                changed = 0
                 for sql, parameters in statements:
-                    db.execute(sql, parameters)
+                    changed = db.execute(sql, parameters).rowcount
                 db.execute("COMMIT")
             except sqlite3.Error as e:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 raise StateError(f"can't write state database {self.path}: {e}") from e
+        return changed
 
     def close(self) -> None:
         """Close the connection (safe to call twice)."""
@@ -749,6 +829,45 @@ class AuditLedger:
             if self._db is not None:
                 self._db.close()
                 self._db = None
+
+
+# a run of repeats (engine.audit.Run) as the state keeps it: field → column
+_RUN_FIELDS = (
+    "run",
+    "key",
+    "owner",
+    "kind",
+    "service",
+    "of",
+    "digest",
+    "count",
+    "first",
+    "last",
+    "last_decision_id",
+)
+_RUN_COLUMNS = (
+    "run, change_key, owner, kind, service, of_hash, digest, repeats, first_at, last_at, "
+    "last_decision_id"
+)
+
+
+def _run(row: sqlite3.Row | tuple[Any, ...]) -> dict[str, Any]:
+    return dict(zip(_RUN_FIELDS, tuple(row), strict=True))
+
+
+def read_audit_runs(path: Path) -> list[dict[str, Any]]:
+    """The runs of repeats a state database counts, opened read-only (none before schema 7)."""
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            if db.execute("PRAGMA user_version").fetchone()[0] < 7:
+                return []
+            rows = db.execute(f"SELECT {_RUN_COLUMNS} FROM audit_runs").fetchall()
+        finally:
+            db.close()
+    except sqlite3.Error as e:
+        raise StateError(f"can't read state database {path}: {e}") from e
+    return [_run(row) for row in rows]
 
 
 def read_audit_counts(path: Path) -> AuditCounts | None:

@@ -239,7 +239,11 @@ class Workspace:
         """The audit log to append to: the runner's, signed and checked (unsigned if fresh)."""
         if self._audit is None:
             if self.fresh:
-                self._audit = AuditLog(self.paths.audit)
+                # unsigned, and counted in a state thrown away with it (not synced to disk):
+                # the ledger is there to count repeats
+                self._audit = AuditLog(
+                    self.paths.audit, ledger=self.state.audit_ledger(durable=False)
+                )
             else:
                 self._audit = self._signed_audit()
             self._stack.callback(self._close_audit, self._audit)

@@ -18,15 +18,20 @@ TRACES = REPO / "blueprints" / "examples" / "traces"
 
 
 def recount(audit: Path, service: str) -> dict[str, object]:
-    """Count decisions by tier, approvals, breaker trips and changes straight from the log."""
+    """Count decisions by tier, approvals, breaker trips and changes straight from the log
+    (a ``repeated`` line stands for ``count`` decisions like the full copy it refers to)."""
     decisions = {"allow": 0, "approve": 0, "forbid": 0, "defer": 0}
     approvals = trips = changes = resources = 0
+    full: dict[str, dict[str, object]] = {}
     for line in audit.read_text(encoding="utf-8").splitlines():
         event = json.loads(line)
         if event.get("service") != service:
             continue
         if event["event"] == "decision":
             decisions[event["tier"]] += 1
+            full[event["hash"]] = event
+        if event["event"] == "repeated" and event["kind"] == "decision":
+            decisions[str(full[event["of"]]["tier"])] += event["count"]
         approvals += event["event"] == "approval_requested"
         trips += event["event"] == "breaker_opened"
         changed = event["event"] in ("execution_succeeded", "rollback_succeeded")

@@ -20,6 +20,7 @@ from engine.state import (
     StateError,
     StateStore,
     read_audit_counts,
+    read_audit_runs,
 )
 
 
@@ -169,6 +170,7 @@ def test_schema_2_migrates_to_3_with_an_empty_audit_ledger(tmp_path: Path) -> No
     db.execute("PRAGMA user_version = 2")
     db.close()
     assert read_audit_counts(path) is None  # read-only: an old state says nothing of the log
+    assert read_audit_runs(path) == []  # nor of repeats
     store = StateStore(path)
     try:
         assert store.schema_version == SCHEMA_VERSION
@@ -190,6 +192,43 @@ def test_audit_ledger_never_goes_down(store: StateStore) -> None:
         ledger.close()
     ledger.close()
     assert read_audit_counts(store.path) == AuditCounts(101, 100, "h100", "ssh-ed25519 AAAA", 400)
+
+
+def test_a_run_of_repeats_is_counted_until_its_line_is_written(store: StateStore) -> None:
+    run = {
+        "run": "r1",
+        "key": "k",
+        "owner": "o",
+        "kind": "decision",
+        "service": "frontend",
+        "of": "h" * 64,
+        "digest": "d" * 64,
+        "count": 1,
+        "first": "2026-02-10T12:00:00.000000Z",
+        "last": "2026-02-10T12:00:00.000000Z",
+        "last_decision_id": "id1",
+    }
+    ledger = store.audit_ledger()
+    try:
+        assert ledger.repeated(run) is True  # the first repeat starts the run
+        longer = {
+            **run,
+            "count": 2,
+            "last": "2026-02-10T12:01:00.000000Z",
+            "last_decision_id": "id2",
+        }
+        assert ledger.repeated(longer) is True
+        assert ledger.repeated(longer) is False  # not one repeat shorter: nothing changes
+        assert ledger.runs() == [longer]
+        assert ledger.runs(["r1"]) == [longer]
+        assert ledger.runs(["r2"]) == ledger.runs([]) == []
+        assert read_audit_runs(store.path) == [longer]
+        ledger.appended(5, written=["r1"])  # its line is in the log: it leaves the state
+        assert ledger.runs() == []
+        assert ledger.counts().events == 5
+        assert ledger.repeated({**longer, "count": 3}) is False  # written meanwhile
+    finally:
+        ledger.close()
 
 
 def test_audit_ledger_is_usable_from_another_thread(store: StateStore) -> None:

@@ -37,7 +37,7 @@ from engine.cli.options import (
     state_dir_option,
 )
 from engine.cli.terminal import emit_json, escape, line, note
-from engine.state import AuditCounts, read_audit_counts
+from engine.state import AuditCounts, read_audit_counts, read_audit_runs
 from engine.workspace import state_paths
 
 
@@ -109,7 +109,8 @@ Examples:
 Exit 1, with one line saying where, for an edited, deleted, inserted or
 reordered line, a checkpoint whose signature does not match (a recomputed
 chain), a log shorter than the state recorded (cut short, emptied, deleted),
-or a --state-dir that holds no runner state."""
+a repeat that refers to a missing or different event, or a --state-dir that
+holds no runner state."""
 )
 @click.option(
     "--public-key",
@@ -122,8 +123,9 @@ or a --state-dir that holds no runner state."""
 @click.option(
     "--strict",
     is_flag=True,
-    help="Also fail when events follow the last checkpoint, or were signed as found but not "
-    "counted: for the log of a runner that has stopped.",
+    help="Also fail when events follow the last checkpoint, were signed as found but not "
+    "counted, or are repeats the state counts but the log does not hold yet: for the log of "
+    "a runner that has stopped.",
 )
 @state_dir_option
 def verify(public_key_file: Path | None, strict: bool, state_dir: Path) -> None:
@@ -144,7 +146,7 @@ def verify(public_key_file: Path | None, strict: bool, state_dir: Path) -> None:
     counts = read_audit_counts(state_path)
     key, source = _verifying_key(public_key_file, state_dir, counts)
     log = AuditLog(audit_path)
-    report = log.verify(public_key=key, counts=counts)
+    report = log.verify(public_key=key, counts=counts, runs=read_audit_runs(state_path))
     if report.first_break is not None:
         raise AuditError(f"{log.path}:{report.first_break}: {report.reason}")
     if report.problem:
@@ -166,8 +168,9 @@ def verify(public_key_file: Path | None, strict: bool, state_dir: Path) -> None:
             f"{log.path}: {report.events} events and no checkpoint signed by the key in "
             f"{public_key_file}: nothing vouches for this log"
         )
+    repeats = f" (and {report.repeats} repeats in them)" if report.repeats else ""
     note(
-        f"{escape(str(log.path))}: {report.events} events, {report.checkpoints} signed "
+        f"{escape(str(log.path))}: {report.events} events{repeats}, {report.checkpoints} signed "
         f"checkpoints, chain intact; signatures checked against {escape(source)}"
     )
     if report.uncounted:
@@ -184,6 +187,15 @@ def verify(public_key_file: Path | None, strict: bool, state_dir: Path) -> None:
         message = (
             f"{report.uncovered} events after the last checkpoint (the runner may be running, "
             "or it stopped uncleanly)"
+        )
+        if strict:
+            raise AuditError(f"{log.path}: {message}; --strict wants none")
+        note(f"[yellow]warning:[/] {message}: nothing signs them yet")
+    if report.open_runs:
+        message = (
+            f"{report.open_repeats} repeats in {report.open_runs} runs are counted in "
+            f"{state_path.name} and not yet written to the log (the runner is running, or it "
+            "was killed: its next tick writes them)"
         )
         if strict:
             raise AuditError(f"{log.path}: {message}; --strict wants none")
@@ -229,25 +241,51 @@ def export_key(audit_key: Path | None, state_dir: Path) -> None:
 Examples:
   opsgate audit show --service backend --json
   opsgate audit show --since 2h
-  opsgate audit show --since 2026-02-10T12:00:00Z"""
+  opsgate audit show --since 2026-02-10T12:00:00Z
+  opsgate audit show --as-written --json
+
+A decision (or deferral, or block) the same as the last one written in full
+is counted, not written again; a run of them is written as one `repeated`
+line. Shown, such a line is the event it repeats, at its last time and with
+its last decision id, with a field `repeat`: count (the decisions it stands
+for), first and last time, of (the hash of the full copy), run. Runs the
+state counts but the log does not hold yet (the runner is running, or was
+killed) come last, with `repeat.open`."""
 )
 @click.option("--service", default=None, help="Only events of this service.")
 @click.option(
     "--since",
     type=Moment(ago=True),
     default=None,
-    help=f"Only events at or after this time: {TIME_FORMS}; or {AGO_FORMS}.",
+    help=f"Only events at or after this time: {TIME_FORMS}; or {AGO_FORMS}. A run of "
+    "repeats is shown when its last repeat is.",
+)
+@click.option(
+    "--as-written",
+    is_flag=True,
+    help="Print the lines as written: a run of repeats as its `repeated` line, not as the "
+    "event it repeats.",
 )
 @state_dir_option
 @json_option
 def show(
-    service: str | None, since: datetime.datetime | None, state_dir: Path, as_json: bool
+    service: str | None,
+    since: datetime.datetime | None,
+    as_written: bool,
+    state_dir: Path,
+    as_json: bool,
 ) -> None:
-    """Print audit events, oldest first."""
+    """Print audit events, oldest first, each run of repeats as the event it repeats."""
+    log = _log(state_dir)
+    if as_written:
+        source = log.events()
+    else:
+        state_path = state_paths(state_dir)[0]
+        source = log.expanded(read_audit_runs(state_path) if state_path.exists() else [])
     # masked again: a log written before values were masked may still hold secrets
     events = [
         mask(e)
-        for e in _log(state_dir).events()
+        for e in source
         if (service is None or e.get("service") == service)
         and (since is None or _at_or_after(e.get("time"), since))
     ]
@@ -258,6 +296,15 @@ def show(
         operation = e.get("operation")
         what = f" {operation}" if operation else ""
         reason = (e.get("reasons") or [e.get("reason") or e.get("error") or ""])[0]
+        repeat = e.get("repeat")
+        if isinstance(repeat, dict):
+            reason += f"  (repeated {repeat.get('count')} times from {repeat.get('first')}"
+            reason += ", not yet written)" if repeat.get("open") else ")"
+        elif e.get("event") == "repeated":
+            reason = (
+                f"{e.get('count')} repeats of the {e.get('kind')} {str(e.get('of'))[:16]} from "
+                f"{e.get('first')} to {e.get('last')}"
+            )
         line(
             f"{e.get('time')}  {e.get('event'):<20} {e.get('service', '-'):<12} "
             f"{e.get('tier', ''):<7}{what}  {reason}"
