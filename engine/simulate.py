@@ -197,7 +197,13 @@ def simulate(
         series = {name: Series() for name in wanted}
         cluster = workspace.simulated
         approver = _approve_at_once(signers) if signers else None
-        runner = workspace.runner(prompt=approver) if controller == "opsgate" else None
+        # verification is a later tick's step, as on a real cluster: one service's
+        # stabilization never holds the others' decisions (the HPA waits for nothing either)
+        runner = (
+            workspace.runner(prompt=approver, schedule_verification=True)
+            if controller == "opsgate"
+            else None
+        )
         autoscalers = {name: _autoscaler(effective[name]) for name in wanted}
 
         def sample(moment: float) -> None:

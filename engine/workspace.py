@@ -323,8 +323,12 @@ class Workspace:
         prompt: Prompt | None = None,
         inbox: Inbox | None = None,
         notify: bool = False,
+        schedule_verification: bool | None = None,
     ) -> Runner:
-        """The runner over this workspace; its notifications are waited for on close."""
+        """The runner over this workspace; its notifications are waited for on close.
+
+        ``schedule_verification`` as for ``Runner`` (default: on a cluster where real
+        time passes)."""
         # opened in the order a failure is best reported in: cluster, state, audit, then OPA
         cluster, state = self.cluster, self.state
         self._save_cluster_on_close()
@@ -339,6 +343,7 @@ class Workspace:
             prompt=prompt,
             inbox=inbox,
             notify=notify,
+            schedule_verification=schedule_verification,
         )
         # bounded; what could not be sent is recorded, not dropped
         self._stack.callback(runner.close)
