@@ -1,8 +1,9 @@
 """Benchmark runner ticks against a real API server: 50 services, one of them to scale.
 
 Starts the local control plane (scripts/kube_local.py: etcd, kube-apiserver,
-controller-manager, scheduler, kwok), creates N Deployments (default 50) in
-namespace shop, one of them below its min_replicas, and blueprints for them;
+controller-manager, scheduler, kwok, metrics-server), creates N Deployments
+(default 50) in namespace shop, one of them below its min_replicas, and
+blueprints for them;
 then times the first tick (observe every service through the runner's RBAC
 identity + one decide_all + one scale through the scale subresource; its
 verification is scheduled, not waited for) and steady ticks (observe +

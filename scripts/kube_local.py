@@ -1,5 +1,6 @@
 """A local Kubernetes control plane on loopback: etcd, kube-apiserver, controller-manager,
-scheduler and kwok (fake nodes), for the real-cluster tests and for trying opsgate.
+scheduler, kwok (fake nodes) and metrics-server, for the real-cluster tests and for
+trying opsgate.
 
     python scripts/kube_local.py up|down|status [--dir .kube]
 
@@ -15,7 +16,15 @@ min_replicas, with its requests, limits and strategy) and a ConfigMap
 kubeconfigs: ``admin.kubeconfig`` (system:masters) and ``runner.kubeconfig``
 (a token of the ``opsgate-runner`` ServiceAccount, so the runner has what the
 manifest grants and nothing more). It returns once those Deployments' pods are
-Running and Ready, which needs every component. `down` stops the processes by
+Running and Ready, which needs every component, and the metrics API
+(``v1beta1.metrics.k8s.io``) is Available.
+
+metrics.k8s.io is served as on a real cluster: metrics-server, registered with
+the API server's aggregation layer, scrapes each node's ``/metrics/resource``
+from its "kubelet", which is kwok (one kwok on 127.0.0.1 serves every node, each
+at the path its node annotation names). kwok gives a pod the CPU and memory of
+its annotations ``kwok.x-k8s.io/usage-cpu`` / ``usage-memory``; a pod without
+them has no PodMetrics (unknown usage). `down` stops the processes by
 the PIDs `up` recorded (a PID whose command line is not ours is left alone) and
 removes the keys, kubeconfigs and etcd data; the logs stay.
 
@@ -60,6 +69,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 REPO = Path(__file__).resolve().parent.parent
 BIN_DIR = REPO / ".tools" / "bin"
 STAGES = REPO / "tools" / "kwok" / "stages"
+KWOK_METRICS = REPO / "tools" / "kwok" / "metrics"
+METRICS_SERVER_MANIFESTS = REPO / "tools" / "metrics-server" / "manifests"
 RBAC_MANIFEST = REPO / "docs" / "rbac.yaml"
 BLUEPRINTS = REPO / "blueprints"
 
@@ -74,7 +85,27 @@ IMAGE = "registry.invalid/opsgate/sample:1.0"  # kwok runs nothing: any image na
 TOKEN_SECONDS = 24 * 3600
 READY_TIMEOUT = 60.0
 # the order they start in; they stop in the reverse order
-COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+COMPONENTS = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok",
+    "metrics-server",
+)
+# metrics.k8s.io: metrics-server scrapes kwok as if kwok were each node's kubelet
+METRICS_NAMESPACE = "kube-system"
+METRICS_SERVER = "metrics-server"
+METRICS_APISERVICE = "v1beta1.metrics.k8s.io"
+# the smallest metrics-server accepts. CPU is a rate between two scrapes, and kwok's CPU
+# counter for a pod starts at 0 on the first scrape that sees it (metrics-server drops a
+# zero): a new pod's first PodMetrics come 20-30 s after its usage is set; a change of
+# usage shows after one scrape
+METRIC_RESOLUTION_SECONDS = 10
+# metrics-server reads a node's scrape path from this annotation (its default is the
+# kubelet's /metrics/resource): kwok serves every node's metrics on one address, each
+# at a path of its own, so all three nodes are scraped through one kwok
+RESOURCE_METRICS_PATH = "metrics.k8s.io/resource-metrics-path"
 
 PR_SET_PDEATHSIG = 1
 
@@ -319,6 +350,7 @@ class ControlPlane:
         pki = self.root / "pki"
         ports = {"etcd": _free_port(), "etcd-peer": _free_port(), "apiserver": _free_port()}
         ports["kwok"] = _free_port()
+        ports["metrics-server"] = _free_port()
         server = f"https://127.0.0.1:{ports['apiserver']}"
         files = self._certificates(pki, server)
         self._write_state(ports)
@@ -362,7 +394,11 @@ class ControlPlane:
             "--requestheader-extra-headers-prefix=X-Remote-Extra-",
             f"--proxy-client-cert-file={files['front-proxy-client.crt']}",
             f"--proxy-client-key-file={files['front-proxy-client.key']}",
-            "--enable-aggregator-routing=true",  # no kube-proxy: route to endpoints directly
+            # metrics-server's Service is an ExternalName (127.0.0.1): there is no kube-proxy
+            # to reach a ClusterIP, and Endpoints may not hold loopback addresses. Only the
+            # service resolver (routing off) follows an ExternalName; the endpoint resolver
+            # refuses any Service but ClusterIP, NodePort and LoadBalancer
+            "--enable-aggregator-routing=false",
             f"--audit-policy-file={self.root / 'audit-policy.yaml'}",
             f"--audit-log-path={self.audit_log}",
             "--audit-log-format=json",
@@ -390,23 +426,33 @@ class ControlPlane:
             "--bind-address=127.0.0.1",
             "--secure-port=0",
         )
-        stages = self.root / "kwok-stages.yaml"
+        # the Stages, and the Metric and ClusterResourceUsage that serve each node's
+        # /metrics/resource with the usage its pods' annotations give
+        config = self.root / "kwok-config.yaml"
         _write(
-            stages,
-            "\n---\n".join(p.read_text() for p in sorted(STAGES.glob("*.yaml"))),
+            config,
+            "\n---\n".join(
+                p.read_text()
+                for p in sorted(STAGES.glob("*.yaml")) + sorted(KWOK_METRICS.glob("*.yaml"))
+            ),
         )
         self._spawn(
             "kwok",
             f"--kubeconfig={files['kwok.kubeconfig']}",
-            f"--config={stages}",
+            f"--config={config}",
             "--manage-all-nodes=false",
             f"--manage-nodes-with-annotation-selector={KWOK_ANNOTATION}=fake",
             f"--server-address=127.0.0.1:{ports['kwok']}",
+            # TLS, as a kubelet serves: metrics-server verifies it against the CA
+            f"--tls-cert-file={files['kwok-serving.crt']}",
+            f"--tls-private-key-file={files['kwok-serving.key']}",
             "--node-ip=127.0.0.1",
+            # each node's status.daemonEndpoints: where metrics-server finds its "kubelet"
+            f"--node-port={ports['kwok']}",
             f"--cidr={POD_RANGE}",
             "--node-lease-duration-seconds=40",
         )
-        self._bootstrap(server, files)
+        self._bootstrap(server, files, ports)
 
     def _certificates(self, pki: Path, server: str) -> dict[str, Path]:
         """Write the CA, certificates, keys and kubeconfigs; return their paths by name."""
@@ -428,6 +474,16 @@ class ControlPlane:
         cert, key = ca.issue("front-proxy-client")
         files["front-proxy-client.crt"] = _write(pki / "front-proxy-client.crt", cert)
         files["front-proxy-client.key"] = _write(pki / "front-proxy-client.key", key)
+        # kwok serves the nodes' metrics as their kubelets would, at 127.0.0.1
+        cert, key = ca.issue("kwok", server_ips=("127.0.0.1",))
+        files["kwok-serving.crt"] = _write(pki / "kwok-serving.crt", cert)
+        files["kwok-serving.key"] = _write(pki / "kwok-serving.key", key)
+        # the aggregator checks metrics-server's certificate against <service>.<namespace>.svc
+        cert, key = ca.issue(
+            METRICS_SERVER, server_names=(f"{METRICS_SERVER}.{METRICS_NAMESPACE}.svc",)
+        )
+        files["metrics-server.crt"] = _write(pki / "metrics-server.crt", cert)
+        files["metrics-server.key"] = _write(pki / "metrics-server.key", key)
         sa = _key()
         files["sa.key"] = _write(pki / "sa.key", _pem_key(sa))
         files["sa.pub"] = _write(
@@ -529,7 +585,7 @@ class ControlPlane:
 
         return config.new_client_from_config(config_file=str(self.admin_kubeconfig))
 
-    def _bootstrap(self, server: str, files: dict[str, Path]) -> None:
+    def _bootstrap(self, server: str, files: dict[str, Path], ports: dict[str, int]) -> None:
         from kubernetes import client, utils
 
         with self.admin_client() as api:
@@ -558,11 +614,76 @@ class ControlPlane:
                 self.runner_kubeconfig,
                 kubeconfig(server, files["ca.crt"].read_bytes(), {"token": token}, RUNNER),
             )
+            self._start_metrics_server(api, server, files, ports)
             self._wait("kwok to make the nodes Ready", lambda: _nodes_ready(core))
+            # kwok fills its pod cache for metrics on the first request: made now, the first
+            # scrape already finds the pods (one scrape period sooner to the first metrics);
+            # and the CA check is the one metrics-server makes
+            self._wait(
+                "kwok to serve the nodes' resource metrics over TLS",
+                lambda: _serves_metrics(ports["kwok"], NODES[0], files["ca.crt"]),
+            )
             self._wait(
                 "the governed Deployments' pods to be Ready",
                 lambda: all(_workloads_ready(apps, n) for n in namespaces),
             )
+            # served, not yet filled: up does not wait for the first PodMetrics
+            registration = client.ApiregistrationV1Api(api)
+            self._wait(
+                f"the metrics API ({METRICS_APISERVICE}) to be Available",
+                lambda: _api_service_available(registration, METRICS_APISERVICE),
+            )
+
+    def _start_metrics_server(
+        self, api: Any, server: str, files: dict[str, Path], ports: dict[str, int]
+    ) -> None:
+        """Register metrics-server with the aggregator and start it with an identity of its own.
+
+        Its upstream RBAC binds its ServiceAccount (kube-system/metrics-server): reading
+        nodes, nodes/metrics and pods, delegating authentication and authorization to the
+        API server, reading the front-proxy CA. A token of that ServiceAccount is all it
+        gets: no system:masters. TLS is verified both ways it is used: the aggregator checks
+        metrics-server's certificate with the APIService's caBundle, metrics-server checks
+        kwok's with the cluster CA.
+        """
+        from kubernetes import client, utils
+
+        port = ports[METRICS_SERVER]
+        utils.create_from_yaml(
+            api, yaml_objects=metrics_server_documents(files["ca.crt"].read_bytes(), port)
+        )
+        token = client.CoreV1Api(api).create_namespaced_service_account_token(
+            METRICS_SERVER,
+            METRICS_NAMESPACE,
+            {"spec": {"expirationSeconds": TOKEN_SECONDS, "audiences": []}},
+        )
+        identity = _write(
+            self.root / "pki" / "metrics-server.kubeconfig",
+            kubeconfig(
+                server,
+                files["ca.crt"].read_bytes(),
+                {"token": str(token.status.token)},
+                METRICS_SERVER,
+            ),
+        )
+        self._spawn(
+            METRICS_SERVER,
+            "--bind-address=127.0.0.1",
+            f"--secure-port={port}",
+            f"--tls-cert-file={files['metrics-server.crt']}",
+            f"--tls-private-key-file={files['metrics-server.key']}",
+            f"--kubeconfig={identity}",
+            f"--authentication-kubeconfig={identity}",
+            f"--authorization-kubeconfig={identity}",
+            # kwok's address and port, from the node status kwok itself wrote
+            "--kubelet-use-node-status-port",
+            "--kubelet-preferred-address-types=InternalIP",
+            f"--kubelet-certificate-authority={files['ca.crt']}",
+            f"--metric-resolution={METRIC_RESOLUTION_SECONDS}s",
+            # it must stay under 90% of the resolution; kwok answers in milliseconds
+            "--kubelet-request-timeout=5s",
+            "--profiling=false",
+        )
 
     def _runner_token(self, core: Any) -> str:
         body = {"spec": {"expirationSeconds": TOKEN_SECONDS, "audiences": []}}
@@ -652,7 +773,12 @@ def _node(name: str) -> dict[str, Any]:
     return {
         "metadata": {
             "name": name,
-            "annotations": {KWOK_ANNOTATION: "fake", "node.alpha.kubernetes.io/ttl": "0"},
+            "annotations": {
+                KWOK_ANNOTATION: "fake",
+                "node.alpha.kubernetes.io/ttl": "0",
+                # kwok's Metric (tools/kwok/metrics) serves each node at a path of its own
+                RESOURCE_METRICS_PATH: f"/metrics/nodes/{name}/metrics/resource",
+            },
             "labels": {"type": "kwok", "kubernetes.io/hostname": name},
         },
         "status": {
@@ -660,6 +786,43 @@ def _node(name: str) -> dict[str, Any]:
             "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"},
         },
     }
+
+
+def metrics_server_documents(ca: bytes, port: int) -> list[dict[str, Any]]:
+    """metrics-server's upstream manifests (RBAC, Service, APIService; not its Deployment),
+    changed only where this cluster differs: the Service is an ExternalName for the
+    process on 127.0.0.1, and the APIService names its port and trusts the cluster CA
+    instead of skipping TLS verification."""
+    documents = [
+        d
+        for name in ("rbac.yaml", "service.yaml", "apiservice.yaml")
+        for d in yaml.safe_load_all((METRICS_SERVER_MANIFESTS / name).read_text())
+        if d
+    ]
+    for document in documents:
+        if document["kind"] == "Service":
+            document["spec"] = {"type": "ExternalName", "externalName": "127.0.0.1"}
+        elif document["kind"] == "APIService":
+            spec = document["spec"]
+            del spec["insecureSkipTLSVerify"]
+            spec["caBundle"] = _b64(ca)
+            spec["service"]["port"] = port
+    return documents
+
+
+def _serves_metrics(port: int, node: str, ca: Path) -> bool:
+    url = f"https://127.0.0.1:{port}/metrics/nodes/{node}/metrics/resource"
+    context = ssl.create_default_context(cafile=str(ca))
+    try:
+        with urllib.request.urlopen(url, context=context, timeout=2) as r:
+            return bool(r.status == 200)
+    except OSError:
+        return False
+
+
+def _api_service_available(registration: Any, name: str) -> bool:
+    conditions = registration.read_api_service(name).status.conditions or []
+    return any(c.type == "Available" and c.status == "True" for c in conditions)
 
 
 def _nodes_ready(core: Any) -> bool:

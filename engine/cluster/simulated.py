@@ -22,7 +22,7 @@ import datetime
 import functools
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,6 +78,27 @@ def _default_load(blueprint: dict[str, Any]) -> dict[str, float]:
         memory_ratio * memory_mi - load["memory_mi_per_rps"] * per_pod_rps, 1
     )
     return load
+
+
+@dataclass(frozen=True)
+class PodUsage:
+    """What each ready pod of a service uses under a load."""
+
+    cpu_m: float  # millicores
+    memory_mi: float  # MiB
+
+
+def pod_usage(load: Mapping[str, float], ready: int, cpu_noise: float = 0.0) -> PodUsage:
+    """Each ready pod's usage when the service's load is spread evenly over ``ready`` pods.
+
+    The one load model both clusters run: the simulator observes it, and the tests'
+    load driver (tests/kube/load.py) writes it into a real cluster's pods. ``cpu_noise``
+    in [-1, 1) moves CPU by up to 2%, as the simulator's noise does.
+    """
+    per_pod_rps = load["rps"] / ready
+    cpu_m = per_pod_rps * load["cpu_m_per_rps"] * (1 + 0.02 * cpu_noise)
+    memory_mi = load["memory_base_mi"] + load["memory_mi_per_rps"] * per_pod_rps
+    return PodUsage(cpu_m, memory_mi)
 
 
 def _slowdown(saturation: float) -> float:
@@ -320,16 +341,9 @@ class SimulatedCluster:
         }
         if ready:
             load = service["load"]
-            per_pod_rps = load["rps"] / len(ready)
-            cpu_m = (
-                per_pod_rps
-                * load["cpu_m_per_rps"]
-                * (1 + 0.02 * self._noise(target.service, "cpu"))
-            )
-            memory_mi = load["memory_base_mi"] + load["memory_mi_per_rps"] * per_pod_rps
-            cpu_percent = (
-                100 * cpu_m / requests["cpu"]
-            )  # usage ÷ request, as HPA and the metrics API
+            usage = pod_usage(load, len(ready), self._noise(target.service, "cpu"))
+            cpu_m, memory_mi = usage.cpu_m, usage.memory_mi
+            cpu_percent = 100 * cpu_m / requests["cpu"]  # usage ÷ request, as HPA and metrics API
             saturation = cpu_m / (requests["cpu"] * load["saturation_percent"] / 100)
             latency = load["base_latency_ms"] * _slowdown(saturation)
             latency += service["faults"]["latency_spike_ms"]
@@ -521,9 +535,8 @@ class SimulatedCluster:
                 }
             )
         crashing = service["revision"] in service["faults"]["crash_revisions"]
-        load = service["load"]
-        per_pod_rps = load["rps"] / max(1, service["replicas"])
-        needed = (load["memory_base_mi"] + load["memory_mi_per_rps"] * per_pod_rps) * MEBIBYTE
+        # the memory each pod needs once the load is spread over the replicas wanted
+        needed = pod_usage(service["load"], max(1, service["replicas"])).memory_mi * MEBIBYTE
         starved = needed > self._amounts(service)["memory"]
         for pod in pods:
             age = clock - pod["started_at"]

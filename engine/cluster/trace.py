@@ -80,6 +80,13 @@ class LoadTrace:
         """Every service the trace mentions."""
         return {r.service for r in self.rows}
 
+    def rps_at(self, service: str, seconds: float) -> float | None:
+        """The request rate the trace gives ``service`` at ``seconds`` (None before any)."""
+        rows = self.rows[: bisect.bisect_right(self._moments, seconds)]
+        return next(
+            (r.rps for r in reversed(rows) if r.service == service and r.rps is not None), None
+        )
+
     def advance(self, cluster: SimulatedCluster) -> list[TraceRow]:
         """Apply every row due by the cluster's virtual time that it has not seen yet.
 

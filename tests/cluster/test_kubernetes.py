@@ -2,9 +2,10 @@
 
 Everything a real API server answers (objects, 404, 409, 422, 403, every
 operation type, RBAC) is tested against one in tests/kube. What stays here:
-server errors and silence (500, 503, a timeout), PodMetrics usage (the local
-control plane has no metrics API yet), Prometheus, and the RBAC manifest read
-as a file.
+server errors and silence (500, 503, a timeout), PodMetrics usage in exact
+figures beside a pod without any (tests/kube/test_metrics.py reads real ones
+from metrics-server, within a tolerance), Prometheus, and the RBAC manifest
+read as a file.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ import pytest
 
 from engine.blueprint import load_blueprints
 from engine.cluster import ClusterError, NotFoundError, Target
-from engine.cluster.simulated import SimulatedCluster
+from engine.cluster.simulated import DEFAULT_LOAD, SimulatedCluster, pod_usage
+from engine.cluster.trace import LoadTrace
 from tests.conftest import REPO
 
 FRONTEND = Target("frontend", "shop", "frontend")
@@ -63,6 +64,34 @@ def test_scale_up_brings_cpu_down(cluster: SimulatedCluster) -> None:
     assert after["replicas"] == {"desired": 3, "ready": 3}
     assert 55 <= after["metrics"]["cpu_percent"] <= 60
     assert after["metrics"]["latency_p95_ms"] < 200
+
+
+def test_pod_usage_spreads_the_load_over_the_ready_pods(cluster: SimulatedCluster) -> None:
+    usage = pod_usage({**DEFAULT_LOAD, "rps": 200}, 2)
+    assert (usage.cpu_m, usage.memory_mi) == (100.0, 62.0)  # 100 rps a pod
+    assert pod_usage({**DEFAULT_LOAD, "rps": 200}, 4).cpu_m == 50.0
+    assert pod_usage({**DEFAULT_LOAD, "rps": 200}, 2, cpu_noise=-1).cpu_m == 98.0
+    # what the simulator observes is that usage (with its noise)
+    cluster.set_load("frontend", **{**DEFAULT_LOAD, "rps": 200})
+    observed = cluster.observe(FRONTEND)["resources"]
+    assert 98 <= int(observed["cpu"]["usage"].removesuffix("m")) <= 102
+    assert observed["memory"]["usage"] == "62Mi"
+
+
+def test_a_trace_gives_each_service_its_latest_rate(tmp_path: Path) -> None:
+    path = tmp_path / "trace.csv"
+    path.write_text(
+        "seconds,service,rps,fault,value\n"
+        "0,frontend,200,,\n"
+        "30,frontend,309,,\n"
+        "30,backend,500,,\n"
+        "60,frontend,,latency_spike_ms,250\n"
+    )
+    trace = LoadTrace.read(path)
+    assert [trace.rps_at("frontend", s) for s in (0, 29.9, 30, 90)] == [200, 200, 309, 309]
+    assert trace.rps_at("backend", 0) is None
+    assert trace.rps_at("backend", 30) == 500
+    assert trace.rps_at("orders", 90) is None
 
 
 def test_latency_rises_steeply_near_saturation(cluster: SimulatedCluster) -> None:

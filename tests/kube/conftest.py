@@ -45,7 +45,8 @@ def _stale_roots() -> None:
 
 @pytest.fixture(scope="session")
 def control_plane() -> Iterator[kube_local.ControlPlane]:
-    """The local control plane (etcd, apiserver, controllers, scheduler, kwok), ready."""
+    """The local control plane (etcd, apiserver, controllers, scheduler, kwok, metrics-server),
+    ready."""
     missing = kube_local.missing_binaries()
     if missing:
         pytest.skip(f"local control plane not built ({', '.join(missing)}): run make kube-tools")

@@ -90,12 +90,12 @@ def test_observe_reads_what_the_controllers_made(
         "cpu": {"request": "100m", "limit": "500m"},
         "memory": {"request": "128Mi", "limit": "256Mi"},
     }
-    # no metrics API is served here: the usage is unknown, never zero
+    # new pods with no usage set have no PodMetrics: the usage is unknown, never zero
     assert observation["metrics"] == {}
     assert sorted(_requests(control_plane, since)) == [
         ("get", "deployments", deployment_name),
         ("list", "pods", ""),
-        ("list", "pods", ""),  # metrics.k8s.io pods: allowed, then 404 (no metrics API)
+        ("list", "pods", ""),  # metrics.k8s.io pods: allowed, answered without these pods
     ]
 
 

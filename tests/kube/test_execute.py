@@ -89,7 +89,7 @@ def test_a_scale_is_applied_and_verified_on_ready_pods(
     result = run.execute(
         Context(target, quick_blueprint, "rev"), _decision({"type": "scale", "from": 2, "to": 3})
     )
-    # no metrics API here: utilization is unknown, the rest passed on the real pods
+    # no usage driven, so no PodMetrics: utilization is unknown, the rest passed on the real pods
     assert result.outcome == "partial"
     assert result.verification is not None
     checks = {c.name: c.passed for c in result.verification.checks}

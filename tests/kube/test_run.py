@@ -95,7 +95,7 @@ def test_run_once_restores_the_minimum_with_only_allowed_calls(
     # opsgate's own record: executed and verified against the real pods
     [started] = _events(state, "execution_started")
     assert started["operation"] == {"type": "scale", "from": 1, "to": 2}
-    # no metrics API here: utilization is unknown, so the outcome is partial
+    # new pods, no usage driven: no PodMetrics, utilization unknown, so the outcome is partial
     [verified] = _events(state, "verification_partial")
     checks = {c["name"]: c["passed"] for c in verified["verification"]["checks"]}
     assert checks["replicas"] is True and checks["pods_ready"] is True
