@@ -385,11 +385,11 @@ def fill_defaults(value: Any, schema: dict[str, Any], root: dict[str, Any]) -> A
 def derived_defaults(blueprint: Any) -> Any:
     """Fill the defaults that depend on other fields (after the schema's own defaults).
 
-    ``spec.scaling.target_utilization_percent`` left out is the scale-up
-    threshold less ``tolerance_percent`` of it (80 and 10 → 72): a
-    proportional decision then starts where the step rule does (just above
-    the threshold) and lands a tolerance below it. A value the schema refused
-    is left for the problems to report.
+    ``spec.scaling.target_utilization_percent`` left out is the target whose
+    tolerance ends at the scale-up threshold: threshold ÷ (1 + tolerance_percent)
+    (80 and 10 → 72.7). A proportional decision then starts where the step rule
+    does, just above the threshold, which is also where an HPA with that target
+    would start. A value the schema refused is left for the problems to report.
     """
     spec = blueprint.get("spec") if isinstance(blueprint, dict) else None
     scaling = spec.get("scaling") if isinstance(spec, dict) else None
@@ -398,7 +398,7 @@ def derived_defaults(blueprint: Any) -> Any:
     up, tolerance = scaling.get("scale_up_threshold_percent"), scaling.get("tolerance_percent")
     if _is_number(up) and _is_number(tolerance):
         scaling["target_utilization_percent"] = round(
-            cast(float, up) * (100 - cast(float, tolerance)) / 100, 1
+            cast(float, up) * 100 / (100 + cast(float, tolerance)), 1
         )
     return blueprint
 

@@ -212,7 +212,7 @@ def approval_workflow(stage: Stage, outcome: DemoOutcome) -> None:
     backend = stage.target("backend")
     stage.cluster.apply(backend, {"type": "scale", "to": 3})
     stage.cluster.wait(30)
-    stage.cluster.load_for_cpu("backend", 85)  # 4 replicas bring it to 64%, under the 67.5% target
+    stage.cluster.load_for_cpu("backend", 85)  # 4 replicas bring it to 64%, under the 68.2% target
     stage.observe("backend")
     report = stage.tick()
     requests = [

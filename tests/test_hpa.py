@@ -246,9 +246,9 @@ def test_target_is_the_blueprints_target_utilization(target: float, whole: int) 
 
 
 @pytest.mark.parametrize(
-    ("up", "tolerance", "target"), [(80, 10, 72.0), (75, 10, 67.5), (90, 0, 90.0), (1, 10, 0.9)]
+    ("up", "tolerance", "target"), [(80, 10, 72.7), (75, 10, 68.2), (90, 0, 90.0), (1, 10, 0.9)]
 )
-def test_a_blueprint_without_a_target_gets_the_threshold_less_the_tolerance(
+def test_a_blueprint_without_a_target_gets_the_one_whose_tolerance_ends_at_the_threshold(
     up: float, tolerance: float, target: float
 ) -> None:
     scaling = {"scale_up_threshold_percent": up, "tolerance_percent": tolerance}

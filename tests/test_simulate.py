@@ -266,8 +266,8 @@ def test_baseline_hpa_runs_beside_opsgate_with_the_same_fields(
     assert hpa["approvals_needed"] == 0
     assert hpa["decisions"] == {"allow": hpa["operations"], "approve": 0, "forbid": 0, "defer": 0}
     assert hpa["operations"] >= 2  # it scaled out for the spike and back in after it
-    # the blueprint's target: scale_up_threshold_percent 80 less tolerance_percent 10
-    assert document["baseline"]["hpa"]["target_utilization_percent"] == {"frontend": 72}
+    # the blueprint's target, 80 / 1.1 = 72.7, as the HPA's whole percent
+    assert document["baseline"]["hpa"]["target_utilization_percent"] == {"frontend": 73}
     assert document["audit_logs"]["hpa"] is None
     assert len(plot.read_bytes()) > 20_000
 

@@ -10,11 +10,13 @@ files here are what it would write (exit 1 if not).
     python blueprints/examples/traces/make_traces.py --check  # are they up to date?
 
 Where "max_replicas holds the load" is said below, it is measured as the HPA
-baseline sees it (usage / request at the blueprint's target utilization, 55%
-for the frontend's 100m, 50% for the backend's 250m, within the HPA's 10%
-tolerance): up to about 300 rps for the frontend and 410 rps for the backend
-with the simulator's 1 millicore per request per second. ``scripts/scorecard.py``
-measures it again on each run and says it per trace and service.
+baseline sees it (usage / request at the blueprint's target utilization, 72%
+of the frontend's 100m and 67.5% of the backend's 250m): up to about 650 rps
+for the frontend (5 pods at 0.55 millicores per request per second, the
+simulator's load model for it) and 1,010 rps for the backend (3 pods at
+0.5). Both start at 2 pods, which hold about 260 and 670 rps.
+``scripts/scorecard.py`` measures it again on each run and says it per trace
+and service.
 """
 
 from __future__ import annotations
@@ -37,9 +39,10 @@ Row = tuple[int, str, int]
 def sawtooth() -> list[Row]:
     """Six 20-minute teeth: a steady climb for 19 minutes, then the load drops back at once.
 
-    Frontend 130 → 280 rps, backend 220 → 380 rps: max_replicas holds both peaks.
+    Frontend 130 → 450 rps, backend 220 → 800 rps: each peak needs more than
+    the 2 pods the service starts with, and max_replicas holds both.
     """
-    levels = {"frontend": (130, 280), "backend": (220, 380)}
+    levels = {"frontend": (130, 450), "backend": (220, 800)}
     rows = []
     for minute in range(6 * 20 + 1):
         step = minute % 20
@@ -52,11 +55,11 @@ def sawtooth() -> list[Row]:
 def slow_ramp() -> list[Row]:
     """Two hours of steady growth, then 20 minutes at the top.
 
-    Frontend 140 → 460 rps, backend 260 → 820 rps: past what max_replicas holds
-    for the last hour or so (the frontend from about 300 rps, minute 60; the
-    backend from about 410 rps, minute 32).
+    Frontend 140 → 800 rps, backend 260 → 1,300 rps: past what max_replicas
+    holds for the last half hour or so (the frontend from about 650 rps, minute
+    93; the backend from about 1,010 rps, minute 87).
     """
-    levels = {"frontend": (140, 460), "backend": (260, 820)}
+    levels = {"frontend": (140, 800), "backend": (260, 1300)}
     rows = []
     for minute in range(140 + 1):
         share = min(minute, 120) / 120
@@ -76,11 +79,11 @@ def daily_shape(hour: float) -> float:
 def daily_wave_24h(seed: int = SEED) -> list[Row]:
     """One day from midnight, a row a minute, with seeded noise on top of the daily shape.
 
-    Frontend 90 → 250 rps, backend 140 → 360 rps before noise; the noise is a
+    Frontend 90 → 520 rps, backend 140 → 850 rps before noise; the noise is a
     slowly wandering ±4% (an AR(1) process) plus one-minute jitter of ±2%, so
-    the peaks stay inside what max_replicas holds.
+    the peaks need more than 2 pods and stay inside what max_replicas holds.
     """
-    levels = {"frontend": (90, 250), "backend": (140, 360)}
+    levels = {"frontend": (90, 520), "backend": (140, 850)}
     rng = random.Random(seed)  # Mersenne Twister from an int seed: the same on every Python
     peak = max(daily_shape(m / 60) for m in range(24 * 60))
     wander = dict.fromkeys(SERVICES, 0.0)

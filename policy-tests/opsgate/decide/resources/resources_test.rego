@@ -3,7 +3,7 @@ package opsgate.decide.resources_test
 import data.opsgate.decide.resources
 import data.opsgate.testdata
 
-# the frontend scales on cpu (target 72%, min_replicas 2); memory: request
+# the frontend scales on cpu (target 72.7%, min_replicas 2); memory: request
 # 128Mi, minimum 64Mi, limit 256Mi; right_sizing p95 + 15%, 60 samples; band 10%
 
 _memory(mebibytes) := _with_usage({"memory": testdata.usage(testdata.mebibytes(mebibytes), 70)}, [])
@@ -112,15 +112,15 @@ test_a_broken_summary_decides_nothing if {
 # --- the resource the service scales on (cpu) -------------------------------------
 
 test_scaling_resource_lowered_at_min_replicas if {
-	# cpu 60% of its request at 2 replicas (min): p95 62m sits at 72% of 87m
+	# cpu 60% of its request at 2 replicas (min): a peak of 62m sits at 72.7% of 86m
 	_to(_cpu(62, [])) == [["cpu", "90m", "allow"]]
 
-	# p95 30m at 72% is 42m: below the 50m minimum
+	# a peak of 30m at 72.7% is 42m: below the 50m minimum
 	_to(_cpu(30, [])) == [["cpu", "50m", "approve"]]
 }
 
 test_scaling_resource_inside_the_band_needs_nothing if {
-	_cpu(65, []).decisions == [] # 91m recommended: 100m is 9.9% above
+	_cpu(66, []).decisions == [] # 91m recommended (66m at 72.7%): 100m is 9.9% above
 }
 
 test_scaling_resource_waits_for_a_full_day_of_samples if {

@@ -43,7 +43,7 @@ test_scale_up_beyond_max_asks_approval_naming_the_limit if {
 	])
 	[decision] := document.decisions
 
-	# asked once for the replicas actually needed: ceil(5 x 95 / 72) = 7, not a stream of +1
+	# asked once for the replicas actually needed: ceil(5 x 95 / 72.7) = 7, not a stream of +1
 	decision.operation == {"type": "scale", "from": 5, "to": 7}
 	decision.tier == "approve"
 	"needs 7 replicas, above max_replicas 5" in decision.reasons
@@ -246,10 +246,10 @@ _at(cpu, replicas, ticks) := _ctx([
 ])
 
 test_scale_up_asks_for_the_replicas_that_reach_the_target if {
-	# ceil(2 x 150 / 72) = 5
+	# ceil(2 x 150 / 72.7) = 5
 	scaling.scale_up(_ctx([testdata.set("/metrics/cpu_percent", 150)])) == {
 		"operation": {"type": "scale", "from": 2, "to": 5},
-		"reason": "cpu 150% > scale_up_threshold_percent 80%: 5 replicas bring it to about 60% (target_utilization_percent 72%)",
+		"reason": "cpu 150% > scale_up_threshold_percent 80%: 5 replicas bring it to about 60% (target_utilization_percent 72.7%)",
 		"rule": "opsgate.decide.scaling.scale_up",
 		"refs": [
 			"spec.scaling.metric",
@@ -281,17 +281,17 @@ test_scale_up_limited_to_max_step_up_within_max_replicas if {
 }
 
 test_scale_up_counts_the_ready_pods if {
-	# 85% measured on 2 ready of 4: ceil(2 x 85 / 72) = 3 needed, still one more than 4
+	# 85% measured on 2 ready of 4: ceil(2 x 85 / 72.7) = 3 needed, still one more than 4
 	ctx := _ctx([testdata.set("/metrics/cpu_percent", 85), testdata.set("/replicas", {"desired": 4, "ready": 2})])
 	scaling.scale_up(ctx).operation.to == 5
 }
 
 test_scale_down_to_the_highest_recommendation_of_the_window if {
-	# 4 replicas at 20%: ceil(4 x 20 / 72) = 2, and every tick of 300 s recommended 2 or less
+	# 4 replicas at 20%: ceil(4 x 20 / 72.7) = 2, and every tick of 300 s recommended 2 or less
 	proposal := scaling.scale_down_to_recommendation(_at(20, 4, testdata.ticks(300, 2, 150)))
 	proposal == {
 		"operation": {"type": "scale", "from": 4, "to": 2},
-		"reason": "cpu 20% < target_utilization_percent 72% less tolerance_percent 10%: 2 replicas, the highest recommendation of the last 300s",
+		"reason": "cpu 20% < target_utilization_percent 72.7% less tolerance_percent 10%: 2 replicas, the highest recommendation of the last 300s",
 		"rule": "opsgate.decide.scaling.scale_down_to_recommendation",
 		"refs": [
 			"spec.scaling.metric",
@@ -318,10 +318,11 @@ test_scale_down_waits_until_the_window_is_watched if {
 }
 
 test_scale_down_inside_the_tolerance_needs_nothing if {
-	# 72% less 10% is 64.8%: 65% at 3 replicas is left alone, 64% is not (ceil(3 x 64 / 72) = 3 still)
-	not scaling.scale_down_to_recommendation(_at(65, 3, testdata.ticks(300, 2, 150)))
+	# 72.7% less 10% is 65.5%: 66% at 3 replicas is left alone, 65% is not (ceil(3 x 65 / 72.7) = 3 still)
+	not scaling.scale_down_to_recommendation(_at(66, 3, testdata.ticks(300, 2, 150)))
+	not scaling.below_target(testdata.blueprints.frontend.spec.scaling, 66)
+	scaling.below_target(testdata.blueprints.frontend.spec.scaling, 65)
 	scaling.recommendation(_at(65, 3, [])) == 3
-	scaling.recommendation(_at(64, 3, [])) == 3
 	scaling.recommendation(_at(40, 3, [])) == 2
 }
 
