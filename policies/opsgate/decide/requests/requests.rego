@@ -6,10 +6,7 @@
 #   ask (new); keep the open request of the same kind when the decision has
 #   not moved materially; supersede it when it has; or withhold when a
 #   request of the same kind was rejected or expired within the last day and
-#   the decision has not moved materially since. Materially: a replica count
-#   that differs from the one asked by more than tolerance_percent of it (at
-#   least one replica); a request or limit that differs by more than
-#   resource_band_percent; for any other type, any other parameter. Same
+#   the decision has not moved materially since (materially_different). Same
 #   kind: the catalog's same_kind.
 # custom:
 #   id: opsgate.decide.requests
@@ -41,7 +38,10 @@ plan(ctx, operation) := {"action": "keep", "id": open.id, "reason": null} if {
 	"action": "withhold",
 	"id": refused.id,
 	"reason": sprintf(
-		"not asked again: request %s for the same change was %s less than a day ago, and the decision has not moved materially since",
+		concat("", [
+			"not asked again: request %s for the same change was %s less than a day ago, ",
+			"and the decision has not moved materially since",
+		]),
 		[refused.id, refused.status],
 	),
 } if {
@@ -58,7 +58,9 @@ _same_kind(ctx, operation, statuses) := [request |
 
 # METADATA
 # title: Kind of change
-# description: The operation's type and the parameters that name what it changes (the catalog's same_kind), defaults filled.
+# description: |
+#   The operation's type and the parameters that name what it changes (the
+#   catalog's same_kind), defaults filled.
 # custom:
 #   id: opsgate.decide.requests.kind
 kind(catalog, operation) := [operation.type, [object.get(operation, name, _default(catalog, operation.type, name)) |
@@ -69,15 +71,27 @@ _default(catalog, type, name) := object.get(catalog[type].parameters[name], "def
 
 # METADATA
 # title: Materially different
-# description: Whether two operations of the same kind differ enough to ask again.
+# description: |
+#   Whether two operations of the same kind differ enough to ask again. A
+#   replica count: more than tolerance_percent above the one asked, or more
+#   than twice that below it (a count that wavers by one around a boundary
+#   keeps its request); a request or limit: beyond resource_band_percent
+#   either way; any other type: any other parameter.
+# scope: document
 # custom:
 #   id: opsgate.decide.requests.materially_different
 materially_different(ctx, asked, now) if {
 	asked.type == "scale"
 	now.type == "scale"
-	difference := abs(now.to - asked.to)
-	difference >= 1
-	difference * 100 > asked.to * ctx.blueprint.spec.scaling.tolerance_percent
+	now.to > asked.to
+	(now.to - asked.to) * 100 > asked.to * ctx.blueprint.spec.scaling.tolerance_percent
+}
+
+materially_different(ctx, asked, now) if {
+	asked.type == "scale"
+	now.type == "scale"
+	now.to < asked.to
+	(asked.to - now.to) * 100 > (asked.to * 2) * ctx.blueprint.spec.scaling.tolerance_percent
 }
 
 materially_different(ctx, asked, now) if {

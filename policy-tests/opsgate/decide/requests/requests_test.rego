@@ -31,6 +31,12 @@ test_a_decision_that_moved_materially_supersedes_the_open_request if {
 	}
 }
 
+test_a_count_that_wavers_down_by_one_keeps_its_request if {
+	# 8 asked: 7 is 12.5% less, within twice the tolerance; 6 is 25% less
+	_plan([_asked("r1", "pending", _scale(8), "2026-02-10T11:50:00Z")], _scale(7)).action == "keep"
+	_plan([_asked("r1", "pending", _scale(8), "2026-02-10T11:50:00Z")], _scale(6)).action == "supersede"
+}
+
 test_materially_means_beyond_the_tolerance_and_a_whole_replica if {
 	# tolerance_percent 10: 7 -> 8 is 14%, 20 -> 22 is 10% (not beyond), 20 -> 23 is 15%
 	_plan([_asked("r1", "pending", _scale(7), "2026-02-10T11:50:00Z")], _scale(8)).action == "supersede"
