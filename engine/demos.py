@@ -229,6 +229,21 @@ class Stage:
             and (kind_of is None or (e.get("operation") or {}).get("type") == kind_of)
         ]
 
+    def verified_events(self, service: str, kind_of: str) -> list[dict[str, Any]]:
+        """The verifications that passed; on a real cluster without Prometheus also those
+        partial only for want of a latency (every other check passed)."""
+        passed = self.events("verification_passed", service, kind_of)
+        if not self.scene.real:
+            return passed
+        return passed + [
+            e
+            for e in self.events("verification_partial", service, kind_of)
+            if all(
+                c["passed"] is True or (c["name"] == "latency" and c["passed"] is None)
+                for c in e["verification"]["checks"]
+            )
+        ]
+
     def close(self) -> None:
         """Close the state and audit log (OPA stays up for the next demonstration)."""
         if isinstance(self.scene, KubernetesScene):
@@ -257,7 +272,7 @@ def autonomous_scaling(stage: Stage, outcome: DemoOutcome) -> None:
     stage.tick()
     scene.settle("frontend")
     after = stage.observe("frontend")
-    scaled = stage.events("verification_passed", "frontend", "scale")
+    scaled = stage.verified_events("frontend", "scale")
     decision = next(iter(stage.events("decision", "frontend", "scale")), {})
     say = stage.say
     _expect(outcome, decision.get("tier") == "allow", "the scale-up is allowed by policy", say)
