@@ -394,6 +394,26 @@ class KubernetesScene:
             )
         return usage
 
+    def clear_usage(self) -> None:
+        """Remove the usage annotations from every pod of the demonstration services: kwok
+        then reports none and metrics-server drops them (usage unknown again)."""
+        for service in self.blueprints:
+            t = self.target(service)
+            for pod in self.pods(service):
+                annotations = pod["metadata"].get("annotations") or {}
+                if CPU_ANNOTATION in annotations or MEMORY_ANNOTATION in annotations:
+                    _api(
+                        f"clear the usage of pod {t.namespace}/{pod['metadata']['name']}",
+                        self.admin.core.patch_namespaced_pod,
+                        pod["metadata"]["name"],
+                        t.namespace,
+                        {
+                            "metadata": {
+                                "annotations": {CPU_ANNOTATION: None, MEMORY_ANNOTATION: None}
+                            }
+                        },
+                    )
+
     def scale(self, service: str, replicas: int) -> None:
         """Scale through the scale subresource as admin; wait for the rollout."""
         t = self.target(service)

@@ -9,6 +9,7 @@ requests, and the cluster's state read back with the admin kubeconfig.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from engine.demo_scene import DEMO_SERVICES, KubernetesScene
 from engine.demos import KubeAccess, Prepared, prepared, run_demo
 from tests.conftest import REPO
 from tests.kube.conftest import Admin, now, runner_requests
@@ -30,6 +32,25 @@ def kube_session(
     access = KubeAccess(control_plane.runner_kubeconfig, control_plane.admin_kubeconfig)
     with prepared(REPO / "blueprints", tmp_path_factory.mktemp("demo-kube"), kube=access) as made:
         yield made
+    # leave frontend and backend as `up` made them for the tests after these: at
+    # min_replicas, nobody's load, no PodMetrics (tests/kube/test_metrics.py relies on it)
+    scene = KubernetesScene(control_plane.admin_kubeconfig, made.workspace.blueprints)
+    try:
+        scene.reset()
+        scene.clear_usage()
+        deadline = time.monotonic() + 60
+        while any(_pod_metrics(scene, name) for name in DEMO_SERVICES):
+            assert time.monotonic() < deadline, "the demonstrations' PodMetrics stayed"
+            time.sleep(1)
+    finally:
+        scene.close()
+
+
+def _pod_metrics(scene: KubernetesScene, name: str) -> list[Any]:
+    listed = scene.admin.custom.list_namespaced_custom_object(
+        "metrics.k8s.io", "v1beta1", "shop", "pods", label_selector=f"app={name}"
+    )
+    return list(listed["items"])
 
 
 def _run(number: int, session: Prepared, directory: Path) -> tuple[list[str], Path]:
