@@ -16,7 +16,7 @@ BUILD := build
 OPA = $(shell $(PY) -m engine.toolchain opa)
 REGAL = $(shell $(PY) -m engine.toolchain regal)
 
-.PHONY: help install tools kube-tools kube-tool-module kube-up kube-down kube-status demo demo-docs test policy-check python-check bench clean
+.PHONY: help install tools kube-tools kube-tool-module kube-up kube-down kube-status demo demo-kube demo-docs test policy-check python-check bench clean
 
 help:
 	@echo "make install  create .venv, install opsgate with its dev tools, get opa and regal"
@@ -26,6 +26,7 @@ help:
 	@echo "              rewrites its table in docs/PERFORMANCE.md (not part of make test)"
 	@echo "make kube-up  start a local Kubernetes control plane (etcd, apiserver, controllers, kwok) on loopback"
 	@echo "make kube-down  stop it"
+	@echo "make demo-kube  start it, then run the five demonstrations on it (opsgate demo all --cluster kube)"
 
 install: $(STAMP) tools
 
@@ -128,6 +129,12 @@ demo: install
 	$(BIN)/opsgate validate blueprints
 	$(BIN)/opsgate compile blueprints -o $(BUILD)
 	scripts/demo.sh $(BUILD)/demo-state
+
+# The five demonstrations on the local control plane (README: "The demonstrations on the
+# local control plane"); it stays up afterwards: make kube-down
+demo-kube: install kube-up
+	$(BIN)/opsgate demo all --cluster kube --kubeconfig .kube/runner.kubeconfig \
+	  --admin-kubeconfig .kube/admin.kubeconfig --state-dir $(BUILD)/demo-kube
 
 test: install kube-tools policy-check python-check
 

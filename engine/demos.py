@@ -1,4 +1,5 @@
-"""The five demonstrations: the runner on the simulated cluster with the real OPA.
+"""The five demonstrations: the runner on the simulated cluster, or a real one, with the
+real OPA.
 
 Each demonstration sets up a scene, runs the same runner, execution engine
 and approval workflow as production, tells what happened step by step
@@ -6,6 +7,13 @@ and approval workflow as production, tells what happened step by step
 checks the outcome on the audit log: a demonstration whose expected outcome
 did not happen fails. Approvals go through the approval workflow, exactly as
 ``opsgate approvals approve`` does.
+
+On a real cluster (``KubeAccess``) the scene is set with the admin identity
+(engine.demo_scene) and the runner acts with its own, verification is a later
+tick's step as in ``opsgate run``, and the blueprints are a copy with a short
+stabilization. What a real cluster without Prometheus can't show is said, not
+faked: there is no latency, so the bad rollout is one whose pod can't be placed,
+and the approval's 30-minute timeout is left to the simulated demonstration.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from engine.approval import Approvals, claims
 from engine.blueprint import keyed_blueprints
 from engine.cluster import Target
 from engine.contracts import describe
+from engine.demo_scene import KubernetesScene, Scene, SimulatedScene, quick_blueprints
 from engine.execute import Result
 from engine.runner import TickReport
 from engine.state import StateStore
@@ -51,23 +60,50 @@ def demo_signer(directory: Path) -> signing.Signer:
     return signing.Signer(DEMO_APPROVER, key)
 
 
+@dataclass(frozen=True)
+class KubeAccess:
+    """A real cluster for the demonstrations: the runner's kubeconfig and the admin's."""
+
+    runner: Path
+    admin: Path
+
+
 @dataclass
 class Prepared:
-    """The demonstrations' workspace (keyed blueprints, compiled once, OPA) and their signer."""
+    """The demonstrations' workspace (keyed blueprints, compiled once, OPA) and their signer;
+    ``kube`` when they run on a real cluster."""
 
     workspace: Workspace
     signer: signing.Signer
+    kube: KubeAccess | None = None
 
 
 @contextmanager
-def prepared(blueprints: Path, directory: Path, policies: Path | None = None) -> Iterator[Prepared]:
-    """Keyed blueprints in ``directory``, an OPA serving them, and the approver who signs."""
+def prepared(
+    blueprints: Path,
+    directory: Path,
+    policies: Path | None = None,
+    *,
+    kube: KubeAccess | None = None,
+) -> Iterator[Prepared]:
+    """Keyed blueprints in ``directory``, an OPA serving them, and the approver who signs.
+
+    On a real cluster the keyed copy also gets a short stabilization
+    (``demo_scene.KUBE_STABILIZATION_SECONDS``): time there is real.
+    """
     signer = demo_signer(directory / "keys")
     public = signing.public_key_line(signer.key.public_key(), "opsgate-demo-only")
     keyed = keyed_blueprints(blueprints, directory / "keyed-blueprints", {signer.name: public})
-    with Workspace(keyed, policies=policies) as workspace:
+    if kube is not None:
+        quick_blueprints(keyed)
+    with Workspace(
+        keyed,
+        policies=policies,
+        cluster="kube" if kube else "sim",
+        kubeconfig=kube.runner if kube else None,
+    ) as workspace:
         workspace.session  # noqa: B018 - OPA starts here, before the first demonstration tells
-        yield Prepared(workspace, signer)
+        yield Prepared(workspace, signer, kube)
 
 
 @dataclass
@@ -86,14 +122,26 @@ class DemoOutcome:
 
 
 class Stage:
-    """A fresh simulated cluster, state and audit log for one demonstration."""
+    """A fresh state and audit log for one demonstration, its runner, and its scene: a fresh
+    simulated cluster, or the real one reset to what the blueprints describe."""
 
-    def __init__(self, workspace: Workspace, say: Say, signer: signing.Signer) -> None:
+    def __init__(
+        self,
+        workspace: Workspace,
+        say: Say,
+        signer: signing.Signer,
+        kube: KubeAccess | None = None,
+    ) -> None:
         self.signer = signer
         self.workspace = workspace
         self.blueprints = workspace.blueprints
-        self.cluster = workspace.simulated
         self.runner = workspace.runner()
+        self.cluster = self.runner.cluster  # what the runner sees, with its own identity
+        self.scene: Scene = (
+            KubernetesScene(kube.admin, self.blueprints)
+            if kube is not None
+            else SimulatedScene(workspace.simulated, self.runner.targets)
+        )
         self.state = workspace.state
         self.audit = workspace.audit
         self.session = workspace.session
@@ -137,7 +185,26 @@ class Stage:
                 self.tell(result)
         for error in report.errors:
             self.say(f"error     {error}")
+        self.verified(report)
         return report
+
+    def verified(self, report: TickReport) -> None:
+        """Wait for the verifications the runner scheduled (a real cluster's: time passes in
+        the scene, the load follows the pods), run them as the next tick would, and tell
+        them; their results join ``report``."""
+        if not any(r.outcome == "verifying" for r in report.results):
+            return
+        for _ in range(5):  # one per change; an error leaves it scheduled, told, not looped
+            due = self.runner.next_verification()
+            if due is None:
+                return
+            self.say(f"waiting   {due[1]:.0f}s: verification due at {due[0]}")
+            self.scene.wait(due[1] + 1)
+            later = self.runner.verify_due()
+            for result in later.results:
+                self.tell(result)
+            report.results.extend(later.results)
+            report.errors.extend(later.errors)
 
     def tell(self, result: Result) -> None:
         """Say what became of one operation."""
@@ -162,8 +229,25 @@ class Stage:
             and (kind_of is None or (e.get("operation") or {}).get("type") == kind_of)
         ]
 
+    def verified_events(self, service: str, kind_of: str) -> list[dict[str, Any]]:
+        """The verifications that passed; on a real cluster without Prometheus also those
+        partial only for want of a latency (every other check passed)."""
+        passed = self.events("verification_passed", service, kind_of)
+        if not self.scene.real:
+            return passed
+        return passed + [
+            e
+            for e in self.events("verification_partial", service, kind_of)
+            if all(
+                c["passed"] is True or (c["name"] == "latency" and c["passed"] is None)
+                for c in e["verification"]["checks"]
+            )
+        ]
+
     def close(self) -> None:
         """Close the state and audit log (OPA stays up for the next demonstration)."""
+        if isinstance(self.scene, KubernetesScene):
+            self.scene.close()
         self.workspace.close()
 
 
@@ -181,18 +265,23 @@ def _expect(outcome: DemoOutcome, condition: bool, what: str, say: Say) -> None:
 
 def autonomous_scaling(stage: Stage, outcome: DemoOutcome) -> None:
     """Frontend at CPU 85% (threshold 80%, max 5): scaled 2 → 3 without a person; CPU falls."""
-    stage.cluster.load_for_cpu("frontend", 85)
+    scene = stage.scene
+    scene.load_for_cpu("frontend", 85)
+    scene.settle("frontend")
     stage.observe("frontend")
     stage.tick()
+    scene.settle("frontend")
     after = stage.observe("frontend")
-    scaled = stage.events("verification_passed", "frontend", "scale")
+    scaled = stage.verified_events("frontend", "scale")
     decision = next(iter(stage.events("decision", "frontend", "scale")), {})
     say = stage.say
     _expect(outcome, decision.get("tier") == "allow", "the scale-up is allowed by policy", say)
     _expect(
         outcome,
-        bool(scaled) and stage.cluster.service("frontend")["replicas"] == 3,
-        "frontend scaled 2 → 3 and verified",
+        bool(scaled) and scene.ready_replicas("frontend") == 3,
+        "frontend scaled 2 → 3 ready pods and verified"
+        if scene.real
+        else "frontend scaled 2 → 3 and verified",
         say,
     )
     cpu = after["metrics"].get("cpu_percent", 100)
@@ -209,10 +298,12 @@ def autonomous_scaling(stage: Stage, outcome: DemoOutcome) -> None:
 def approval_workflow(stage: Stage, outcome: DemoOutcome) -> None:
     """Backend (max 3) needs a 4th replica: requested, approved with a reason, run; a timeout."""
     say = stage.say
-    backend = stage.target("backend")
-    stage.cluster.apply(backend, {"type": "scale", "to": 3})
-    stage.cluster.wait(30)
-    stage.cluster.load_for_cpu("backend", 85)  # 4 replicas bring it to 64%, under the 68.2% target
+    scene = stage.scene
+    scene.scale("backend", 3)
+    if not scene.real:
+        scene.wait(30)  # a real scene's scale waited for the rollout itself
+    scene.load_for_cpu("backend", 85)  # 4 replicas bring it to 64%, under the 68.2% target
+    scene.settle("backend")
     stage.observe("backend")
     report = stage.tick()
     requests = [
@@ -221,7 +312,7 @@ def approval_workflow(stage: Stage, outcome: DemoOutcome) -> None:
     _expect(outcome, bool(requests), "an approval request for backend 3 → 4", say)
     _expect(
         outcome,
-        stage.cluster.service("backend")["replicas"] == 3,
+        scene.ready_replicas("backend") == 3,
         "nothing executed before the approval",
         say,
     )
@@ -235,7 +326,8 @@ def approval_workflow(stage: Stage, outcome: DemoOutcome) -> None:
         approvals.answer_signed(token, now=now)
         approvals.state.close()
         say(f"approved  {request.id} by {stage.signer.name} (signed with their key): {reason}")
-        stage.cluster.wait(30)
+        if not scene.real:
+            scene.wait(30)
         stage.tick()
     granted = stage.events("approval_granted", "backend", "scale")
     _expect(
@@ -246,25 +338,33 @@ def approval_workflow(stage: Stage, outcome: DemoOutcome) -> None:
     )
     _expect(
         outcome,
-        stage.cluster.service("backend")["replicas"] == 4,
-        "backend scaled 3 → 4 after the approval",
+        scene.ready_replicas("backend") == 4,
+        "backend scaled 3 → 4 ready pods after the approval"
+        if scene.real
+        else "backend scaled 3 → 4 after the approval",
         say,
     )
+    if scene.real:
+        say(
+            "--- the unanswered request's expiry (backend timeout_seconds 1800) is not waited "
+            "for in real time: `opsgate demo 2` on the simulated cluster shows it"
+        )
+        return
     say("--- and when nobody answers:")
-    stage.cluster.load_for_cpu("backend", 80)  # 5 replicas bring it to 64%
-    stage.cluster.wait(700)  # past the backend's cooldown
+    scene.load_for_cpu("backend", 80)  # 5 replicas bring it to 64%
+    scene.wait(700)  # past the backend's cooldown
     report = stage.tick()
     late = [
         a for a in report.requested if a.service == "backend" and a.operation["type"] == "scale"
     ]
     _expect(outcome, bool(late), "a second request, for backend 4 → 5", say)
-    stage.cluster.wait(1801)  # backend's timeout_seconds is 1800
+    scene.wait(1801)  # backend's timeout_seconds is 1800
     stage.tick()
     expired = stage.events("approval_expired", "backend", "scale")
     _expect(outcome, bool(expired), "the unanswered request expired (auto-reject)", say)
     _expect(
         outcome,
-        stage.cluster.service("backend")["replicas"] == 4,
+        scene.ready_replicas("backend") == 4,
         "nothing executed after the timeout",
         say,
     )
@@ -294,12 +394,18 @@ def governance_blocking(stage: Stage, outcome: DemoOutcome) -> None:
 
 
 def rollback_on_failure(stage: Stage, outcome: DemoOutcome) -> None:
-    """A scale-down pushes frontend p95 over its 200 ms target: verification fails, rollback."""
+    """A scale-down pushes frontend p95 over its 200 ms target: verification fails, rollback.
+
+    On a real cluster (no latency without Prometheus) the bad change is a rollout whose
+    new pod can't be placed: see ``bad_rollout``."""
+    if isinstance(stage.scene, KubernetesScene):
+        bad_rollout(stage, stage.scene, outcome)
+        return
     say = stage.say
-    frontend = stage.target("frontend")
-    stage.cluster.apply(frontend, {"type": "scale", "to": 3})
-    stage.cluster.load_for_cpu("frontend", 57)  # comfortable at 3 replicas, 85% at 2
-    stage.cluster.wait(60)
+    scene = stage.scene
+    scene.scale("frontend", 3)
+    scene.load_for_cpu("frontend", 57)  # comfortable at 3 replicas, 85% at 2
+    scene.wait(60)
     stage.observe("frontend")
     say("request   an agent proposes: scale frontend 3 → 2 (inside min 2 .. max 5)")
     context = stage.runner.context("frontend")
@@ -331,26 +437,77 @@ def rollback_on_failure(stage: Stage, outcome: DemoOutcome) -> None:
         "a rollback, logged with its reason",
         say,
     )
-    _expect(
-        outcome, stage.cluster.service("frontend")["replicas"] == 3, "replicas restored to 3", say
-    )
+    _expect(outcome, scene.ready_replicas("frontend") == 3, "replicas restored to 3", say)
     p95 = after["metrics"].get("latency_p95_ms", 1e9)
     _expect(outcome, p95 < 200, f"latency back in range ({p95} ms)", say)
+
+
+def bad_rollout(stage: Stage, scene: KubernetesScene, outcome: DemoOutcome) -> None:
+    """On a real cluster: a rollout whose new pod can't be placed (every node cordoned by the
+    admin) fails its verification and is rolled back to the previous ReplicaSet."""
+    say = stage.say
+    before = scene.deployment("frontend")["spec"]["template"]
+    stage.observe("frontend")
+    say("scene     the cluster has no room for a new pod: every node cordoned (as admin)")
+    with scene.no_room():
+        say("request   an agent proposes: adjust_resources frontend cpu request 100m → 110m")
+        context = stage.runner.context("frontend")
+        operation = {
+            "type": "adjust_resources",
+            "resource": "cpu",
+            "field": "request",
+            "from": "100m",
+            "to": "110m",
+        }
+        verdict = stage.runner.executor.fresh_verdict(context, operation)
+        say(f"classified {verdict['tier']}: {'; '.join(verdict['reasons'])}")
+        result = stage.runner.executor.execute(context, {**verdict, "operation": operation})
+        stage.tell(result)
+        pending = [
+            p["metadata"]["name"]
+            for p in scene.pods("frontend")
+            if (p.get("status") or {}).get("phase") == "Pending"
+        ]
+        say(f"scene     the new ReplicaSet's pod stays Pending: {', '.join(pending) or 'none'}")
+        report = TickReport(time=stage.cluster.now(), results=[result])
+        stage.verified(report)
+    failed = stage.events("verification_failed", "frontend", "adjust_resources")
+    checks = {
+        c["name"]: c["passed"] for c in (failed[0]["verification"]["checks"] if failed else [])
+    }
+    _expect(
+        outcome,
+        bool(failed) and checks.get("pods_ready") is False,
+        "verification failed: the new pod never became ready",
+        say,
+    )
+    rolled = stage.events("rollback_succeeded", "frontend", "adjust_resources")
+    _expect(outcome, bool(rolled), "a rollback, logged with its reason", say)
+    after = scene.deployment("frontend")["spec"]["template"]
+    _expect(
+        outcome,
+        after == before,
+        "the Deployment's template is the previous ReplicaSet's again (read as admin)",
+        say,
+    )
+    _expect(outcome, scene.ready_replicas("frontend") == 2, "2 ready pods, as before", say)
 
 
 def multi_service(stage: Stage, outcome: DemoOutcome) -> None:
     """Frontend needs scaling while backend is stable: only frontend changes; separate records."""
     say = stage.say
-    stage.cluster.load_for_cpu("frontend", 85)
+    scene = stage.scene
+    scene.load_for_cpu("frontend", 85)
+    scene.settle("frontend")
+    scene.settle("backend")
     stage.observe("frontend")
     stage.observe("backend")
     stage.tick()
-    stage.cluster.wait(60)
+    if not scene.real:
+        scene.wait(60)
     front, back = stage.observe("frontend"), stage.observe("backend")
-    _expect(
-        outcome, stage.cluster.service("frontend")["replicas"] == 3, "frontend scaled 2 → 3", say
-    )
-    _expect(outcome, stage.cluster.service("backend")["replicas"] == 2, "backend unchanged", say)
+    _expect(outcome, scene.ready_replicas("frontend") == 3, "frontend scaled 2 → 3", say)
+    _expect(outcome, scene.ready_replicas("backend") == 2, "backend unchanged", say)
     _expect(
         outcome,
         stage.events("decision", "backend") == [],
@@ -363,6 +520,9 @@ def multi_service(stage: Stage, outcome: DemoOutcome) -> None:
         "a decision record for frontend",
         say,
     )
+    if scene.real:
+        say("p95       not measured on this cluster (no Prometheus): the simulated demo shows it")
+        return
     for name, observation in (("frontend", front), ("backend", back)):
         p95 = observation["metrics"].get("latency_p95_ms", 1e9)
         target = stage.blueprints[name]["spec"]["performance"]["latency_p95_ms"]
@@ -382,8 +542,11 @@ def run_demo(number: int, scene_set: Prepared, directory: Path, say: Say) -> Dem
     """Run one demonstration in ``directory`` (its state and audit log) and check it."""
     title, scene = DEMOS[number]
     outcome = DemoOutcome(number, title, directory / "audit.jsonl")
-    stage = Stage(scene_set.workspace.fresh_at(directory, seed=7), say, scene_set.signer)
+    stage = Stage(
+        scene_set.workspace.fresh_at(directory, seed=7), say, scene_set.signer, scene_set.kube
+    )
     try:
+        stage.scene.reset()
         scene(stage, outcome)
     finally:
         stage.close()

@@ -136,8 +136,8 @@ class Workspace:
         """A fresh state directory over these same blueprints, bundle and OPA.
 
         For several demonstrations in one command: each gets its own state,
-        audit log and simulated cluster; the blueprints are not parsed or
-        compiled again, and OPA stays this workspace's to stop.
+        audit log and simulated cluster (or the same real cluster); the blueprints
+        are not parsed or compiled again, and OPA stays this workspace's to stop.
         """
         other = Workspace(
             self.blueprint_dir,
@@ -147,6 +147,9 @@ class Workspace:
             fresh=True,
             seed=seed,
             warn=self._warn,
+            cluster=self.cluster_kind,
+            kubeconfig=self.kubeconfig,
+            prometheus_url=self.prometheus_url,
         )
         other._source = self._source
         return other

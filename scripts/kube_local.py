@@ -81,7 +81,6 @@ NODES = ("kwok-node-0", "kwok-node-1", "kwok-node-2")
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
 SERVICE_RANGE = "10.0.0.0/24"
 POD_RANGE = "10.244.0.1/16"
-IMAGE = "registry.invalid/opsgate/sample:1.0"  # kwok runs nothing: any image name will do
 TOKEN_SECONDS = 24 * 3600
 READY_TIMEOUT = 60.0
 # the order they start in; they stop in the reverse order
@@ -840,75 +839,22 @@ def _workloads_ready(apps: Any, namespace: str) -> bool:
     )
 
 
-def deployment_manifest(
-    name: str,
-    namespace: str = NAMESPACE,
-    *,
-    replicas: int = 2,
-    cpu: tuple[str, str] = ("100m", "500m"),
-    memory: tuple[str, str] = ("128Mi", "256Mi"),
-    strategy: str = "RollingUpdate",
-    max_surge: int | str = 1,
-    max_unavailable: int | str = 0,
-) -> dict[str, Any]:
-    """A Deployment of one container with requests, limits and a readiness probe."""
-    labels = {"app": name}
-    rollout: dict[str, Any] = {"type": strategy}
-    if strategy == "RollingUpdate":
-        rollout["rollingUpdate"] = {"maxSurge": max_surge, "maxUnavailable": max_unavailable}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": namespace, "labels": labels},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels},
-            "strategy": rollout,
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "containers": [
-                        {
-                            "name": "app",
-                            "image": IMAGE,
-                            "resources": {
-                                "requests": {"cpu": cpu[0], "memory": memory[0]},
-                                "limits": {"cpu": cpu[1], "memory": memory[1]},
-                            },
-                            "readinessProbe": {
-                                "httpGet": {"path": "/healthz", "port": 8080},
-                                "periodSeconds": 10,
-                            },
-                        }
-                    ]
-                },
-            },
-        },
-    }
+def deployment_manifest(name: str, namespace: str = NAMESPACE, **options: Any) -> dict[str, Any]:
+    """A Deployment of one container with requests, limits and a readiness probe
+    (engine.demo_scene's, which the demonstrations create on a real cluster)."""
+    sys.path.insert(0, str(REPO))
+    from engine.demo_scene import deployment_manifest as manifest
+
+    return manifest(name, namespace, **options)
 
 
 def sample_deployments(blueprints: Path = BLUEPRINTS) -> list[dict[str, Any]]:
     """The Deployments the repo's blueprints govern, as the blueprints describe them."""
     sys.path.insert(0, str(REPO))
     from engine.blueprint import load_blueprints
+    from engine.demo_scene import blueprint_deployment
 
-    found = []
-    for blueprint in load_blueprints([blueprints]).blueprints:
-        spec, target = blueprint.effective["spec"], blueprint.effective["target"]
-        resources, rollout = spec["resources"], spec["deployment"]
-        found.append(
-            deployment_manifest(
-                target["deployment"],
-                target["namespace"],
-                replicas=spec["scaling"]["min_replicas"],
-                cpu=(resources["cpu"]["request"], resources["cpu"]["limit"]),
-                memory=(resources["memory"]["request"], resources["memory"]["limit"]),
-                strategy=rollout["strategy"],
-                max_surge=rollout["max_surge"],
-                max_unavailable=rollout["max_unavailable"],
-            )
-        )
-    return found
+    return [blueprint_deployment(b.effective) for b in load_blueprints([blueprints]).blueprints]
 
 
 def rbac_documents(namespaces: list[str]) -> list[dict[str, Any]]:

@@ -65,3 +65,15 @@ def test_demo_all_from_the_command_line(run_cli: RunCli, tmp_path: Path) -> None
     result = run_cli("demo", "all", "--state-dir", str(tmp_path))
     assert result.exit_code == 0, result.stderr[-2000:]
     assert result.stderr.count("as expected; audit log:") == 5
+
+
+def test_demo_on_kube_without_a_kubeconfig_says_so_in_one_line(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    missing = tmp_path / "runner.kubeconfig"
+    result = run_cli(
+        "demo", "1", "--cluster", "kube", "--kubeconfig", str(missing), "--state-dir", str(tmp_path)
+    )
+    assert result.exit_code == 2
+    assert f"the runner kubeconfig {missing} does not exist" in result.stderr
+    assert "make kube-up" in result.stderr and "Traceback" not in result.stderr

@@ -7,6 +7,8 @@ backend reads it back as PodMetrics. The driver takes a service's load (a
 load trace at a moment, on the simulator's load model) and gives each ready
 pod the usage the simulator's own ``pod_usage`` computes: the load spread over
 the ready pods. So the same traces drive the simulator and the real cluster.
+The annotations are engine.demo_scene's, whose scene drives the demonstrations'
+load on a real cluster the same way.
 """
 
 from __future__ import annotations
@@ -16,17 +18,9 @@ from typing import Any
 
 from engine.cluster.simulated import DEFAULT_LOAD, PodUsage, pod_usage
 from engine.cluster.trace import LoadTrace
+from engine.demo_scene import CPU_ANNOTATION, MEMORY_ANNOTATION, usage_annotations
 
-CPU_ANNOTATION = "kwok.x-k8s.io/usage-cpu"
-MEMORY_ANNOTATION = "kwok.x-k8s.io/usage-memory"
-
-
-def usage_annotations(usage: PodUsage) -> dict[str, str]:
-    """kwok's usage annotations for one pod's usage, in whole millicores and MiB."""
-    return {
-        CPU_ANNOTATION: f"{round(usage.cpu_m)}m",
-        MEMORY_ANNOTATION: f"{round(usage.memory_mi)}Mi",
-    }
+__all__ = ["CPU_ANNOTATION", "MEMORY_ANNOTATION", "LoadDriver", "usage_annotations"]
 
 
 def _ready(pod: Any) -> bool:
