@@ -254,38 +254,33 @@ class Approvals:
         self.state.add_approval(approval)
         return approval, True
 
-    def bearing_on_new(self, service: str, now: str) -> list[dict[str, Any]]:
-        """The runner's own requests for ``service`` that bear on asking again (the
+    def bearing_on_new(self, now: str) -> dict[str, list[dict[str, Any]]]:
+        """Per service, the runner's own requests that bear on asking again (the
         observation's ``state.requests``): pending ones, and those rejected or expired
-        in the last day, with when they were asked or answered."""
+        in the last day, with when they were asked or answered. One read for a tick."""
         since = moments.parse(now) - datetime.timedelta(days=1)
-        found = []
-        for approval in self.state.approvals(service=service):
-            if (approval.requester or RUNNER) != RUNNER or redact.holds_mask(approval.operation):
-                # a masked operation can't be compared with a new one: the same-kind rule
-                # below keeps one request at a time for it
-                continue
-            if approval.status == "pending":
-                at = approval.requested_at
-            elif approval.status == "rejected":
-                at = approval.answered_at or approval.requested_at
-            elif approval.status == "expired":
-                at = approval.expires_at
-            else:
-                continue
-            try:
-                if approval.status != "pending" and moments.parse(at) < since:
+        found: dict[str, list[dict[str, Any]]] = {}
+        for status in ("pending", "rejected", "expired"):
+            for approval in self.state.approvals(status=status):
+                if (approval.requester or RUNNER) != RUNNER or redact.holds_mask(
+                    approval.operation
+                ):
+                    # a masked operation can't be compared with a new one: the same-kind
+                    # rule below keeps one request at a time for it
                     continue
-            except ValueError:
-                continue
-            found.append(
-                {
-                    "id": approval.id,
-                    "status": approval.status,
-                    "operation": approval.operation,
-                    "at": at,
-                }
-            )
+                at = {
+                    "pending": approval.requested_at,
+                    "rejected": approval.answered_at or approval.requested_at,
+                    "expired": approval.expires_at,
+                }[status]
+                try:
+                    if status != "pending" and moments.parse(at) < since:
+                        continue
+                except ValueError:
+                    continue
+                found.setdefault(approval.service, []).append(
+                    {"id": approval.id, "status": status, "operation": approval.operation, "at": at}
+                )
         return found
 
     def _open_of_same_kind(self, service: str, operation: dict[str, Any]) -> Approval | None:

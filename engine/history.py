@@ -114,6 +114,8 @@ class History:
     ticks: dict[str, deque[Tick]] = field(default_factory=dict)
     usage: dict[str, deque[UsageSample]] = field(default_factory=dict)
     _loaded: bool = False
+    # each service's usage summary, until its samples change (at most once a minute)
+    _summaries: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def load(self) -> None:
         """Read what the state store kept (once; later calls do nothing)."""
@@ -126,6 +128,18 @@ class History:
     def for_policy(self, service: str) -> dict[str, Any]:
         """The ``state.history`` object of one service's observation."""
         self.load()
+        summary = self._summaries.get(service)
+        if summary is None:
+            summary = self._summaries[service] = self._summary(service)
+        return {
+            "ticks": [
+                {"at": t.at, "replicas": t.replicas, "latency_p95_ms": t.latency_p95_ms}
+                for t in self.ticks.get(service, ())
+            ],
+            "usage": summary,
+        }
+
+    def _summary(self, service: str) -> dict[str, Any]:
         summary: dict[str, Any] = {}
         samples = self.usage.get(service, ())
         for resource in ("cpu", "memory"):
@@ -136,13 +150,7 @@ class History:
             ]
             if values:
                 summary[resource] = {"samples": len(values), "percentiles": percentiles(values)}
-        return {
-            "ticks": [
-                {"at": t.at, "replicas": t.replicas, "latency_p95_ms": t.latency_p95_ms}
-                for t in self.ticks.get(service, ())
-            ],
-            "usage": summary,
-        }
+        return summary
 
     def record(
         self,
@@ -184,6 +192,8 @@ class History:
                     sample = UsageSample(seconds, cpu, memory)
                     samples.append(sample)
                     new_samples[service] = sample
+                    self._summaries.pop(service, None)
             while samples and samples[0].seconds < seconds - USAGE_WINDOW_SECONDS:
                 samples.popleft()
+                self._summaries.pop(service, None)
         self.store.record_history(new_ticks, new_samples, keep_from, seconds - USAGE_WINDOW_SECONDS)

@@ -189,6 +189,7 @@ class Runner:
         self.approvals.expire(now)
         observations = []
         states = self.state.service_states()
+        asked = self.approvals.bearing_on_new(now)
         fresh = {"last_operation_at": None, "consecutive_failures": 0, "breaker_open": False}
         for name in sorted(self.blueprints):
             try:
@@ -205,7 +206,7 @@ class Runner:
             # the policies also get the service's history; the report keeps what was observed
             remembered = {
                 "history": self.history.for_policy(name),
-                "requests": self.approvals.bearing_on_new(name, now),
+                "requests": asked.get(name, []),
             }
             observations.append({**observation, "state": {**observation["state"], **remembered}})
         if not observations:
