@@ -236,6 +236,7 @@ _MAY_NAME_TYPES = {
     "engine/cluster/kubernetes.py",
     "engine/cluster/simulated.py",
     "engine/demos.py",
+    "engine/demo_scene.py",
 }
 
 
