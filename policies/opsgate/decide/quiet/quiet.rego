@@ -26,7 +26,7 @@ holds(item, blueprint) if {
 	# flat array and switches to a hash map beyond that
 	scaling := blueprint.spec.scaling
 	_replicas_quiet(item.replicas, scaling)
-	_scaling_quiet(item.metrics[scaling_rules.metric_of[scaling.metric]], item.replicas.desired, scaling)
+	_scaling_quiet(item.metrics[scaling_rules.metric_of[scaling.metric]], item.replicas, scaling)
 	observation.plausible_measurements(item.metrics)
 	_pods_quiet(object.get(item, "pods", []))
 	_latency_quiet(item.metrics, blueprint)
@@ -46,9 +46,9 @@ _replicas_quiet(replicas, scaling) if {
 	floor(ready) == ready
 }
 
-_scaling_quiet(utilization, desired, scaling) if {
+_scaling_quiet(utilization, replicas, scaling) if {
 	utilization <= scaling.scale_up_threshold_percent
-	_not_shrinking(utilization, desired, scaling)
+	_not_shrinking(utilization, replicas, scaling)
 }
 
 _pods_quiet(pods) if {
@@ -98,4 +98,12 @@ _not_shrinking(utilization, _, scaling) if {
 	not scaling_rules.below_target(scaling, utilization)
 }
 
-_not_shrinking(_, desired, scaling) if desired == scaling.min_replicas
+# below the target, the recommendation may still be the current count
+_not_shrinking(utilization, replicas, scaling) if {
+	scaling.algorithm == "proportional"
+	scaling_rules.below_target(scaling, utilization)
+	pods := scaling_rules.basis(replicas)
+	max([scaling_rules.needed(scaling, utilization, pods), scaling.min_replicas]) == replicas.desired
+}
+
+_not_shrinking(_, replicas, scaling) if replicas.desired == scaling.min_replicas

@@ -59,7 +59,7 @@ proposals(ctx) := [p |
 scale_up(ctx) := verdict.proposal(
 	rego.metadata.rule(),
 	{"type": "scale", "from": desired, "to": to},
-	_scale_up_reason(scaling, utilization, basis, desired, to),
+	_scale_up_reason(scaling, utilization, pods, desired, to),
 	_scale_up_refs(desired, to),
 ) if {
 	scaling := ctx.blueprint.spec.scaling
@@ -67,48 +67,56 @@ scale_up(ctx) := verdict.proposal(
 	desired >= scaling.min_replicas
 	utilization := ctx.metrics[metric_of[scaling.metric]]
 	utilization > scaling.scale_up_threshold_percent
-	basis := _basis(ctx.replicas)
-	to := _scale_up_to(scaling, utilization, basis, desired)
+	pods := basis(ctx.replicas)
+	to := _scale_up_to(scaling, utilization, pods, desired)
 }
 
-# the pods the utilization was measured on: the ready ones, else the desired count
-_basis(replicas) := replicas.ready if replicas.ready > 0
+# METADATA
+# title: Basis
+# description: The pods the utilization was measured on - the ready ones, else the desired count.
+# custom:
+#   id: opsgate.decide.scaling.basis
+basis(replicas) := replicas.ready if replicas.ready > 0
 
 else := replicas.desired
 
 _scale_up_to(scaling, _, _, desired) := desired + 1 if scaling.algorithm == "step"
 
-_scale_up_to(scaling, utilization, basis, desired) := to if {
+_scale_up_to(scaling, utilization, pods, desired) := to if {
 	scaling.algorithm == "proportional"
-	needed := _needed(scaling, utilization, basis)
-	to := _proportional_up(scaling, needed, desired)
+	count_needed := needed(scaling, utilization, pods)
+	to := _proportional_up(scaling, count_needed, desired)
 }
 
 # beyond max_replicas: up to the maximum first (allowed), then the whole count asked once
-_proportional_up(scaling, needed, desired) := needed if {
-	needed > scaling.max_replicas
+_proportional_up(scaling, wanted, desired) := wanted if {
+	wanted > scaling.max_replicas
 	desired >= scaling.max_replicas
-} else := max([desired + 1, min([_up_to(scaling, needed, desired), scaling.max_replicas])]) if {
-	needed > scaling.max_replicas
-} else := max([desired + 1, _up_to(scaling, needed, desired)])
+} else := max([desired + 1, min([_up_to(scaling, wanted, desired), scaling.max_replicas])]) if {
+	wanted > scaling.max_replicas
+} else := max([desired + 1, _up_to(scaling, wanted, desired)])
 
-_up_to(scaling, needed, desired) := min([needed, desired + scaling.max_step_up])
+_up_to(scaling, wanted, desired) := min([wanted, desired + scaling.max_step_up])
 
-# replicas that bring utilization to the target (the HPA's formula)
-_needed(scaling, utilization, basis) := ceil((basis * utilization) / scaling.target_utilization_percent)
+# METADATA
+# title: Needed
+# description: The replicas that bring utilization to the target (the HPA's formula).
+# custom:
+#   id: opsgate.decide.scaling.needed
+needed(scaling, utilization, pods) := ceil((pods * utilization) / scaling.target_utilization_percent)
 
 # one replica more reads as the plan's rule; a larger count says how it was reached
-_scale_up_reason(scaling, utilization, basis, desired, to) := sprintf(
+_scale_up_reason(scaling, utilization, pods, desired, to) := sprintf(
 	"%s %v%% > scale_up_threshold_percent %v%%",
 	[scaling.metric, utilization, scaling.scale_up_threshold_percent],
 ) if {
 	to == desired + 1
-	basis >= 0
+	pods >= 0
 } else := sprintf(
 	"%s %v%% > scale_up_threshold_percent %v%%: %v replicas bring it to about %v%% (target_utilization_percent %v%%)", # regal ignore:line-length
 	[
 		scaling.metric, utilization, scaling.scale_up_threshold_percent,
-		to, round((basis * utilization) / to), scaling.target_utilization_percent,
+		to, round((pods * utilization) / to), scaling.target_utilization_percent,
 	],
 )
 
@@ -211,7 +219,7 @@ _scale_down_refs := [
 #   id: opsgate.decide.scaling.recommendation
 recommendation(ctx) := up.operation.to if {
 	up := scale_up(ctx)
-} else := max([_needed(scaling, utilization, _basis(ctx.replicas)), scaling.min_replicas]) if {
+} else := max([needed(scaling, utilization, basis(ctx.replicas)), scaling.min_replicas]) if {
 	scaling := ctx.blueprint.spec.scaling
 	scaling.algorithm == "proportional"
 	utilization := ctx.metrics[metric_of[scaling.metric]]
