@@ -4,7 +4,8 @@ Two windows per service, kept in the state database so they survive a
 restart, and handed to OPA as ``state.history`` of the observation:
 
 - **ticks**: at each tick, the replicas the policies recommended and the p95
-  latency observed — the scale-down stabilization window and the sustained
+  latency observed (handed over as columns: seconds since the epoch, replicas,
+  p95) — the scale-down stabilization window and the sustained
   latency window are read from them. Kept as long as the blueprint's longest
   window, plus the last tick before it (the proof that the runner watched the
   whole window).
@@ -131,11 +132,16 @@ class History:
         summary = self._summaries.get(service)
         if summary is None:
             summary = self._summaries[service] = self._summary(service)
+        ticks = self.ticks.get(service, ())
         return {
-            "ticks": [
-                {"at": t.at, "replicas": t.replicas, "latency_p95_ms": t.latency_p95_ms}
-                for t in self.ticks.get(service, ())
-            ],
+            # columns, not one object a tick: a thousand services' windows are the bulk of
+            # the tick's input to OPA. Whole seconds, rounded up (a tick never claims to be
+            # earlier than it was, so a window is never counted as watched too soon).
+            "ticks": {
+                "seconds": [math.ceil(t.seconds) for t in ticks],
+                "replicas": [t.replicas for t in ticks],
+                "latency_p95_ms": [t.latency_p95_ms for t in ticks],
+            },
             "usage": summary,
         }
 

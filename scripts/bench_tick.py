@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from bench_compile import generate
 
@@ -30,11 +31,18 @@ def main(count: int, ticks: int = 5) -> None:
         with Workspace(
             blueprints, build_dir=root / "build", state_dir=root / "state", fresh=True
         ) as workspace:
-            effective = workspace.blueprints
             cluster = workspace.simulated
-            state = workspace.state
             runner = workspace.runner()
             session = workspace.session
+            # the very input the runner sent (with each service's history), for the raw runs
+            sent: list[Any] = []
+            decide_all = session.decide_all
+
+            def keep(observations: list[Any]) -> Any:
+                sent[:] = observations
+                return decide_all(observations)
+
+            session.decide_all = keep  # type: ignore[method-assign]
             runner.tick()  # warm up
             tick_times, eval_times, query_times = [], [], []
             for _ in range(ticks):
@@ -43,12 +51,7 @@ def main(count: int, ticks: int = 5) -> None:
                 report = runner.tick()
                 tick_times.append(time.perf_counter() - started)
                 assert not report.errors, report.errors
-                observations = []
-                for service in sorted(effective):
-                    observation = cluster.observe(runner.targets[service])
-                    observation["state"] = state.service_state(service)
-                    observation["now"] = cluster.now()
-                    observations.append(observation)
+                observations = list(sent)
                 eval_times.append(
                     session.gateway.evaluation_seconds(
                         "opsgate.main", "decide_all", {"services": observations}

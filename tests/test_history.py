@@ -58,10 +58,12 @@ def test_ticks_cover_the_window_and_one_before(store: StateStore) -> None:
     for second in range(0, 600, 15):
         history.record(_at(second), {"web": (2, _observation())}, {"web": 300})
     ticks = history.for_policy("web")["ticks"]
+    start = round(moments.parse(START).timestamp())
     # the last tick is at 585 s: the window starts at 285 s, and the tick at 285 s proves it
-    assert ticks[0]["at"] == _at(285)
-    assert ticks[-1] == {"at": _at(585), "replicas": 2, "latency_p95_ms": 150.0}
-    assert len(ticks) == 21
+    assert ticks["seconds"][0] == start + 285
+    assert ticks["seconds"][-1] == start + 585
+    assert (ticks["replicas"][-1], ticks["latency_p95_ms"][-1]) == (2, 150.0)
+    assert len(ticks["seconds"]) == len(ticks["replicas"]) == len(ticks["latency_p95_ms"]) == 21
 
 
 def test_usage_is_sampled_once_a_minute_for_a_day(store: StateStore) -> None:
@@ -79,7 +81,11 @@ def test_unknown_values_are_kept_as_unknown(store: StateStore) -> None:
     history = History(store)
     history.record(START, {"web": (None, _observation(latency=None, cpu="x", memory="y"))}, {})
     assert history.for_policy("web") == {
-        "ticks": [{"at": START, "replicas": None, "latency_p95_ms": None}],
+        "ticks": {
+            "seconds": [round(moments.parse(START).timestamp())],
+            "replicas": [None],
+            "latency_p95_ms": [None],
+        },
         "usage": {},
     }
 
@@ -94,6 +100,6 @@ def test_history_survives_a_restart(tmp_path: Path) -> None:
     again = StateStore(tmp_path / "state.db")
     try:
         assert History(again).for_policy("web") == remembered
-        assert len(again.history_ticks()["web"]) == len(remembered["ticks"])  # pruned on disk too
+        assert len(again.history_ticks()["web"]) == len(remembered["ticks"]["seconds"])  # pruned
     finally:
         again.close()

@@ -135,17 +135,35 @@ mebibytes(n) := n * 1048576
 # description: |
 #   The runner's history of ticks every 15 seconds for the given number of
 #   seconds before the stable observation's now, each with the replicas and
-#   latency given.
+#   latency given, as the runner hands them over (columns).
 # custom:
 #   id: opsgate.testdata.ticks
-ticks(seconds, replicas, latency) := [tick |
+ticks(seconds, replicas, latency) := columns(tick_rows(seconds, replicas, latency))
+
+# METADATA
+# title: Tick rows
+# description: The ticks of ticks(), one object each, to add rows to before columns().
+# custom:
+#   id: opsgate.testdata.tick_rows
+tick_rows(seconds, replicas, latency) := [{"at": at, "replicas": replicas, "latency_p95_ms": latency} |
 	some back in numbers.range_step(15, seconds, 15)
-	tick := {
-		"at": time.format([time.parse_rfc3339_ns(observation.now) - (back * 1000000000), "UTC", "2006-01-02T15:04:05Z07:00"]),
-		"replicas": replicas,
-		"latency_p95_ms": latency,
-	}
+	at := (time.parse_rfc3339_ns(observation.now) / 1000000000) - back
 ]
+
+# METADATA
+# title: Columns
+# description: Ticks given one object each (at - seconds since the epoch or an RFC 3339 time - replicas, latency_p95_ms) as the runner's columns.
+# custom:
+#   id: opsgate.testdata.columns
+columns(rows) := {
+	"seconds": [_seconds(row.at) | some row in rows],
+	"replicas": [object.get(row, "replicas", null) | some row in rows],
+	"latency_p95_ms": [object.get(row, "latency_p95_ms", null) | some row in rows],
+}
+
+_seconds(at) := at if is_number(at)
+
+_seconds(at) := time.parse_rfc3339_ns(at) / 1000000000 if is_string(at)
 
 # METADATA
 # title: Frontend changed

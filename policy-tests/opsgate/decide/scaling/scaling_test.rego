@@ -304,7 +304,7 @@ test_scale_down_to_the_highest_recommendation_of_the_window if {
 	}
 
 	# one tick of the window recommended 3: that is as far as it goes
-	ticks := array.concat(testdata.ticks(300, 2, 150), [{"at": "2026-02-10T11:58:00Z", "replicas": 3}])
+	ticks := testdata.columns(array.concat(testdata.tick_rows(300, 2, 150), [{"at": "2026-02-10T11:58:00Z", "replicas": 3}]))
 	scaling.scale_down_to_recommendation(_at(20, 4, ticks)).operation.to == 3
 }
 
@@ -391,15 +391,15 @@ test_latency_scale_out_needs_the_whole_window if {
 	not scaling.latency_scale_out(_slow(250, 70, 2, []))
 
 	# one tick of the window under the target
-	ticks := array.concat(testdata.ticks(120, 2, 250), [{"at": "2026-02-10T11:59:50Z", "latency_p95_ms": 150}])
+	ticks := testdata.columns(array.concat(testdata.tick_rows(120, 2, 250), [{"at": "2026-02-10T11:59:50Z", "latency_p95_ms": 150}]))
 	not scaling.latency_scale_out(_slow(250, 70, 2, ticks))
 
 	# an unknown latency in the window is not over it
-	unknown := array.concat(testdata.ticks(120, 2, 250), [{"at": "2026-02-10T11:59:50Z", "latency_p95_ms": null}])
+	unknown := testdata.columns(array.concat(testdata.tick_rows(120, 2, 250), [{"at": "2026-02-10T11:59:50Z", "latency_p95_ms": null}]))
 	not scaling.latency_scale_out(_slow(250, 70, 2, unknown))
 
 	# under the target at the start of the window, over since then: not yet
-	late := array.concat(testdata.ticks(105, 2, 250), [{"at": "2026-02-10T11:58:00Z", "latency_p95_ms": 150}])
+	late := testdata.columns(array.concat(testdata.tick_rows(105, 2, 250), [{"at": "2026-02-10T11:58:00Z", "latency_p95_ms": 150}]))
 	not scaling.latency_scale_out(_slow(250, 70, 2, late))
 }
 
@@ -413,4 +413,12 @@ test_latency_scale_out_stops_at_max_replicas_and_when_turned_off if {
 	off := testdata.frontend_with([{"op": "replace", "path": "/spec/scaling/latency_scale_out_seconds", "value": 0}]).frontend
 	not scaling.latency_scale_out(object.union(_slow(250, 70, 2, testdata.ticks(120, 2, 250)), {"blueprint": off}))
 	not scaling.latency_scale_out(_slow(200, 70, 2, testdata.ticks(120, 2, 200)))
+}
+
+test_ticks_whose_columns_do_not_fit_are_no_history if {
+	good := testdata.ticks(300, 2, 150)
+	scaling.scale_down_to_recommendation(_at(20, 4, good))
+	not scaling.scale_down_to_recommendation(_at(20, 4, object.union(good, {"replicas": [2]})))
+	not scaling.scale_down_to_recommendation(_at(20, 4, object.union(good, {"seconds": array.concat(good.seconds, [-1])})))
+	not scaling.scale_down_to_recommendation(_at(20, 4, [{"at": "2026-02-10T11:50:00Z", "replicas": 2}]))
 }
