@@ -197,7 +197,9 @@ class Approvals:
         existing = self.state.approval(request_id)
         nonce = secrets.token_hex(8)
         # the policies said the runner may ask again (a day after a refusal, or moved)
-        renewed = requester == RUNNER and plan is not None and plan.get("action") == "new"
+        renewed = (
+            requester == RUNNER and plan is not None and plan.get("action") in ("new", "supersede")
+        )
         if (
             existing is not None
             and (requester != RUNNER or renewed)

@@ -262,6 +262,27 @@ def test_a_rejected_request_is_not_asked_again_until_a_day_passed(world: World) 
     assert world.replicas("backend") == 3
 
 
+def test_superseding_with_a_change_refused_long_ago_asks_anew(world: World) -> None:
+    # the new ask's id is that of a request refused more than a day ago: it is filed afresh,
+    # not answered with the old, closed one (which would leave nothing pending)
+    _backend_at_max(world)
+    world.cluster.set_load("backend", rps=2550)  # 170% at 3 pods: 8 needed
+    [old] = _scale_requests(world.runner.tick())
+    world.runner.approvals.answer(
+        old.id, grant=False, by="orders-oncall", reason="no", now=world.cluster.now()
+    )
+    world.cluster.wait(24 * 3600 + 60)
+    world.cluster.set_load("backend", rps=1800)  # 120%: 6 needed
+    [six] = _scale_requests(world.runner.tick())
+    assert six.operation["to"] == 6
+    world.cluster.wait(30)
+    world.cluster.set_load("backend", rps=2550)
+    [eight] = _scale_requests(world.runner.tick())
+    assert eight.operation["to"] == 8 and eight.id != old.id
+    assert eight.supersedes == six.id
+    assert [a.id for a in world.state.approvals(status="pending")] == [eight.id]
+
+
 def _executor(world: World) -> tuple[Executor, Context]:
     return world.runner.executor, world.runner.context("frontend")
 
