@@ -62,6 +62,24 @@ def _opsgate(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _run_once(
+    control_plane: Any, blueprints: Path, state: Path
+) -> subprocess.CompletedProcess[str]:
+    """``opsgate run --cluster kube --once`` as a user runs it, with the runner's kubeconfig."""
+    return _opsgate(
+        "run",
+        "--cluster",
+        "kube",
+        "--kubeconfig",
+        str(control_plane.runner_kubeconfig),
+        "--once",
+        "--blueprints",
+        str(blueprints),
+        "--state-dir",
+        str(state),
+    )
+
+
 def _events(state: Path, kind: str) -> list[dict[str, Any]]:
     lines = (state / "audit.jsonl").read_text().splitlines()
     return [e for e in map(json.loads, lines) if e.get("event") == kind]
@@ -74,18 +92,7 @@ def test_run_once_restores_the_minimum_with_only_allowed_calls(
     blueprints = _blueprints(tmp_path / "blueprints", deployment_name)
     state = tmp_path / "state"
     since = now()
-    ran = _opsgate(
-        "run",
-        "--cluster",
-        "kube",
-        "--kubeconfig",
-        str(control_plane.runner_kubeconfig),
-        "--once",
-        "--blueprints",
-        str(blueprints),
-        "--state-dir",
-        str(state),
-    )
+    ran = _run_once(control_plane, blueprints, state)
     assert ran.returncode == 0, ran.stderr
     assert "Traceback" not in ran.stderr + ran.stdout
     # the cluster, read back as admin: two replicas, both Running and Ready
@@ -124,18 +131,7 @@ def test_a_namespace_the_manifest_does_not_grant_is_refused_once(
     blueprints = _blueprints(tmp_path / "blueprints", "frontend", namespace="unlisted")
     state = tmp_path / "state"
     since = now()
-    ran = _opsgate(
-        "run",
-        "--cluster",
-        "kube",
-        "--kubeconfig",
-        str(control_plane.runner_kubeconfig),
-        "--once",
-        "--blueprints",
-        str(blueprints),
-        "--state-dir",
-        str(state),
-    )
+    ran = _run_once(control_plane, blueprints, state)
     assert "Traceback" not in ran.stderr + ran.stdout
     message = "deployment unlisted/frontend: not allowed (403): check the runner's RBAC"
     assert message in ran.stdout + ran.stderr
@@ -271,18 +267,7 @@ def test_twenty_services_are_applied_in_one_tick_and_verified_after_one_period(
             text = text.replace(old, new)
         (blueprints / f"{name}.yaml").write_text(text)
     state = tmp_path / "state"
-    ran = _opsgate(
-        "run",
-        "--cluster",
-        "kube",
-        "--kubeconfig",
-        str(control_plane.runner_kubeconfig),
-        "--once",
-        "--blueprints",
-        str(blueprints),
-        "--state-dir",
-        str(state),
-    )
+    ran = _run_once(control_plane, blueprints, state)
     assert ran.returncode == 0, ran.stderr
     events = [json.loads(line) for line in (state / "audit.jsonl").read_text().splitlines()]
     kinds = [e["event"] for e in events]
