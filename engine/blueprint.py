@@ -478,15 +478,26 @@ def _locate(
 def _operation_problems(
     known: _Known, file_of: Callable[[JsonPath], tuple[str, int | None]]
 ) -> Iterator[Problem]:
-    """Each operation type in ``governance.agent_authority`` exists and is in one tier only."""
+    """Each operation type in ``governance.agent_authority`` and in each entry of
+    ``governance.agents`` exists and is in one tier of its entry only."""
+    yield from _tier_problems(known, ("governance", "agent_authority"), file_of)
+    agents = known.get("governance", "agents")
+    for name in sorted(agents) if isinstance(agents, dict) else ():
+        yield from _tier_problems(known, ("governance", "agents", name), file_of)
+
+
+def _tier_problems(
+    known: _Known, entry: JsonPath, file_of: Callable[[JsonPath], tuple[str, int | None]]
+) -> Iterator[Problem]:
+    """The operation lists of one entry (allowed, requires_approval, forbidden)."""
     catalog = operations.catalog()
     names = sorted(catalog)
     listed_in: dict[str, str] = {}
     for tier in ("allowed", "requires_approval", "forbidden"):
-        for index, operation in known.entries("governance", "agent_authority", tier):
+        for index, operation in known.entries(*entry, tier):
             if not isinstance(operation, str):
                 continue
-            path = ("governance", "agent_authority", tier, index)
+            path = (*entry, tier, index)
             file, line = file_of(path)
             if operation not in catalog:
                 hint = operations.closest(operation)
@@ -500,7 +511,7 @@ def _operation_problems(
                     file,
                     line,
                     _dotted(path),
-                    f"operation is also listed in agent_authority.{listed_in[operation]}",
+                    f"operation is also listed in {entry[-1]}.{listed_in[operation]}",
                     operation,
                 )
             listed_in.setdefault(operation, tier)

@@ -61,6 +61,8 @@ def readers() -> dict[str, set[str]]:
         for index, (start, rule) in enumerate(marks):
             end = marks[index + 1][0] if index + 1 < len(marks) else len(text)
             for ref in _REF.findall(text[start:end]):
+                # an agent's entry: governance.agents.%s.field is documented as NAME
+                ref = ref.replace("governance.agents.%s", "governance.agents.NAME")
                 for expanded in (
                     (ref.replace("%s", r) for r in ("cpu", "memory")) if "%s" in ref else [ref]
                 ):
@@ -131,6 +133,11 @@ def rows(
         out.append(f"| `{path}` | {_type(resolved)} | {default} | {description} | {used} |")
         if resolved.get("type") == "object" or "properties" in resolved:
             out += rows(resolved, root, f"{path}.", set(resolved.get("required", [])), read)
+        entries = resolved.get("additionalProperties")
+        if isinstance(entries, dict) and "properties" in _resolve(entries, root):
+            # a mapping of named entries: one row per field of an entry, as path.NAME.field
+            entry = _resolve(entries, root)
+            out += rows(entry, root, f"{path}.NAME.", set(entry.get("required", [])), read)
         items = resolved.get("items")
         if isinstance(items, dict) and "properties" in _resolve(items, root):
             # a list of mappings: one row per field of an entry, as path[].field

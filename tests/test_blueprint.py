@@ -91,11 +91,35 @@ def test_defaults_are_filled(tmp_path: Path, minimal_blueprint_text: str) -> Non
 def test_builtin_governance_defaults() -> None:
     assert builtin_governance() == {
         "agent_authority": {"allowed": [], "requires_approval": [], "forbidden": []},
+        "agents": {},
         "resource_band_percent": 10,
         "approval_workflow": {"approvers": [], "timeout_seconds": 3600},
         "audit": {"retention_days": 90, "format": "json"},
         "safety": {"circuit_breaker_threshold": 3, "dry_run": False},
     }
+
+
+def test_agent_entries_merge_by_name_field_by_field(
+    tmp_path: Path, minimal_blueprint_text: str
+) -> None:
+    write(
+        tmp_path,
+        "governance.yaml",
+        "apiVersion: opsgate/v1\nkind: Governance\ngovernance:\n  agents:\n"
+        "    bot:\n      allowed: [scale]\n      namespaces: [shop]\n"
+        "    other:\n      read_only: true\n",
+    )
+    write(
+        tmp_path / "shop",
+        "blueprint.yaml",
+        minimal_blueprint_text + "governance:\n  agents:\n    bot:\n      namespaces: [sandbox]\n",
+    )
+    result = load_blueprints([tmp_path])
+    assert result.errors == []
+    agents = result.blueprints[0].effective["governance"]["agents"]
+    assert agents["bot"]["allowed"] == ["scale"]
+    assert agents["bot"]["namespaces"] == ["sandbox"]  # lists replace lists
+    assert agents["other"]["read_only"] is True
 
 
 def test_shared_governance_then_blueprint_override(

@@ -15,6 +15,7 @@ import data.opsgate.decide.recovery
 import data.opsgate.decide.requests
 import data.opsgate.decide.resources
 import data.opsgate.decide.scaling
+import data.opsgate.govern.agents
 import data.opsgate.govern.approval
 import data.opsgate.govern.classify
 import data.opsgate.govern.resources as govern_resources
@@ -60,6 +61,36 @@ decide_all := {
 # custom:
 #   id: opsgate.main.enforce
 enforce := enforcement(input, _blueprints_for(input), _static)
+
+# METADATA
+# title: authority
+# description: |
+#   What one actor may ask of each service (input: actor, {kind, name}): for an
+#   agent, the operation types its governance.agents entry could ever get allowed
+#   or approved (empty for an unknown or read-only agent); may_act says whether
+#   there is any. The MCP server lists request_operation only when it is true.
+# entrypoint: true
+# custom:
+#   id: opsgate.main.authority
+authority := {
+	"actor": input.actor,
+	"bundle_revision": _static.revision,
+	"services": services,
+	"may_act": count([s | some s in services; count(s.may_request) > 0]) > 0,
+} if {
+	is_object(input.actor)
+	input.actor.kind == "agent"
+	is_string(input.actor.name)
+	services := {name: {"namespace": blueprint.target.namespace, "may_request": types} |
+		some name, blueprint in data.opsgate.blueprints # regal ignore:external-reference
+		types := agents.may_request(input.actor.name, blueprint, _static.catalog)
+	}
+} else := {
+	"actor": object.get(observation.as_object(input), "actor", null),
+	"bundle_revision": _static.revision,
+	"services": {},
+	"may_act": false,
+}
 
 # METADATA
 # title: breaker
@@ -208,6 +239,8 @@ _context(item, blueprints, static) := {
 		summary := observation.usage_summary(object.get(item, "state", {}), resource)
 	},
 	"now": object.get(item, "now", null),
+	# who proposes it (enforce): the agent rules read it; null for the runner's own decisions
+	"actor": object.get(item, "actor", null),
 	"now_ns": observation.time_ns(object.get(item, "now", null)),
 } if {
 	is_object(item)

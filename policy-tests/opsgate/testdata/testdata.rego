@@ -74,6 +74,17 @@ enforce_with(request, compiled) := verdict if {
 }
 
 # METADATA
+# title: Authority
+# description: main.authority for an actor, with the given compiled blueprints.
+# custom:
+#   id: opsgate.testdata.authority
+authority(request, compiled) := answer if {
+	answer := main.authority with input as request
+		with data.opsgate.blueprints as compiled
+		with data.opsgate.bundle as bundle
+}
+
+# METADATA
 # title: Decide with blueprints
 # description: main.decide on the stable observation changed by JSON patch operations, with the given blueprints.
 # custom:
@@ -108,6 +119,7 @@ context(changes) := {
 		summary := observation_lib.usage_summary(object.get(item, "state", {}), resource)
 	},
 	"now": object.get(item, "now", null),
+	"actor": object.get(item, "actor", null),
 	"now_ns": observation_lib.time_ns(object.get(item, "now", null)),
 } if {
 	item := json.patch(observation, changes)

@@ -3,13 +3,15 @@
 # description: |
 #   Every operation, computed or proposed, goes through here: it must fit
 #   its type; then the built-in rules for its type give its tier, the
-#   blueprint's agent_authority may make it stricter, and the circuit
+#   blueprint's agent_authority (and, for an agent, its entry in
+#   governance.agents) may make it stricter, and the circuit
 #   breaker forbids everything while open. An operation no rule classifies
 #   is forbidden (fail closed).
 # custom:
 #   id: opsgate.govern.classify
 package opsgate.govern.classify
 
+import data.opsgate.govern.agents
 import data.opsgate.govern.authority
 import data.opsgate.govern.configuration
 import data.opsgate.govern.parameters
@@ -27,10 +29,11 @@ import data.opsgate.lib.verdict
 #   id: opsgate.govern.classify.findings
 findings(operation, ctx) := parameters.findings(operation, ctx.catalog) | safety.findings(ctx) if {
 	not parameters.fits(operation, ctx.catalog)
-} else := (classified | authority.findings(operation, ctx)) | safety.findings(ctx) if {
+} else := (governed | agents.findings(operation, ctx)) | safety.findings(ctx) if {
 	built_in := _built_in(ctx.catalog[operation.type].concern, operation, ctx)
 	count(built_in) > 0
 	classified := (built_in | at_floor(operation, built_in, ctx)) | {f | f := unknown_floor(operation, ctx)}
+	governed := classified | authority.findings(operation, ctx)
 } else := {unclassified(operation)} | safety.findings(ctx)
 
 # METADATA

@@ -121,6 +121,8 @@ _final_tier(tier, postponements) := "defer" if {
 
 _category(rule) := 1 if {
 	startswith(rule, "opsgate.govern.authority.")
+} else := 1 if {
+	startswith(rule, "opsgate.govern.agents.")
 } else := 2 if {
 	startswith(rule, "opsgate.govern.safety.")
 } else := 0
