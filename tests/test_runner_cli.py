@@ -551,7 +551,14 @@ def test_attack_execute_by_rules_of_the_callers_choosing(
     shutil.copytree(signed_blueprints, mine)
     backend = mine / "backend" / "blueprint.yaml"
     backend.write_text(backend.read_text().replace("max_replicas: 3", "max_replicas: 10"))
-    scale = ("--service", "backend", "--operation", '{"type": "scale", "to": 8}', "--agent", "kagent")
+    scale = (
+        "--service",
+        "backend",
+        "--operation",
+        '{"type": "scale", "to": 8}',
+        "--agent",
+        "kagent",
+    )
     refused = _execute(run_cli, tmp_path, mine, *scale)
     assert refused.exit_code == 1
     assert "execute on its state uses the runner's own --blueprints" in refused.stderr
