@@ -146,6 +146,8 @@ EVENT_KINDS = frozenset(
         "notification_failed",
         "checkpoint",
         "repeated",
+        # an AI agent's request through opsgate mcp or opsgate gate, with what it said of it
+        "agent_request",
     }
 )
 

@@ -140,7 +140,25 @@ _BREAKER = {
     },
 }
 
+_AUTHORITY = {
+    "type": "object",
+    "required": ["bundle_revision", "services", "may_act"],
+    "properties": {
+        "bundle_revision": {"type": "string"},
+        "may_act": {"type": "boolean"},
+        "services": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["namespace", "may_request"],
+                "properties": {"namespace": {"type": "string"}, "may_request": _STRINGS},
+            },
+        },
+    },
+}
+
 _VALIDATORS = {
+    "authority": Draft202012Validator(_AUTHORITY),
     "breaker": Draft202012Validator(_BREAKER),
     "decide": Draft202012Validator(_DOCUMENT),
     "decide_all": Draft202012Validator(_DECIDE_ALL),
@@ -201,6 +219,12 @@ def decision_documents(answer: Any) -> list[DecisionDocument]:
 def verdict(answer: Any) -> dict[str, Any]:
     """Return ``answer`` as an enforce verdict, or raise PolicyError."""
     _check("enforce", answer)
+    return cast(dict[str, Any], answer)
+
+
+def authority_answer(answer: Any) -> dict[str, Any]:
+    """Return ``answer`` as an authority answer (what an actor may request), or raise."""
+    _check("authority", answer)
     return cast(dict[str, Any], answer)
 
 

@@ -117,6 +117,25 @@ def _moved_since_decided(operation: Mapping[str, Any], now: dict[str, Any] | Non
     )
 
 
+def enforce_request(
+    cluster: Cluster, state: StateStore, ctx: Context, operation: dict[str, Any], requester: Actor
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ``enforce`` input for ``operation`` as the cluster and the state are now, and the
+    observation it rests on. Reads only: a check and an execution ask the same question."""
+    observation = cluster.observe(ctx.target)
+    request: dict[str, Any] = {
+        "service": ctx.service,
+        "operation": _operation_only(operation),
+        "state": state.service_state(ctx.service),
+        "now": cluster.now(),
+        # judged on what the cluster has now, not on the blueprint's starting values
+        "replicas": observation.get("replicas"),
+        "resources": observation.get("resources"),
+        "actor": requester,
+    }
+    return request, observation
+
+
 class Executor:
     """Executes decided operations on one cluster, with one state store and audit log."""
 
@@ -181,17 +200,7 @@ class Executor:
         approval: Approval | None,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """The fresh verdict, and the observation it rests on (the state before acting)."""
-        observation = self.cluster.observe(ctx.target)
-        request: dict[str, Any] = {
-            "service": ctx.service,
-            "operation": _operation_only(operation),
-            "state": self.state.service_state(ctx.service),
-            "now": self.cluster.now(),
-            # judged on what the cluster has now, not on the blueprint's starting values
-            "replicas": observation.get("replicas"),
-            "resources": observation.get("resources"),
-            "actor": requester,
-        }
+        request, observation = enforce_request(self.cluster, self.state, ctx, operation, requester)
         if approval is not None and approval.token is not None:
             # only an approval's check reads what was spent: no query for every operation
             request["approval"] = approval.token

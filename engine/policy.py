@@ -219,6 +219,11 @@ class PolicySession:
         answer = self.gateway.evaluate(ENTRYPOINTS, "enforce", request)
         return contracts.verdict(answer)
 
+    def authority(self, actor: dict[str, str]) -> dict[str, Any]:
+        """Ask ``data.opsgate.main.authority`` what ``actor`` may ever request, per service."""
+        answer = self.gateway.evaluate(ENTRYPOINTS, "authority", {"actor": actor})
+        return contracts.authority_answer(answer)
+
     def breaker(self, request: Any) -> contracts.BreakerAnswer:
         """Ask ``data.opsgate.main.breaker`` whether a service's breaker is open."""
         answer = self.gateway.evaluate(ENTRYPOINTS, "breaker", request)

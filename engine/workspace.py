@@ -154,6 +154,38 @@ class Workspace:
         other._source = self._source
         return other
 
+    def on_state(
+        self,
+        state_dir: Path,
+        *,
+        create: bool = False,
+        audit_key: Path | None = None,
+        record_retention: bool = False,
+    ) -> Workspace:
+        """A workspace on the runner's ``state_dir`` over these same blueprints, bundle and OPA.
+
+        For a long-lived server (``opsgate mcp``) that opens the state, audit log and
+        cluster for each call, as ``opsgate execute`` does once, and closes them after it:
+        the runner's own process may change them between calls. OPA stays this
+        workspace's to stop.
+        """
+        other = Workspace(
+            self.blueprint_dir,
+            policies=self.policies,
+            opa=self.opa,
+            state_dir=state_dir,
+            create=create,
+            audit_key=audit_key,
+            record_retention=record_retention,
+            warn=self._warn,
+            passphrase=self._passphrase,
+            cluster=self.cluster_kind,
+            kubeconfig=self.kubeconfig,
+            prometheus_url=self.prometheus_url,
+        )
+        other._source = self._source
+        return other
+
     # --- parse → compile → serve ------------------------------------------------------
 
     @property
@@ -352,8 +384,13 @@ class Workspace:
         self._stack.callback(runner.close)
         return runner
 
-    def executor(self, *, dry_run: bool = False) -> Executor:
-        """The execution engine over this workspace, re-checking with its policy session."""
+    def executor(
+        self, *, dry_run: bool = False, schedule_verification: bool | None = None
+    ) -> Executor:
+        """The execution engine over this workspace, re-checking with its policy session.
+
+        ``schedule_verification``: journal a change as verifying for the runner's next
+        tick instead of waiting here (default: on a cluster where real time passes)."""
         cluster, state = self.cluster, self.state
         self._save_cluster_on_close()
         return Executor(
@@ -363,6 +400,11 @@ class Workspace:
             self.session.enforce,
             breaker=self.session.breaker,
             dry_run=dry_run,
+            schedule_verification=(
+                cluster.waits_in_real_time
+                if schedule_verification is None
+                else schedule_verification
+            ),
         )
 
     # --- closing ----------------------------------------------------------------------

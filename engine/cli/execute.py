@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
 
-from engine.approval import Actor, Approvals
+from engine.approval import Actor
 from engine.cli.application import application
 from engine.cli.inputs import InputError, read_json_object, where_of
 from engine.cli.options import (
@@ -22,34 +21,13 @@ from engine.cli.options import (
     state_dir_option,
 )
 from engine.cli.terminal import describe_masked, emit_json, escape, note
-from engine.cluster import Target
 from engine.contracts import observation_problem
-from engine.errors import PolicyError
-from engine.execute import Context
 from engine.policy import OpaSettings
+from engine.proposal import propose
 from engine.redact import mask
-from engine.state import StateStore
 from engine.verify import verify as run_checks
 
 _EXIT = {"blocked": 4, "awaiting_approval": 3, "deferred": 5}
-
-
-def _same_rules_as_the_runner(state: StateStore, revision: str, opa: str) -> None:
-    """Refuse to act on the runner's state by other rules than the runner's.
-
-    ``execute`` may run as the runner's user (through sudo): blueprints, policies or an
-    OPA of the caller's choosing would let them decide their own verdict.
-    """
-    recorded = state.runner()
-    if recorded is None:
-        return
-    runner_revision, runner_opa = recorded
-    if (revision, opa) != (runner_revision, runner_opa):
-        raise PolicyError(
-            f"the runner on this state decides with bundle revision {runner_revision} "
-            f"({runner_opa} OPA); these blueprints and policies give {revision} ({opa} OPA): "
-            "execute on its state uses the runner's own --blueprints, --policies and OPA"
-        )
 
 
 def _blueprint(
@@ -125,47 +103,20 @@ def execute(
         record_retention=True,
     )
     with workspace:
-        blueprint = _blueprint(workspace.blueprints, blueprints, service)
+        _blueprint(workspace.blueprints, blueprints, service)
         operation = read_json_object(operation_source, "operation", "--operation", inline=True)
-        cluster = workspace.cluster  # the state dir is checked private (made if missing) first
-        state = workspace.state
-        executor = workspace.executor(dry_run=dry_run)  # the audit log, then OPA
-        session = workspace.session
-        target = Target(
-            service, blueprint["target"]["namespace"], blueprint["target"]["deployment"]
+        proposal = propose(
+            workspace,
+            service,
+            operation,
+            requester,
+            opa=opa_identity(opa),
+            approval_id=approval_id,
+            dry_run=dry_run,
         )
-        _same_rules_as_the_runner(state, session.revision, opa_identity(opa))
-        context = Context(target, blueprint, session.revision)
-        verdict = executor.fresh_verdict(context, operation, requester)
-        approval = state.approval(approval_id) if approval_id else None
-        if approval_id and approval is None:
-            raise click.UsageError(f"no approval request {approval_id} in {state_dir}")
-        decision = {**verdict, "operation": operation}
-        result = executor.execute(context, decision, approval, requester)
-        if result.outcome == "awaiting_approval" and approval is None:
-            approval, _ = Approvals(state, executor.audit).request(
-                verdict, service, blueprint, session.revision, cluster.now(), requester
-            )
-            result = replace(
-                result,
-                detail=f"approval request {approval.id} filed; an approver answers with: "
-                f"opsgate approvals approve {approval.id} --key PATH --reason TEXT",
-            )
     # closed: a signed checkpoint over this command's events, and the cluster saved
-    shown = mask(
-        {
-            "outcome": result.outcome,
-            "tier": result.tier,
-            "operation": result.operation,
-            "detail": result.detail,
-            "verification": result.verification.to_json() if result.verification else None,
-            "breaker_opened": result.breaker_opened,
-            "reasons": verdict["reasons"],
-            "suggestion": verdict["suggestion"],
-            "requester": requester,
-            "approval_id": approval.id if approval else None,
-        }
-    )
+    result = proposal.result
+    shown = mask({**proposal.to_json(), "requester": requester})
     emit_json(shown)
     reasons = "; ".join(shown["reasons"])
     note(f"{result.outcome}: {escape(describe_masked(operation))} ({escape(reasons)})")
