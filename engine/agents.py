@@ -95,12 +95,21 @@ class AgentGate:
         self.actor: Actor = {"kind": "agent", "name": agent}
         self.opa = opa
         self.audit_key = audit_key
+        self._authority: dict[str, Any] | None = None
 
     # --- what the agent may see -------------------------------------------------------
 
     def authority(self) -> dict[str, Any]:
-        """The policies' word on what this agent may ever request, per service."""
-        return self.source.session.authority(dict(self.actor))
+        """The policies' word on what this agent may ever request, per service (asked once:
+        the server's bundle is compiled once, so the answer can't change while it serves)."""
+        if self._authority is None:
+            self._authority = self.source.session.authority(dict(self.actor))
+        return self._authority
+
+    @property
+    def knows_authority(self) -> bool:
+        """True once the authority was asked (tools() then asks nothing of OPA)."""
+        return self._authority is not None
 
     def tools(self) -> tuple[str, ...]:
         """The tools this agent is shown: request_operation only if it may request anything."""

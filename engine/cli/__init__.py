@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from engine import __version__
+from engine.cli import agents as agents_command
 from engine.cli import approvals as approvals_command
 from engine.cli import audit as audit_command
 from engine.cli import breaker as breaker_command
@@ -134,6 +135,7 @@ cli.add_command(breaker_command.breaker)
 cli.add_command(audit_command.audit)
 cli.add_command(demo_command.demo)
 cli.add_command(simulate_command.simulate)
+cli.add_command(agents_command.mcp)
 
 
 def _stop_on(signum: int, frame: Any) -> None:

@@ -399,3 +399,39 @@ def checked_approval_id(
             "6 characters"
         )
     return value
+
+
+def cluster_options(function: F) -> F:
+    """Add --cluster, --prometheus-url and --kubeconfig: which cluster a command acts on."""
+    options = [
+        click.option(
+            "--cluster",
+            "cluster_kind",
+            type=click.Choice(["sim", "kube"]),
+            envvar="OPSGATE_CLUSTER",
+            show_envvar=True,
+            default="sim",
+            show_default=True,
+            help="Simulated cluster, or Kubernetes through the current kubeconfig.",
+        ),
+        click.option(
+            "--prometheus-url",
+            envvar="OPSGATE_PROMETHEUS_URL",
+            show_envvar=True,
+            default=None,
+            help="Kubernetes only: Prometheus HTTP API for latency, error rate and throughput.",
+        ),
+        click.option(
+            "--kubeconfig",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            envvar="OPSGATE_KUBECONFIG",
+            show_envvar=True,
+            default=None,
+            help="Kubernetes only: the kubeconfig to use (default: $KUBECONFIG or ~/.kube/config, "
+            "else the in-cluster service account).",
+        ),
+    ]
+    decorated: Any = function
+    for option in reversed(options):
+        decorated = option(decorated)
+    return cast(F, decorated)

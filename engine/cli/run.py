@@ -19,6 +19,7 @@ from engine.cli.options import (
     FiniteFloatRange,
     audit_key_option,
     blueprints_option,
+    cluster_options,
     inbox_option,
     load_key,
     opa_identity,
@@ -219,32 +220,7 @@ State (state.db), audit log (audit.jsonl) and the simulated cluster
 (cluster.json) live in --state-dir.""",
 )
 @blueprints_option
-@click.option(
-    "--cluster",
-    "cluster_kind",
-    type=click.Choice(["sim", "kube"]),
-    envvar="OPSGATE_CLUSTER",
-    show_envvar=True,
-    default="sim",
-    show_default=True,
-    help="Simulated cluster, or Kubernetes through the current kubeconfig.",
-)
-@click.option(
-    "--prometheus-url",
-    envvar="OPSGATE_PROMETHEUS_URL",
-    show_envvar=True,
-    default=None,
-    help="Kubernetes only: Prometheus HTTP API for latency, error rate and throughput.",
-)
-@click.option(
-    "--kubeconfig",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    envvar="OPSGATE_KUBECONFIG",
-    show_envvar=True,
-    default=None,
-    help="Kubernetes only: the kubeconfig to use (default: $KUBECONFIG or ~/.kube/config, "
-    "else the in-cluster service account).",
-)
+@cluster_options
 @click.option(
     "--once",
     is_flag=True,
