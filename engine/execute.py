@@ -281,6 +281,7 @@ class Executor:
             approval if tier == "approve" else None,
             before,
             dry_run=self._dry_run(verdict),
+            requester=requester,
         )
 
     def _own_refusal(self, ctx: Context, operation: dict[str, Any]) -> str:
@@ -343,6 +344,7 @@ class Executor:
         before: dict[str, Any],
         *,
         dry_run: bool,
+        requester: Actor = RUNNER,
     ) -> Result:
         operation = _operation_only(decision["operation"])
         actor = approval.answered_by if approval and tier == "approve" else "opsgate"
@@ -370,6 +372,7 @@ class Executor:
             actor=actor,
             approval_id=approval and approval.id,
             journal_entry=entry,
+            requester=requester,
         )
         try:
             applied = self.cluster.apply(ctx.target, operation)
