@@ -19,6 +19,25 @@ doesn't know, a form it can't read exactly, or a field no operation covers is
 refused rather than guessed. Flags that point kubectl at another cluster or
 identity are refused for every command, reads included.
 
+What a change maps to, where kubectl leaves room:
+
+- a command naming several objects (``delete pod a b``, ``scale deploy a b``)
+  is one proposal per object, in order; the caller refuses the whole when any
+  verdict forbids;
+- a write to a Secret, NetworkPolicy or RBAC object (``create secret``,
+  ``patch secret``, ``delete role``, a Secret in a manifest) is proposed as
+  ``modify_*`` without reading its contents, so Rego forbids it with its own
+  reasons; the audit command masks the values of such a command line;
+- flags that only shape kubectl's output (``-o``, ``--template``, …) or its
+  connection (``--request-timeout``) are ignored on a change, which opsgate
+  carries out and reports itself; every other flag of a change is refused;
+- probes: a patch may change a probe's numbers only (kubectl would merge into
+  a nested handler such as ``httpGet``, opsgate replaces it), a manifest may
+  give whole handlers; a null (a removal) is refused everywhere but in a
+  ConfigMap's data;
+- ``explain secrets`` passes (the schema, not a Secret); ``--from-file`` and
+  ``--from-env-file`` of a configmap are refused (the gate doesn't read them).
+
 Pure: no I/O of its own, no logging; never raises for bad input.
 """
 
@@ -616,9 +635,18 @@ def _plan(
 def _check_read(command: _Command) -> None:
     """Refuse a read of a Secret: a resource type of ``get``/``describe`` that is a Secret in
     any spelling kubectl accepts (``secret``, ``Secrets``, ``secrets.v1.``, ``secret/db``,
-    ``pods,secrets``), in any API group."""
+    ``pods,secrets``), in any API group. Refuse too an output format that reads a file."""
     if command.path == ("cluster-info",) and command.positionals:
         _refuse(f"kubectl cluster-info takes no arguments, not {_q(command.positionals[0])}")
+    for flag in command.given("output"):
+        # go-template-file, jsonpath-file, custom-columns-file, templatefile: kubectl would
+        # read a file of the gate's host (its kubeconfig, say) and print it as a template
+        output = flag.value.partition("=")[0].lower()
+        if output.endswith("-file") or output == "templatefile":
+            _refuse(
+                f"{flag.spelled} {_q(output)} makes kubectl read a local file as a template: "
+                "give the template inline (-o go-template=…, -o jsonpath=…)"
+            )
     if command.path not in {("get",), ("describe",)}:
         return
     for index, word in enumerate(command.positionals):
