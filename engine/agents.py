@@ -218,6 +218,31 @@ class AgentGate:
             shown["retry_after"] = self._retry_after(service)
         return _masked({"service": service, **shown})
 
+    def refused(self, command: str, reason: str) -> None:
+        """Audit a command of this agent that was refused before any operation was asked
+        (the kubectl gate could not map it, or one of its operations is forbidden)."""
+        with self._workspace(acting=True) as workspace:
+            workspace.audit.record(
+                "agent_request",
+                requester=dict(self.actor),
+                actor=self.actor["name"],
+                command=redact.mask_text(command[:MAX_REASON_CHARS]),
+                refused=redact.mask_text(reason),
+            )
+
+    def first_pod(self, service: str) -> str:
+        """The name of one pod of the service as observed now (for a whole-Deployment
+        restart: opsgate's restart_pod restarts through a rollout)."""
+        blueprint = self._blueprint(service)
+        with self._workspace() as workspace:
+            pods = workspace.cluster.observe(target_of(blueprint, service)).get("pods") or []
+        names: list[str] = [
+            p["name"] for p in pods if isinstance(p, dict) and isinstance(p.get("name"), str)
+        ]
+        if not names:
+            raise AgentError(f"{service} has no pod to restart now")
+        return sorted(names)[0]
+
     def approval_status(self, approval_id: str) -> dict[str, Any]:
         """One of this agent's approval requests: its status and who answered."""
         with self._workspace() as workspace:

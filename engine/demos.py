@@ -1,4 +1,4 @@
-"""The five demonstrations: the runner on the simulated cluster, or a real one, with the
+"""The six demonstrations: the runner on the simulated cluster, or a real one, with the
 real OPA.
 
 Each demonstration sets up a scene, runs the same runner, execution engine
@@ -18,7 +18,13 @@ and the approval's 30-minute timeout is left to the simulated demonstration.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+import os
+import shutil
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,6 +33,7 @@ from typing import Any
 
 from engine import signing
 from engine.approval import Approvals, claims
+from engine.audit import AuditLog
 from engine.blueprint import keyed_blueprints
 from engine.cluster import Target
 from engine.contracts import describe
@@ -529,12 +536,155 @@ def multi_service(stage: Stage, outcome: DemoOutcome) -> None:
         _expect(outcome, p95 < target, f"{name} meets its p95 target ({p95} < {target} ms)", say)
 
 
+# the agent of the sixth demonstration: governance.yaml gives it scale and restart_pod in shop
+DEMO_AGENT = "ops-assistant"
+
+
+def _opsgate(*args: str) -> list[str]:
+    return [sys.executable, "-m", "engine", *args]
+
+
+def ai_agent(stage: Stage, outcome: DemoOutcome) -> None:
+    """An AI agent over MCP: its allowed change runs and is verified, one beyond max waits for
+    a person's signed approval (answered out of band), a PVC deletion is forbidden with a
+    suggestion, and reading a secret through the kubectl gate is forbidden.
+
+    The agent is the SDK's own MCP client driving ``opsgate mcp`` over stdio (no model):
+    what a model would send, sent as it would send it. The runner's state is a private
+    directory of its own, its audit log signed, as on a bastion host.
+    """
+    say = stage.say
+    if stage.scene.real:
+        say("scene     the agent demonstration runs on the simulated cluster")
+    blueprints = stage.workspace.blueprint_dir
+    assert blueprints is not None
+    demo_signer(outcome.audit_path.parent / "keys")  # the approver's key file, for the CLI
+    key = outcome.audit_path.parent / "keys" / f"{DEMO_APPROVER}.key"
+    # the runner's state as on a bastion host: a private directory, a signed audit log
+    state = outcome.audit_path.parent / "agent-state"
+    shutil.rmtree(state, ignore_errors=True)
+    state.mkdir(mode=0o700, parents=True)
+    outcome.audit_path = state / "audit.jsonl"
+    common = ["--blueprints", str(blueprints), "--state-dir", str(state)]
+    backend_max = stage.blueprints["backend"]["spec"]["scaling"]["max_replicas"]
+    beyond = {"service": "backend", "operation": {"type": "scale", "to": backend_max + 2}}
+    answers = asyncio.run(_agent_session(common, beyond, key, say))
+    gated = subprocess.run(
+        [
+            *_opsgate("gate", "--agent", DEMO_AGENT, *common, "--"),
+            *("kubectl", "get", "secret", "orders-db", "-n", "shop", "-o", "yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    say(f"agent     $ kubectl get secret orders-db -n shop -o yaml  → exit {gated.returncode}")
+    say(f"gate      {gated.stderr.strip().splitlines()[-1] if gated.stderr.strip() else '-'}")
+    _expect(outcome, answers["scaled"].get("outcome") == "succeeded", "frontend scaled 2 → 3", say)
+    verification = answers["scaled"].get("verification") or {}
+    _expect(outcome, verification.get("outcome") == "pass", "the agent's change verified", say)
+    _expect(
+        outcome,
+        answers["filed"].get("outcome") == "awaiting_approval",
+        f"backend beyond max ({backend_max + 2} > {backend_max}): an approval request, "
+        "not an execution",
+        say,
+    )
+    _expect(
+        outcome,
+        answers["status"].get("status") == "granted"
+        and answers["status"].get("answered_by") == DEMO_APPROVER,
+        f"the agent sees the approval granted by {DEMO_APPROVER} in approval_status",
+        say,
+    )
+    _expect(outcome, answers["ran"].get("outcome") == "succeeded", "then it runs, once", say)
+    _expect(
+        outcome,
+        answers["pvc"].get("tier") == "forbid" and bool(answers["pvc"].get("suggestion")),
+        "delete_pvc forbidden, with a suggestion",
+        say,
+    )
+    _expect(outcome, gated.returncode == 4, "kubectl get secret forbidden by the gate", say)
+    events = [json.loads(line) for line in outcome.audit_path.read_text().splitlines()]
+    by_agent = {"kind": "agent", "name": DEMO_AGENT}
+    started = [
+        e for e in events if e["event"] == "execution_started" and e.get("requester") == by_agent
+    ]
+    _expect(
+        outcome,
+        sorted(e["service"] for e in started) == ["backend", "frontend"],
+        "the audit log names the agent as the requester of both executions",
+        say,
+    )
+    refused = [e for e in events if e["event"] == "agent_request" and e.get("refused")]
+    _expect(outcome, bool(refused), "the refused kubectl command is in the audit log", say)
+    checked = AuditLog(outcome.audit_path).verify()
+    _expect(outcome, checked.ok, "the agent's audit log verifies", say)
+
+
+async def _agent_session(
+    common: list[str], beyond: dict[str, Any], key: Path, say: Say
+) -> dict[str, dict[str, Any]]:
+    """The agent's side: one MCP session over stdio, each call told as it is made."""
+    from mcp import Client, StdioServerParameters
+
+    server = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "engine", "mcp", "--agent", DEMO_AGENT, *common],
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    answers: dict[str, dict[str, Any]] = {}
+    async with Client(server) as client:
+        tools = [t.name for t in (await client.list_tools()).tools]
+        say(f"agent     connected over MCP as {DEMO_AGENT}; tools: {', '.join(tools)}")
+
+        async def call(label: str, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+            result = await client.call_tool(tool, arguments)
+            text = " ".join(getattr(block, "text", "") for block in result.content)
+            answer = result.structured_content if not result.is_error else {"error": text}
+            answers[label] = answer or {}
+            return answers[label]
+
+        scale = {"service": "frontend", "operation": {"type": "scale", "to": 3}}
+        scaled = await call("scaled", "request_operation", {**scale, "reason": "p95 rising"})
+        say(f"agent     request_operation scale frontend to 3 → {scaled.get('outcome')}")
+        filed = await call("filed", "request_operation", beyond)
+        say(
+            f"agent     request_operation scale backend to {beyond['operation']['to']} → "
+            f"{filed.get('outcome')} ({filed.get('approval_id')})"
+        )
+        approval_id = str(filed.get("approval_id"))
+        answered = subprocess.run(
+            [
+                *_opsgate("approvals", "approve", approval_id, "--key", str(key)),
+                *("--reason", "checkout campaign", "--state-dir", common[-1]),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        say(
+            f"person    {DEMO_APPROVER}: opsgate approvals approve {approval_id} → exit "
+            f"{answered.returncode}"
+        )
+        status = await call("status", "approval_status", {"approval_id": approval_id})
+        say(f"agent     approval_status {approval_id} → {status.get('status')}")
+        ran = await call("ran", "request_operation", beyond)
+        say(f"agent     request_operation again → {ran.get('outcome')}")
+        pvc = {"service": "backend", "operation": {"type": "delete_pvc", "name": "orders-data"}}
+        forbidden = await call("pvc", "request_operation", pvc)
+        suggestion = (forbidden.get("suggestion") or {}).get("text", "-")
+        say(f"agent     request_operation delete_pvc → {forbidden.get('tier')}: {suggestion}")
+    return answers
+
+
 DEMOS: dict[int, tuple[str, Callable[[Stage, DemoOutcome], None]]] = {
     1: ("Autonomous scaling", autonomous_scaling),
     2: ("Approval workflow", approval_workflow),
     3: ("Governance blocking", governance_blocking),
     4: ("Rollback on verification failure", rollback_on_failure),
     5: ("Multi-service", multi_service),
+    6: ("An AI agent through the gate", ai_agent),
 }
 
 

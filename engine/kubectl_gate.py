@@ -123,6 +123,8 @@ class Governed:
     service: str
     namespace: str
     deployment: str
+    # the ConfigMaps the blueprint says the service owns (target.configmaps)
+    configmaps: tuple[str, ...] = ()
 
 
 def plan(args: Sequence[str], governed: Sequence[Governed], read: Callable[[str], str]) -> Plan:
@@ -834,6 +836,11 @@ def _object_service(
         owners = [g for g in here if name.startswith(f"{g.deployment}-")]
         if len(owners) > 1:
             owners = [g for g in owners if _POD_SUFFIX.fullmatch(name[len(g.deployment) + 1 :])]
+        if len({g.service for g in owners}) == 1:
+            return owners[0].service
+    if kind.kind == "ConfigMap":
+        # the service whose blueprint owns it (target.configmaps) answers for it
+        owners = [g for g in here if name in g.configmaps]
         if len({g.service for g in owners}) == 1:
             return owners[0].service
     services = sorted({g.service for g in here})

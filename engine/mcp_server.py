@@ -344,6 +344,13 @@ def build_server(gate_for: GateFor, queue: CallQueue | None = None) -> Server[An
         except OpsgateError as e:
             # OPA down, state unreadable, busy: the agent is told; nothing ran
             return _error(str(e))
+        except Exception:
+            # a bug of ours: its text stays in the server's log, the agent gets a plain line
+            log.exception("opsgate mcp: %s failed", params.name[:64])
+            return _error(
+                "internal error (in the server's log); whatever ran is in the audit log: "
+                "see recent_decisions"
+            )
 
     return Server(
         "opsgate",

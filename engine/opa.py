@@ -477,6 +477,7 @@ class OpaGateway:
                 host="localhost", port=80, token=token, retries=0, timeout=timeout
             )
             self._client._session.mount("http://", UnixSocketAdapter(socket_path, peer_pid))
+            self._client._session.trust_env = False  # as http_session: no proxy, no netrc
             return
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -496,6 +497,8 @@ class OpaGateway:
             retries=0,  # fail closed now; the run loop tries again next tick
             timeout=timeout,
         )
+        # as http_session: never a proxy between us and our OPA (nor its environment lookups)
+        self._client._session.trust_env = False
 
     def evaluate(self, package: str, rule: str, input_data: Any) -> Any:
         """Return ``data.<package>.<rule>`` for ``input_data``; raise PolicyError otherwise."""

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from engine import kubectl_gate as kg
 from engine import operations
 from engine.kubectl_gate import (
     MAX_INPUT_BYTES,
@@ -1433,3 +1434,16 @@ def test_large_inputs_are_quick() -> None:
     result = run(["apply", "-f", "-"], files={"-": big_configmap})
     assert isinstance(result, Proposed)
     assert len(result.proposals[0].operation["changes"]) == 25_000
+
+
+def test_a_configmap_belongs_to_the_service_whose_blueprint_owns_it() -> None:
+    shop = [
+        kg.Governed("frontend", "shop", "frontend", ("frontend-config",)),
+        kg.Governed("backend", "shop", "backend", ("backend-config",)),
+    ]
+    args = ["create", "configmap", "backend-config", "--from-literal=A=b", "-n", "shop"]
+    planned = kg.plan(args, shop, lambda _: "")
+    assert isinstance(planned, kg.Proposed)
+    assert planned.proposals[0].service == "backend"
+    other = kg.plan(["create", "configmap", "x", "--from-literal=A=b", "-n", "shop"], shop, str)
+    assert isinstance(other, kg.Refused) and "several services live in shop" in other.reason

@@ -136,6 +136,7 @@ cli.add_command(audit_command.audit)
 cli.add_command(demo_command.demo)
 cli.add_command(simulate_command.simulate)
 cli.add_command(agents_command.mcp)
+cli.add_command(agents_command.gate)
 
 
 def _stop_on(signum: int, frame: Any) -> None:

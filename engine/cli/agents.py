@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import shlex
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,9 +26,10 @@ from engine.cli.options import (
     policies_option,
     state_dir_option,
 )
-from engine.cli.terminal import escape, note, printable
+from engine.cli.terminal import describe_masked, escape, note, printable
 from engine.errors import UsageError
 from engine.files import check_private
+from engine.kubectl_gate import Governed, PassThrough, Proposed, Refused, plan
 from engine.mcp_server import DEFAULT_QUEUE, CallQueue, agent_of_request, build_server
 from engine.policy import OpaSettings
 
@@ -205,3 +210,194 @@ async def _serve_stdio(server: Any) -> None:
     from engine.mcp_server import serve_stdio
 
     await serve_stdio(server)
+
+
+# what a manifest read through `kubectl apply -f` may weigh (a kubectl shim reads stdin too)
+MAX_MANIFEST_BYTES = 1024 * 1024
+# exit codes as opsgate enforce: 0 allow (done), 3 approve, 4 forbid, 5 defer, 1 error
+_GATE_EXIT = {
+    "succeeded": 0,
+    "planned": 0,
+    "verifying": 0,
+    "awaiting_approval": 3,
+    "blocked": 4,
+    "deferred": 5,
+}
+
+
+def _read_manifest(path: str) -> str:
+    """A file named by -f (or - for stdin), bounded."""
+    if path == "-":
+        data = sys.stdin.buffer.read(MAX_MANIFEST_BYTES + 1)
+    else:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_MANIFEST_BYTES + 1)
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise OSError(f"{path}: larger than {MAX_MANIFEST_BYTES} bytes")
+    return data.decode("utf-8", errors="replace")
+
+
+def real_kubectl(given: Path | None) -> str:
+    """The kubectl read-only commands pass through to: --kubectl, else the first kubectl on
+    PATH that is not a shim of this gate (which would call us again)."""
+    if given is not None:
+        return str(given)
+    for directory in os.environ.get("PATH", "").split(os.pathsep):
+        candidate = Path(directory or ".") / "kubectl"
+        if not candidate.is_file() or not os.access(candidate, os.X_OK):
+            continue
+        head = b""
+        with contextlib.suppress(OSError), candidate.open("rb") as handle:
+            head = handle.read(4096)
+        if b"opsgate gate" in head:
+            continue  # our own shim
+        return str(candidate)
+    raise UsageError("no kubectl on PATH besides this gate's shim: give --kubectl PATH")
+
+
+@click.command(
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+    epilog="""\b
+Examples:
+  opsgate gate --agent kubectl-ai -- kubectl get pods -n shop
+      (read-only: runs the real kubectl unchanged)
+  opsgate gate --agent kubectl-ai -- kubectl scale deployment/frontend --replicas=3 -n shop
+      (a mutation: the scale operation goes through the gate; allowed ones run and are verified)
+  As a shim on the agent's PATH, a file named kubectl:
+      #!/bin/sh
+      exec opsgate gate --agent kubectl-ai --state-dir /var/lib/opsgate -- kubectl "$@"
+
+Read-only verbs pass through; mutations are parsed into catalog operations and
+carried through the same Rego, approvals, execution, verification and audit as
+request_operation; anything else, and any flag that retargets the call
+(--server, --kubeconfig, --context, --as, --token…), is forbidden.
+Exit codes as opsgate enforce: 0 allowed (done), 3 needs approval, 4 forbidden,
+5 deferred, 1 error, 2 usage; a passed-through command exits as kubectl does.""",
+)
+@blueprints_option
+@click.option(
+    "--agent",
+    envvar="OPSGATE_AGENT",
+    show_envvar=True,
+    required=True,
+    help="The agent running kubectl: its authority is governance.agents.NAME.",
+)
+@click.option(
+    "--kubectl",
+    "kubectl_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    envvar="OPSGATE_KUBECTL",
+    show_envvar=True,
+    default=None,
+    help="The real kubectl for read-only commands (default: the first on PATH that is not "
+    "this gate's shim).",
+)
+@click.argument("command", nargs=-1, type=click.UNPROCESSED, required=True)
+@cluster_options
+@state_dir_option
+@audit_key_option
+@policies_option
+@opa_options
+@click.pass_context
+def gate(
+    ctx: click.Context,
+    blueprints: Path,
+    agent: str,
+    kubectl_path: Path | None,
+    command: tuple[str, ...],
+    cluster_kind: Any,
+    prometheus_url: str | None,
+    kubeconfig: Path | None,
+    state_dir: Path,
+    audit_key: Path | None,
+    policies: Path | None,
+    opa: OpaSettings,
+) -> None:
+    """A kubectl front door for agents that shell out: reads pass, changes are gated."""
+    name = _agent_name(agent)
+    assert name is not None
+    if not command or Path(command[0]).name != "kubectl":
+        raise click.UsageError("give the kubectl command after --: opsgate gate -- kubectl ARGS…")
+    args = list(command[1:])
+    workspace = application(ctx).workspace(
+        blueprints,
+        policies=policies,
+        opa=opa,
+        cluster=cluster_kind,
+        kubeconfig=kubeconfig,
+        prometheus_url=prometheus_url,
+    )
+    with workspace:
+        governed = [
+            Governed(
+                service,
+                b["target"]["namespace"],
+                b["target"]["deployment"],
+                tuple(b["target"].get("configmaps") or ()),
+            )
+            for service, b in sorted(workspace.blueprints.items())
+        ]
+        planned = plan(args, governed, _read_manifest)
+        if isinstance(planned, PassThrough):
+            real = real_kubectl(kubectl_path)
+            workspace.close()  # nothing of ours stays open behind the real kubectl
+            # no kuberc: its aliases and default flags would change what the command reads
+            env = {**os.environ, "KUBERC": "off"}
+            ctx.exit(subprocess.run([real, *planned.args], check=False, env=env).returncode)
+        agent_gate = AgentGate(
+            workspace, state_dir, name, opa=opa_identity(opa), audit_key=audit_key
+        )
+        if isinstance(planned, Proposed):
+            planned = _first_containers_only(planned, workspace.blueprints)
+        if isinstance(planned, Refused):
+            agent_gate.refused(shlex.join(["kubectl", *args]), planned.reason)
+            note(f"[red]forbid[/]: {escape(planned.reason)}")
+            ctx.exit(4)
+        ctx.exit(_carry_out(agent_gate, planned))
+
+
+def _first_containers_only(
+    planned: Proposed, blueprints: dict[str, dict[str, Any]]
+) -> Proposed | Refused:
+    """opsgate changes a Deployment's first container; the gate can confirm that a named
+    container is it only when it bears the Deployment's name (the convention opsgate's
+    Deployments follow). Any other name refuses the whole command."""
+    for proposal in planned.proposals:
+        deployment = blueprints[proposal.service]["target"]["deployment"]
+        if proposal.container is not None and proposal.container != deployment:
+            return Refused(
+                f"container {printable(proposal.container)[:64]!r}: opsgate changes the first "
+                f"container of deployment {deployment}, which the gate confirms only by its "
+                f"name ({deployment}); use request_operation for the first container"
+            )
+    return planned
+
+
+def _carry_out(agent_gate: AgentGate, planned: Proposed) -> int:
+    """Check every operation of the command first (one forbidden: none runs), then request
+    them in order, stopping at the first that does not run. Returns the exit code."""
+    operations_ = []
+    for proposal in planned.proposals:
+        operation = dict(proposal.operation)
+        if proposal.pod_from_observation:
+            operation["pod"] = agent_gate.first_pod(proposal.service)
+        operations_.append((proposal.service, operation))
+    verdicts = [agent_gate.check_operation(s, o) for s, o in operations_]
+    forbidden = [v for v in verdicts if v["tier"] == "forbid"]
+    if forbidden:
+        for verdict in forbidden:
+            note(f"[red]forbid[/]: {escape('; '.join(verdict['reasons']))}")
+            if verdict.get("suggestion"):
+                note(f"suggestion: {escape(verdict['suggestion']['text'])}")
+        agent_gate.refused(planned.command, "; ".join(forbidden[0]["reasons"]))
+        return 4
+    for service, operation in operations_:
+        answer = agent_gate.request_operation(service, operation, reason=planned.command)
+        outcome = answer["outcome"]
+        click.echo(f"opsgate: {service}: {describe_masked(answer['operation'])}: {outcome}")
+        if answer.get("detail"):
+            note(escape(answer["detail"]))
+        code = _GATE_EXIT.get(outcome, 1)
+        if code != 0:
+            return code
+    return 0
