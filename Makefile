@@ -161,6 +161,7 @@ bench: install kube-tools
 	cd scripts && ../$(PY) bench_tick.py
 	$(PY) scripts/bench_opa_costs.py
 	$(PY) scripts/bench_kube_tick.py
+	$(PY) scripts/bench_mcp.py
 	$(PY) scripts/scorecard.py
 	$(PY) scripts/audit_size.py
 
