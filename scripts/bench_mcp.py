@@ -40,7 +40,7 @@ def _figures(label: str, seconds: list[float]) -> str:
     )
 
 
-async def _over_stdio(state: Path, count: int) -> list[float]:
+async def _over_stdio(state: Path, count: int, mode: str) -> list[float]:
     from mcp import Client, StdioServerParameters
 
     server = StdioServerParameters(
@@ -50,7 +50,7 @@ async def _over_stdio(state: Path, count: int) -> list[float]:
         cwd=str(ROOT),
     )
     times = []
-    async with Client(server) as client:
+    async with Client(server, mode=mode) as client:  # type: ignore[arg-type]
         for index in range(WARMUP + count):
             start = time.perf_counter()
             result = await client.call_tool("check_operation", CHECK)
@@ -89,7 +89,9 @@ def main(count: int) -> None:
     with tempfile.TemporaryDirectory(prefix="opsgate-bench-mcp-") as scratch:
         state = Path(scratch) / "state"
         print(f"check_operation, {count} calls after {WARMUP} warm-up, on {os.cpu_count()} cores")
-        print(_figures("MCP stdio round trip", asyncio.run(_over_stdio(state, count))))
+        for mode, label in (("legacy", "initialize handshake"), ("auto", "2026-07-28")):
+            times = asyncio.run(_over_stdio(state, count, mode))
+            print(_figures(f"MCP stdio round trip ({label})", times))
         gate_times, opa_times = _in_process(state, count)
         print(_figures("gate in-process (no MCP)", gate_times))
         print(_figures("OPA enforce query alone", opa_times))
