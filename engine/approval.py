@@ -262,8 +262,12 @@ class Approvals:
         in the last day, with when they were asked or answered. One read for a tick."""
         since = moments.parse(now) - datetime.timedelta(days=1)
         found: dict[str, list[dict[str, Any]]] = {}
+        # the database reads only what a day may bear on, by date (a day earlier still, for
+        # a time written with an offset), not every refusal ever; the moment is checked below
+        day = (since - datetime.timedelta(days=1)).strftime("%Y-%m-%d")
         for status in ("pending", "rejected", "expired"):
-            for approval in self.state.approvals(status=status):
+            bound = None if status == "pending" else day
+            for approval in self.state.approvals(status=status, since_day=bound):
                 if (approval.requester or RUNNER) != RUNNER or redact.holds_mask(
                     approval.operation
                 ):

@@ -533,12 +533,22 @@ class StateStore:
                 raise StateError(f"approval id prefix {approval_id!r} is ambiguous")
         return self._approval(rows[0]) if rows else None
 
-    def approvals(self, status: str | None = None, service: str | None = None) -> list[Approval]:
-        """Approval requests, oldest first, optionally by status and service."""
+    def approvals(
+        self, status: str | None = None, service: str | None = None, *, since_day: str | None = None
+    ) -> list[Approval]:
+        """Approval requests, oldest first, optionally by status and service; with
+        ``since_day`` (YYYY-MM-DD) only those requested, answered or expiring on that day
+        or later (a coarse bound by the date alone: the caller filters the exact moment)."""
         sql = (
             "SELECT * FROM approvals WHERE (? IS NULL OR status = ?) AND (? IS NULL OR service = ?)"
+            " AND (? IS NULL OR substr(requested_at, 1, 10) >= ?"
+            " OR substr(COALESCE(answered_at, ''), 1, 10) >= ?"
+            " OR substr(expires_at, 1, 10) >= ?)"
         )
-        rows = self._read(sql + " ORDER BY requested_at, id", (status, status, service, service))
+        rows = self._read(
+            sql + " ORDER BY requested_at, id",
+            (status, status, service, service, since_day, since_day, since_day, since_day),
+        )
         return [self._approval(row) for row in rows]
 
     def pending_for(self, service: str, decision_id: str) -> Approval | None:

@@ -308,3 +308,30 @@ def test_two_connections_share_state(tmp_path: Path) -> None:
     assert runner.approval("a1b2c3d4e5").status == "granted"  # type: ignore[union-attr]
     runner.close()
     operator.close()
+
+
+def test_approvals_since_a_day_leave_old_refusals_in_the_database(store: StateStore) -> None:
+    old = _approval(
+        "0ld0ld0ld0",
+        status="rejected",
+        requested_at="2026-01-01T12:00:00Z",
+        expires_at="2026-01-01T12:30:00Z",
+        answered_at="2026-01-01T12:10:00Z",
+    )
+    answered_late = _approval(
+        "1a7e1a7e1a",
+        status="rejected",
+        requested_at="2026-02-08T23:00:00Z",
+        expires_at="2026-02-08T23:30:00Z",
+        answered_at="2026-02-10T08:00:00Z",
+    )
+    recent = _approval("2ece2ece2e", status="rejected")
+    for approval in (old, answered_late, recent):
+        store.add_approval(approval)
+    assert {a.id for a in store.approvals(status="rejected")} == {
+        old.id,
+        answered_late.id,
+        recent.id,
+    }
+    bounded = store.approvals(status="rejected", since_day="2026-02-09")
+    assert {a.id for a in bounded} == {answered_late.id, recent.id}
