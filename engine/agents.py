@@ -120,6 +120,14 @@ class AgentGate:
         services = self.authority()["services"].values()
         return sorted({t for s in services for t in s["may_request"]})
 
+    def ensure_opa(self) -> None:
+        """Restart the managed OPA if it died since the last call (audited), as the runner
+        does each tick; PolicyError while it can't be: the call is refused, nothing runs."""
+        restarted = self.source.session.ensure_running()
+        if restarted:
+            with self._workspace(acting=True) as workspace:
+                workspace.audit.record("opa_restarted", reason=restarted, actor="opsgate")
+
     # --- the tools --------------------------------------------------------------------
 
     def list_services(self) -> dict[str, Any]:

@@ -371,6 +371,7 @@ def _operation_schema_of(gate: AgentGate) -> dict[str, Any]:
 
 def _dispatch(gate: AgentGate, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
     """Call the gate's answer to one tool (arguments already validated)."""
+    gate.ensure_opa()
     if name == "list_services":
         return gate.list_services()
     if name == "describe_service":

@@ -394,22 +394,25 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _managed_opa(state: Path) -> int:
+    """The pid of the OPA the `opsgate mcp` serving ``state`` started."""
+    server = next(
+        int(p.name)
+        for p in Path("/proc").iterdir()
+        if p.name.isdigit()
+        and str(state) in (p / "cmdline").read_bytes().decode(errors="replace")
+        and "mcp" in (p / "cmdline").read_bytes().decode(errors="replace")
+    )
+    [opa] = [c for c in _children(server) if b"opa" in Path(f"/proc/{c}/cmdline").read_bytes()]
+    return opa
+
+
 def test_opa_hanging_during_a_call_fails_closed(tmp_path: Path) -> None:
     state = tmp_path / "s"
 
     async def calls(client: Client) -> Any:
         _answer(await client.call_tool("check_operation", SCALE_FRONTEND))
-        server_pid = next(
-            int(p.name)
-            for p in Path("/proc").iterdir()
-            if p.name.isdigit()
-            and str(state) in (p / "cmdline").read_bytes().decode(errors="replace")
-            and "mcp" in (p / "cmdline").read_bytes().decode(errors="replace")
-        )
-        opa = [
-            c for c in _children(server_pid) if b"opa" in Path(f"/proc/{c}/cmdline").read_bytes()
-        ]
-        assert opa, "no managed OPA under the server"
+        opa = [_managed_opa(state)]
         os.kill(opa[0], signal.SIGSTOP)
         try:
             return _error(await client.call_tool("request_operation", SCALE_FRONTEND))
@@ -525,3 +528,26 @@ def test_a_tokens_file_others_can_read_is_refused(run_cli: RunCli, tmp_path: Pat
     assert result.exit_code == 1
     assert "tokens file" in result.stderr
     assert SRE_LEAD.name == "sre-lead"
+
+
+def test_a_managed_opa_that_died_is_restarted_before_the_next_call(tmp_path: Path) -> None:
+    state = tmp_path / "s"
+
+    async def calls(client: Client) -> Any:
+        _answer(await client.call_tool("check_operation", SCALE_FRONTEND))
+        opa = _managed_opa(state)
+        os.kill(opa, signal.SIGKILL)
+        while Path(f"/proc/{opa}").exists() and "Z" not in _status(opa):
+            await asyncio.sleep(0.05)
+        return _answer(await client.call_tool("request_operation", SCALE_FRONTEND))
+
+    answer = run(_session(state, "ops-assistant", calls))
+    assert answer["outcome"] == "succeeded"
+    assert [e for e in _audit(state) if e["event"] == "opa_restarted"]
+
+
+def _status(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except OSError:
+        return "Z"
