@@ -525,3 +525,21 @@ def test_a_tokens_file_others_can_read_is_refused(run_cli: RunCli, tmp_path: Pat
     assert result.exit_code == 1
     assert "tokens file" in result.stderr
     assert SRE_LEAD.name == "sre-lead"
+
+
+def test_an_agent_can_not_be_named_as_the_runner(run_cli: RunCli, tmp_path: Path) -> None:
+    # attack: serve an agent named "opsgate" (opsgate execute --agent refuses it): its
+    # agent_request events would carry actor "opsgate", the runner's own name
+    state = str(tmp_path / "s")
+    served = run_cli("mcp", "--state-dir", state, "--agent", "opsgate")
+    assert served.exit_code == 2
+    assert "the runner's own name" in served.stderr
+    gated = run_cli("gate", "--agent", "opsgate", "--state-dir", state, "--", "kubectl", "version")
+    assert gated.exit_code == 2
+    assert "the runner's own name" in gated.stderr
+    tokens = tmp_path / "tokens"
+    tokens.write_text("opsgate " + "a" * 40 + "\n")
+    tokens.chmod(0o600)
+    http = run_cli("mcp", "--state-dir", state, "--http", "127.0.0.1:0", "--tokens", str(tokens))
+    assert http.exit_code == 2  # a usage error, as a malformed line
+    assert "the runner's own name" in http.stderr

@@ -42,6 +42,9 @@ def _agent_name(value: str | None, option: str = "--agent") -> str | None:
             "(starting with a letter or digit)",
             param_hint=option,
         )
+    if value in signing.RESERVED_NAMES:
+        # as opsgate execute --agent: the audit log's actor "opsgate" is the runner's
+        raise click.BadParameter(f"{value!r} is the runner's own name", param_hint=option)
     return value
 
 
@@ -68,6 +71,8 @@ def read_tokens(path: Path) -> dict[str, str]:
             continue
         name, _, token = text.partition(" ")
         token = token.strip()
+        if name in signing.RESERVED_NAMES:
+            raise UsageError(f"{path}:{number}: {name!r} is the runner's own name")
         if not signing.valid_name(name) or len(token) < 32 or " " in token:
             raise UsageError(
                 f"{path}:{number}: expected NAME TOKEN (an agent name, then a token of at "
