@@ -349,7 +349,20 @@ def _approval_summary(approval: Any) -> dict[str, Any]:
 
 
 def _event_summary(event: dict[str, Any]) -> dict[str, Any]:
-    keys = ("time", "event", "service", "tier", "operation", "reasons", "reason", "error")
+    keys: tuple[str, ...] = (
+        "time",
+        "event",
+        "service",
+        "tier",
+        "operation",
+        "reasons",
+        "reason",
+        "error",
+    )
+    if event.get("event") == "agent_request":
+        # an agent's own words (its reason) are for people: shown to no agent, lest one
+        # agent's text become another's instructions
+        keys = tuple(k for k in keys if k != "reason")
     out = {k: event[k] for k in keys if k in event}
     for key in ("requester", "approval_id", "id", "outcome"):
         if key in event:

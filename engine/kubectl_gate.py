@@ -52,6 +52,8 @@ from typing import Any, NoReturn, TypeAlias
 
 import yaml
 
+from engine.redact import MASK, SENSITIVE_KEY
+
 try:  # libyaml's parser is many times faster on a large manifest, and yields the same events
     from yaml import CSafeLoader as _SafeLoader
 except ImportError:  # PyYAML built without libyaml
@@ -79,9 +81,11 @@ class PassThrough:
 
 @dataclass(frozen=True)
 class Refused:
-    """A command that is never run: exit 4 with this one-line reason."""
+    """A command that is never run: exit 4 with this one-line reason, and the command for
+    the audit log (as :class:`Proposed` keeps it: values that may be secret masked)."""
 
     reason: str
+    command: str = ""
 
 
 @dataclass(frozen=True)
@@ -139,7 +143,22 @@ def plan(args: Sequence[str], governed: Sequence[Governed], read: Callable[[str]
     try:
         return _plan(words, tuple(governed), read)
     except _Refusal as refusal:
-        return Refused(refusal.reason)
+        return Refused(refusal.reason, audit_command(words))
+
+
+def audit_command(args: Sequence[str]) -> str:
+    """``kubectl …`` for the audit log, however far the command is understood: a refused
+    command is audited too, and a Secret's literal or a credential-looking configmap value
+    in it must not reach the log (a refusal can come before or after the words that hold
+    it). A command that can't be read at all, and looks sensitive anywhere, keeps only its
+    command words and flag names."""
+    words = tuple(args)
+    try:
+        path, rest = _command_path(words)
+        command = _parse(words, path, rest)
+    except _Refusal:
+        return _masked_unread(words)
+    return _audit_command(command)
 
 
 # --- refusing -------------------------------------------------------------------------
@@ -866,7 +885,7 @@ def _propose(command: _Command, governed: Sequence[Governed], read: Callable[[st
     proposals = handler(command, governed, read)
     if not proposals:
         _refuse(f"kubectl {command.name} changes nothing a catalog operation covers")
-    return Proposed(tuple(proposals), _audit_command(command, proposals))
+    return Proposed(tuple(proposals), _audit_command(command))
 
 
 def _only_flags(command: _Command, allowed: set[str]) -> None:
@@ -1159,26 +1178,64 @@ _HANDLERS: dict[tuple[str, ...], _Handler] = {
 # on these commands every flag value but these is masked: they carry the Secret's contents
 _SECRET_COMMANDS = {("create", "secret", s) for s in ("generic", "tls", "docker-registry")}
 _KEPT_ON_SECRETS = frozenset({"namespace", "type", "output", "help"})
+# flags whose values carry a configmap's contents: masked when a key looks like a credential
+_CONTENT_FLAGS = frozenset({"from-literal", "patch"})
 
 
-def _audit_command(command: _Command, proposals: Sequence[Proposal]) -> str:
+def _names_a_secret(command: _Command) -> bool:
+    """Whether a patch names a Secret among its objects (``secret db``, ``secrets/db``)."""
+    words = command.positionals
+    types = [w.partition("/")[0] for w in words if "/" in w] or list(words[:1])
+    kinds = [_kind_of(t) for t in types]
+    return any(kind is not None and kind.kind == "Secret" for kind in kinds)
+
+
+def _audit_command(command: _Command) -> str:
     """``kubectl …`` for the audit log. On a command that writes a Secret from the command
     line (create secret, patch secret), every flag value but the namespace and the like is
-    masked, so a literal or a patch with a secret in it never reaches the log."""
+    masked, so a literal or a patch with a secret in it never reaches the log; a
+    ``--from-literal`` or ``-p`` whose key looks like a credential (the words the policies
+    and engine.redact treat as sensitive) is masked on any command."""
     words = list(command.args)
     secret = command.path in _SECRET_COMMANDS or (
-        command.path == ("patch",)
-        and any(p.operation["type"] == "modify_secret" for p in proposals)
+        command.path == ("patch",) and _names_a_secret(command)
     )
-    if secret:
-        for flag in command.flags:
-            if flag.spec.name in _KEPT_ON_SECRETS or not flag.spec.takes_value:
-                continue
-            if flag.value_at is not None:
-                words[flag.value_at] = "***"
-            elif flag.prefix is not None:
-                words[flag.at] = f"{flag.prefix}***"
+    for flag in command.flags:
+        if not flag.spec.takes_value:
+            continue
+        if secret:
+            masked = flag.spec.name not in _KEPT_ON_SECRETS
+        else:
+            key = flag.value.partition("=")[0] if flag.spec.name == "from-literal" else flag.value
+            masked = flag.spec.name in _CONTENT_FLAGS and SENSITIVE_KEY.search(key) is not None
+        if not masked:
+            continue
+        if flag.value_at is not None:
+            words[flag.value_at] = MASK
+        elif flag.prefix is not None:
+            words[flag.at] = f"{flag.prefix}{MASK}"
     return shlex.join(["kubectl", *words])
+
+
+def _masked_unread(words: tuple[str, ...]) -> str:
+    """A command that could not be parsed, for the audit log: as given, unless some word
+    looks sensitive (a Secret, a credential's key word); then only command words and flag
+    names are kept, every other word (and every flag's value) is masked."""
+    if not any("secret" in w.lower() or SENSITIVE_KEY.search(w) for w in words):
+        return shlex.join(["kubectl", *words])
+    commands = {w for children in _SUBCOMMANDS.values() for w in children}
+    kept: list[str] = []
+    for word in words:
+        if word in commands or word == "--":
+            kept.append(word)
+        elif word.startswith("--"):
+            name, eq, _ = word.partition("=")
+            kept.append(f"{name}={MASK}" if eq else name)
+        elif word.startswith("-") and len(word) > 1:
+            kept.append(word if len(word) == 2 else f"{word[:2]}{MASK}")
+        else:
+            kept.append(MASK)
+    return shlex.join(["kubectl", *kept])
 
 
 # --- files and documents ------------------------------------------------------------------------

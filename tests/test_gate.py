@@ -234,3 +234,26 @@ def test_a_pass_through_runs_without_the_agents_kuberc(
     monkeypatch.setenv("KUBERC", str(tmp_path / "evil-kuberc"))
     assert _gate(run_cli, tmp_path, "get", "pods", *SHOP).exit_code == 0
     assert _ran(stand_in) == [["off"]]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("create", "secret", "generic", "db", "-n", "nowhere", "--from-literal=pw=hunter2"),
+        ("create", "secret", "generic", "db", *SHOP, "--from-literal=pw=hunter2", "--dry-run"),
+        ("create", "configmap", "frontend-config", *SHOP, "--from-literal=passphrase=hunter2"),
+    ],
+)
+def test_a_refused_or_forbidden_command_keeps_its_secret_out_of_the_audit_log(
+    run_cli: RunCli, tmp_path: Path, stand_in: Path, args: tuple[str, ...]
+) -> None:
+    # attack: get a command with a secret value refused by the parser (unknown namespace,
+    # a refused flag) or forbidden by Rego (a credential-looking configmap key): the
+    # agent_request event kept the command line as typed
+    result = _gate(run_cli, tmp_path, *args)
+    assert result.exit_code == 4  # type: ignore[attr-defined]
+    assert _ran(stand_in) == []
+    audit = (tmp_path / "s" / "audit.jsonl").read_text()
+    assert "agent_request" in audit
+    assert "hunter2" not in audit
+    assert "hunter2" not in result.output  # type: ignore[attr-defined]

@@ -712,6 +712,61 @@ def test_a_secret_s_values_never_reach_the_audit_command(args: list[str]) -> Non
 
 
 @pytest.mark.parametrize(
+    "args",
+    [
+        # refused after the words that hold the value: the namespace is not governed
+        ["create", "secret", "generic", "db", "-n", "nowhere", "--from-literal=pw=hunter2"],
+        # a flag the gate refuses, after and before the literal
+        [
+            "create",
+            "secret",
+            "generic",
+            "db",
+            "-n",
+            "jobs",
+            "--from-literal=a=hunter2",
+            "--dry-run",
+        ],
+        ["create", "secret", "generic", "db", "--bogus", "--from-literal", "a=hunter2"],
+        ["patch", "secret", "db", "-n", "jobs", "--type=json", "-p", '[{"value":"hunter2"}]'],
+        ["create", "secret", "generic", "db", "--from-literal=a=hunter2", "--token", "x"],
+        ["get", "pods", "--password", "hunter2"],
+    ],
+)
+def test_a_refused_command_s_secret_values_never_reach_the_audit_command(
+    args: list[str],
+) -> None:
+    # attack: make the gate refuse a command carrying a Secret's value, so that the raw
+    # command line (not the masked one a proposal gets) lands in the audit log
+    result = run(args)
+    assert isinstance(result, Refused)
+    assert result.command.startswith("kubectl ")
+    assert "hunter2" not in result.command
+    assert "***" in result.command
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["create", "configmap", "cfg", "-n", "jobs", "--from-literal=passphrase=hunter2"],
+        ["create", "configmap", "cfg", "-n", "jobs", "--from-literal", "X-Auth=hunter2"],
+        ["patch", "configmap", "cfg", "-n", "jobs", "-p", '{"data":{"ssh_key":"hunter2"}}'],
+    ],
+)
+def test_a_credential_looking_configmap_value_never_reaches_the_audit_command(
+    args: list[str],
+) -> None:
+    # attack: a configmap key Rego calls a credential (and forbids) whose value the
+    # audit command kept, as mask_text knows no passphrase=/ssh_key: pairs
+    result = run(args)
+    assert isinstance(result, Proposed)
+    assert "hunter2" not in result.command
+    assert "-n jobs" in result.command
+    plain = run(["create", "configmap", "cfg", "-n", "jobs", "--from-literal=mode=fast"])
+    assert isinstance(plain, Proposed) and "mode=fast" in plain.command
+
+
+@pytest.mark.parametrize(
     ("args", "words"),
     [
         # scale

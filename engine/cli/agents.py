@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -29,7 +28,7 @@ from engine.cli.options import (
 from engine.cli.terminal import describe_masked, escape, note, printable
 from engine.errors import UsageError
 from engine.files import check_private
-from engine.kubectl_gate import Governed, PassThrough, Proposed, Refused, plan
+from engine.kubectl_gate import Governed, PassThrough, Proposed, Refused, audit_command, plan
 from engine.mcp_server import DEFAULT_QUEUE, CallQueue, agent_of_request, build_server
 from engine.policy import OpaSettings
 
@@ -43,6 +42,9 @@ def _agent_name(value: str | None, option: str = "--agent") -> str | None:
             "(starting with a letter or digit)",
             param_hint=option,
         )
+    if value in signing.RESERVED_NAMES:
+        # as opsgate execute --agent: the audit log's actor "opsgate" is the runner's
+        raise click.BadParameter(f"{value!r} is the runner's own name", param_hint=option)
     return value
 
 
@@ -69,6 +71,8 @@ def read_tokens(path: Path) -> dict[str, str]:
             continue
         name, _, token = text.partition(" ")
         token = token.strip()
+        if name in signing.RESERVED_NAMES:
+            raise UsageError(f"{path}:{number}: {name!r} is the runner's own name")
         if not signing.valid_name(name) or len(token) < 32 or " " in token:
             raise UsageError(
                 f"{path}:{number}: expected NAME TOKEN (an agent name, then a token of at "
@@ -350,7 +354,7 @@ def gate(
         if isinstance(planned, Proposed):
             planned = _first_containers_only(planned, workspace.blueprints)
         if isinstance(planned, Refused):
-            agent_gate.refused(shlex.join(["kubectl", *args]), planned.reason)
+            agent_gate.refused(planned.command or audit_command(args), planned.reason)
             note(f"[red]forbid[/]: {escape(planned.reason)}")
             ctx.exit(4)
         ctx.exit(_carry_out(agent_gate, planned))
@@ -368,7 +372,8 @@ def _first_containers_only(
             return Refused(
                 f"container {printable(proposal.container)[:64]!r}: opsgate changes the first "
                 f"container of deployment {deployment}, which the gate confirms only by its "
-                f"name ({deployment}); use request_operation for the first container"
+                f"name ({deployment}); use request_operation for the first container",
+                planned.command,
             )
     return planned
 
