@@ -32,6 +32,7 @@ from engine.audit import AuditLog
 from engine.errors import OpsgateError
 from engine.execute import Context, enforce_request
 from engine.proposal import propose, same_rules_as_the_runner, target_of
+from engine.state import Approval
 from engine.workspace import Workspace, state_paths
 
 # the tools whose answers change nothing: every agent sees them
@@ -114,11 +115,6 @@ class AgentGate:
     def tools(self) -> tuple[str, ...]:
         """The tools this agent is shown: request_operation only if it may request anything."""
         return READ_TOOLS + (ACT_TOOLS if self.authority()["may_act"] else ())
-
-    def may_request(self) -> list[str]:
-        """Every operation type this agent may request of some service (for its schema)."""
-        services = self.authority()["services"].values()
-        return sorted({t for s in services for t in s["may_request"]})
 
     def ensure_opa(self) -> None:
         """Restart the managed OPA if it died since the last call (audited), as the runner
@@ -217,11 +213,7 @@ class AgentGate:
             )
         shown = proposal.to_json()
         if proposal.result.outcome == "awaiting_approval" and proposal.approval is not None:
-            shown["how_to_answer"] = (
-                f"a person named in governance.approval_workflow.approvers runs: opsgate "
-                f"approvals approve {proposal.approval.id} --key PATH --reason TEXT (or reject); "
-                "ask again with request_operation once approval_status says granted"
-            )
+            shown["how_to_answer"] = _how_to_answer(proposal.approval)
         if proposal.result.outcome == "deferred":
             shown["retry_after"] = self._retry_after(service)
         return _masked({"service": service, **shown})
@@ -263,10 +255,8 @@ class AgentGate:
                 "answered_by": approval.answered_by,
                 "answered_at": approval.answered_at,
                 "justification": approval.justification,
-                "next": {
-                    "granted": "ask again with request_operation: it runs once, with this approval",
-                    "pending": "wait: a person answers out of band",
-                }.get(approval.status, "nothing: this request is closed"),
+                "signed": approval.token is not None,
+                "next": _next_step(approval),
             }
         )
 
@@ -319,6 +309,41 @@ def _masked(value: dict[str, Any]) -> dict[str, Any]:
     return cast(dict[str, Any], redact.mask(value))
 
 
+def _keyed(approval: Approval) -> bool:
+    """Whether any approver of the request has a public key (only they can sign)."""
+    return any(isinstance(a, dict) and a.get("public_key") for a in approval.approver_keys or [])
+
+
+def _how_to_answer(approval: Approval) -> str:
+    """What a person does about a request, and what the agent does next."""
+    told = (
+        f"a person named in governance.approval_workflow.approvers runs: opsgate approvals "
+        f"approve {approval.id} --key PATH --reason TEXT (or reject); ask again with "
+        "request_operation once approval_status says granted and signed"
+    )
+    if not _keyed(approval):
+        told += (
+            "; but no approver of this service has a public_key, so no answer can make it "
+            "run: an administrator adds {name, public_key} (opsgate approvals keygen) to "
+            "governance.approval_workflow.approvers"
+        )
+    return told
+
+
+def _next_step(approval: Approval) -> str:
+    """What the agent can do about one of its requests now."""
+    if approval.status == "granted" and approval.token is None:
+        return (
+            f"nothing yet: {approval.answered_by} granted it by name only, without a signature, "
+            "which can't make a real execution run; an approver must answer with a key "
+            f"(opsgate approvals approve {approval.id} --key PATH)"
+        )
+    return {
+        "granted": "ask again with request_operation: it runs once, with this approval",
+        "pending": "wait: a person answers out of band",
+    }.get(approval.status, "nothing: this request is closed")
+
+
 def _verdict_summary(verdict: dict[str, Any]) -> dict[str, Any]:
     return {
         k: verdict.get(k)
@@ -335,7 +360,7 @@ def _verdict_summary(verdict: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _approval_summary(approval: Any) -> dict[str, Any]:
+def _approval_summary(approval: Approval) -> dict[str, Any]:
     return {
         "id": approval.id,
         "service": approval.service,

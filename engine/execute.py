@@ -224,30 +224,38 @@ class Executor:
         requester = requester or RUNNER
         operation = decision["operation"]
         if decision["tier"] == "forbid":
-            self._event(ctx, "blocked", decision, suggestion=decision.get("suggestion"))
+            self._event(
+                ctx, "blocked", decision, suggestion=decision.get("suggestion"), **_by(requester)
+            )
             return Result("blocked", decision["id"], operation, "forbid", "forbidden by policy")
         if decision["tier"] == "defer":
-            self._event(ctx, "deferred", decision)
+            self._event(ctx, "deferred", decision, **_by(requester))
             return Result("deferred", decision["id"], operation, "defer", "cooldown")
         verifying = self._being_verified(ctx.service)
         if verifying is not None:
             # one change at a time: the next waits until the last one is judged
             why = f"a change of {ctx.service} is being verified until {verifying}"
-            self._event(ctx, "deferred", decision, reason=why)
+            self._event(ctx, "deferred", decision, reason=why, **_by(requester))
             return Result("deferred", decision["id"], operation, decision["tier"], why)
         verdict, before = self._recheck(ctx, operation, requester, approval)
         tier = verdict["tier"]
         if tier == "forbid":
-            self._event(ctx, "blocked", {**decision, **_verdict_fields(verdict)}, recheck=True)
+            self._event(
+                ctx,
+                "blocked",
+                {**decision, **_verdict_fields(verdict)},
+                recheck=True,
+                **_by(requester),
+            )
             return Result("blocked", decision["id"], operation, tier, "forbidden on re-check")
         if tier == "defer":
-            self._event(ctx, "deferred", {**decision, **_verdict_fields(verdict)})
+            self._event(ctx, "deferred", {**decision, **_verdict_fields(verdict)}, **_by(requester))
             return Result("deferred", decision["id"], operation, tier, "cooldown")
         refusal = self._own_refusal(ctx, operation)
         if refusal:
             # OPA let it through, yet it is never run: say so loudly in the audit log
             refused = {**decision, "tier": "forbid", "reasons": [refusal], "rules": [_OWN_RULE]}
-            self._event(ctx, "blocked", refused, opa_tier=tier)
+            self._event(ctx, "blocked", refused, opa_tier=tier, **_by(requester))
             return Result("blocked", decision["id"], operation, "forbid", refusal)
         if tier == "approve":
             if approval is None:
@@ -714,6 +722,12 @@ class Executor:
         return {"succeeded": "completed", "partial": "completed"}.get(
             result.outcome, result.outcome
         )
+
+
+def _by(requester: Actor) -> dict[str, Any]:
+    """Who proposed it, for an audit event: a person or an agent (the runner goes unsaid,
+    so the runner's own repeated events stay as they were)."""
+    return {} if requester == RUNNER else {"requester": requester}
 
 
 def _verdict_fields(verdict: dict[str, Any]) -> dict[str, Any]:

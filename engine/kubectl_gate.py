@@ -52,6 +52,7 @@ from typing import Any, NoReturn, TypeAlias
 
 import yaml
 
+from engine import operations
 from engine.redact import MASK, SENSITIVE_KEY
 
 try:  # libyaml's parser is many times faster on a large manifest, and yields the same events
@@ -830,6 +831,15 @@ def _deployment_service(name: str, namespace: str | None, governed: Sequence[Gov
 _POD_SUFFIX = re.compile(r"[bcdfghjklmnpqrstvwxz2456789]{1,10}-[bcdfghjklmnpqrstvwxz2456789]{5}")
 
 
+def _forbidden_everywhere(kind: _Kind) -> bool:
+    """Whether every change of this kind is an operation the catalog forbids outright (a
+    pod is not: it belongs to its deployment's service, found by its name)."""
+    if kind.kind == "Pod":
+        return False
+    kinds = {_DELETE_TYPES.get(kind.kind), _PROTECTED_TYPES.get(kind.kind)} - {None}
+    return bool(kinds) and all(operations.floor_of({"type": t}) == "forbid" for t in kinds)
+
+
 def _object_service(
     kind: _Kind, name: str, namespace: str | None, governed: Sequence[Governed]
 ) -> str:
@@ -863,6 +873,9 @@ def _object_service(
         if len({g.service for g in owners}) == 1:
             return owners[0].service
     services = sorted({g.service for g in here})
+    if len(services) > 1 and _forbidden_everywhere(kind):
+        # whichever service answers, the catalog forbids it: the agent gets that reason
+        return services[0]
     if len(services) > 1:
         _refuse(
             f"{kind.label} {namespace}/{name}: several services live in {namespace} "

@@ -302,14 +302,30 @@ def _argument_problem(spec: ToolSpec, arguments: Any) -> str | None:
     error = errors[0]
     where = "/".join(str(p) for p in error.absolute_path) or "arguments"
     if error.validator == "oneOf" and list(error.absolute_path) == ["operation"]:
-        kind = arguments.get("operation", {})
-        kind = kind.get("type") if isinstance(kind, dict) else None
-        entry = operations.catalog().get(kind) if isinstance(kind, str) else None
-        if entry is None:
-            return f"operation: unknown type {str(kind)[:40]!r} (known: see docs/OPERATIONS.md)"
-        names = ", ".join(p.name for p in entry.parameters) or "none"
-        return f"operation: a {kind} takes exactly its parameters ({names}), of their kinds"
+        return _operation_problem(arguments["operation"])
     return f"{where}: {error.message[:200]} ({spec.name})"
+
+
+def _operation_problem(operation: Any) -> str:
+    """Why an operation fits no type of the catalog: its type is unknown, or the first way
+    it breaks its own type's schema (a parameter missing, extra, or of the wrong kind)."""
+    kind = operation.get("type") if isinstance(operation, dict) else None
+    entry = operations.catalog().get(kind) if isinstance(kind, str) else None
+    if entry is None:
+        known = ", ".join(sorted(operations.catalog()))
+        return f"operation: unknown type {str(kind)[:40]!r} (known: {known})"
+    alternative = next(
+        alt for alt in operation_schema()["oneOf"] if alt["properties"]["type"]["const"] == kind
+    )
+    found = sorted(
+        Draft202012Validator(alternative).iter_errors(operation),
+        key=lambda e: list(e.absolute_path),
+    )
+    names = ", ".join(p.name for p in entry.parameters) or "none"
+    if not found:
+        return f"operation: a {kind} takes exactly its parameters ({names})"
+    where = "/".join(["operation", *(str(p) for p in found[0].absolute_path)])
+    return f"{where}: {found[0].message[:200]} (a {kind} takes: {names})"
 
 
 def build_server(gate_for: GateFor, queue: CallQueue | None = None) -> Server[Any]:
@@ -321,8 +337,9 @@ def build_server(gate_for: GateFor, queue: CallQueue | None = None) -> Server[An
     ) -> types.ListToolsResult:
         gate = gate_for(ctx)
         names = await anyio.to_thread.run_sync(gate.tools)
-        schema = await anyio.to_thread.run_sync(_operation_schema_of, gate)
-        return types.ListToolsResult(tools=[_BY_NAME[n].tool(schema) for n in names])
+        # every type of the catalog, as the server accepts: a type this agent may not
+        # request gets its verdict (forbid, with why and a suggestion), not a schema error
+        return types.ListToolsResult(tools=[_BY_NAME[n].tool(operation_schema()) for n in names])
 
     async def call_tool(
         ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
@@ -360,13 +377,6 @@ def build_server(gate_for: GateFor, queue: CallQueue | None = None) -> Server[An
         on_list_tools=list_tools,
         on_call_tool=call_tool,
     )
-
-
-def _operation_schema_of(gate: AgentGate) -> dict[str, Any]:
-    """The operation schema tools/list shows this agent: only the types it may request
-    (check_operation accepts any catalog type; the verdict says what is forbidden)."""
-    may = gate.may_request()
-    return operation_schema(may if may else None)
 
 
 def _dispatch(gate: AgentGate, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -442,6 +452,10 @@ class BearerAgents:
         if scope["type"] == "http":
             agent = self.agent_of(scope.get("headers", []))
             if agent is None:
+                client = scope.get("client") or ("?", 0)
+                log.warning(
+                    "opsgate mcp: refused a request from %s without a known token", client[0]
+                )
                 body = b'{"error": "a bearer token of a known agent is required"}'
                 await send(
                     {

@@ -257,3 +257,22 @@ def test_a_refused_or_forbidden_command_keeps_its_secret_out_of_the_audit_log(
     assert "agent_request" in audit
     assert "hunter2" not in audit
     assert "hunter2" not in result.output  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("delete", "pvc", "data", "-n", "shop"),
+        ("delete", "secret", "db", "-n", "shop"),
+        ("delete", "networkpolicy", "default-deny", "-n", "shop"),
+    ],
+)
+def test_a_change_forbidden_everywhere_gets_the_catalogs_reason_in_a_shared_namespace(
+    run_cli: RunCli, tmp_path: Path, stand_in: Path, args: tuple[str, ...]
+) -> None:
+    """shop holds two services; the gate needn't ask which: the catalog forbids it for both."""
+    result = _gate(run_cli, tmp_path, *args)
+    assert result.exit_code == 4
+    assert "several services live in shop" not in result.output  # type: ignore[attr-defined]
+    assert "forbid" in result.output  # type: ignore[attr-defined]
+    assert _ran(stand_in) == []

@@ -26,6 +26,7 @@ import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
 
+from engine import operations
 from engine.cluster.simulated import SimulatedCluster
 from tests.conftest import REPO, SRE_LEAD, RunCli
 
@@ -104,13 +105,12 @@ def test_tools_list_shows_an_agent_only_what_its_authority_allows(tmp_path: Path
     assert check.read_only_hint is True and check.destructive_hint is False
     assert request.read_only_hint is False and request.destructive_hint is True
     assert request.idempotent_hint is False
-    # the operation schema shows only the types the agent may request, nothing more
+    # the operation schema is the catalog's: every type, exactly its parameters
     schema = known["request_operation"].input_schema
     assert schema["additionalProperties"] is False
-    shown = {
-        alt["properties"]["type"]["const"] for alt in schema["properties"]["operation"]["oneOf"]
-    }
-    assert shown == {"adjust_resources", "restart_pod", "rollback", "scale", "update_configmap"}
+    alternatives = schema["properties"]["operation"]["oneOf"]
+    assert {alt["properties"]["type"]["const"] for alt in alternatives} == set(operations.catalog())
+    assert all(alt["additionalProperties"] is False for alt in alternatives)
 
 
 # --- the tools, end to end -----------------------------------------------------------------
@@ -164,6 +164,8 @@ def test_a_forbidden_request_gets_the_reason_and_a_suggestion(tmp_path: Path) ->
     assert answer["tier"] == "forbid"
     assert answer["suggestion"] is not None and answer["suggestion"]["text"]
     assert any("delete_pvc" in r for r in answer["reasons"])
+    [blocked] = [e for e in _audit(state) if e["event"] == "blocked"]
+    assert blocked["requester"] == {"kind": "agent", "name": "ops-assistant"}
 
 
 def test_an_unknown_agent_may_read_but_not_act(tmp_path: Path) -> None:
@@ -294,12 +296,18 @@ def test_an_agent_can_not_approve_its_own_request(
         (
             "check_operation",
             {"service": "frontend", "operation": {"type": "scale", "to": 3, "server": "x"}},
-            "a scale takes exactly its parameters (to)",
+            "operation: Additional properties are not allowed ('server' was unexpected) "
+            "(a scale takes: to)",
         ),
         (
             "check_operation",
             {"service": "frontend", "operation": {"type": "scale", "to": "3"}},
-            "a scale takes exactly its parameters",
+            "operation/to: '3' is not of type 'integer'",
+        ),
+        (
+            "check_operation",
+            {"service": "frontend", "operation": {"type": "adjust_resources", "resource": "gpu"}},
+            "operation: 'to' is a required property",
         ),
         ("check_operation", {"service": "frontend", "operation": {"type": "nuke"}}, "unknown type"),
         (
@@ -589,5 +597,53 @@ def test_an_agent_can_not_be_named_as_the_runner(run_cli: RunCli, tmp_path: Path
     tokens.write_text("opsgate " + "a" * 40 + "\n")
     tokens.chmod(0o600)
     http = run_cli("mcp", "--state-dir", state, "--http", "127.0.0.1:0", "--tokens", str(tokens))
-    assert http.exit_code == 2  # a usage error, as a malformed line
+    assert http.exit_code == 1  # bad input in a file, as a malformed line
     assert "the runner's own name" in http.stderr
+
+
+def test_a_malformed_tokens_file_is_bad_input_not_usage(run_cli: RunCli, tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text("ops-assistant short\n")
+    tokens.chmod(0o600)
+    result = run_cli(
+        "mcp", "--state-dir", str(tmp_path / "s"), "--http", "127.0.0.1:0", "--tokens", str(tokens)
+    )
+    assert result.exit_code == 1
+    assert f"{tokens}:1: expected NAME TOKEN" in result.stderr
+
+
+def test_an_approval_by_name_only_is_not_told_to_the_agent_as_runnable(
+    tmp_path: Path, run_cli: RunCli
+) -> None:
+    """The repo's approvers have no keys: an answer by name can't make it run, and the agent
+    is told so instead of being sent to ask again (and again)."""
+    state = tmp_path / "s"
+    beyond = {"service": "backend", "operation": {"type": "scale", "to": 5}}
+
+    async def ask(client: Client) -> Any:
+        return _answer(await client.call_tool("request_operation", beyond))
+
+    filed = run(_session(state, "ops-assistant", ask))
+    assert "no approver of this service has a public_key" in filed["how_to_answer"]
+    answered = run_cli(
+        "approvals",
+        "approve",
+        filed["approval_id"],
+        "--by",
+        "sre-lead",
+        "--reason",
+        "ok",
+        "--state-dir",
+        str(state),
+    )
+    assert answered.exit_code == 0, answered.stderr
+
+    async def status(client: Client) -> Any:
+        arguments = {"approval_id": filed["approval_id"]}
+        return _answer(await client.call_tool("approval_status", arguments))
+
+    told = run(_session(state, "ops-assistant", status))
+    assert told["status"] == "granted" and told["signed"] is False
+    assert "by name only" in told["next"]
+    assert run(_session(state, "ops-assistant", ask))["outcome"] == "awaiting_approval"
+    assert _replicas(state, "backend") == 2

@@ -26,7 +26,7 @@ from engine.cli.options import (
     state_dir_option,
 )
 from engine.cli.terminal import describe_masked, escape, note, printable
-from engine.errors import UsageError
+from engine.errors import OpsgateError, UsageError
 from engine.files import check_private
 from engine.kubectl_gate import Governed, PassThrough, Proposed, Refused, audit_command, plan
 from engine.mcp_server import DEFAULT_QUEUE, CallQueue, agent_of_request, build_server
@@ -72,17 +72,17 @@ def read_tokens(path: Path) -> dict[str, str]:
         name, _, token = text.partition(" ")
         token = token.strip()
         if name in signing.RESERVED_NAMES:
-            raise UsageError(f"{path}:{number}: {name!r} is the runner's own name")
+            raise OpsgateError(f"{path}:{number}: {name!r} is the runner's own name")
         if not signing.valid_name(name) or len(token) < 32 or " " in token:
-            raise UsageError(
+            raise OpsgateError(
                 f"{path}:{number}: expected NAME TOKEN (an agent name, then a token of at "
                 "least 32 characters)"
             )
         if token in tokens:
-            raise UsageError(f"{path}:{number}: this token is already given to {tokens[token]}")
+            raise OpsgateError(f"{path}:{number}: this token is already given to {tokens[token]}")
         tokens[token] = name
     if not tokens:
-        raise UsageError(f"{path}: no NAME TOKEN line")
+        raise OpsgateError(f"{path}: no NAME TOKEN line")
     return tokens
 
 
@@ -112,8 +112,8 @@ Rego, approvals, execution, verification and audit as the runner's.""",
     "--http",
     "http_address",
     default=None,
-    help="Serve Streamable HTTP at HOST:PORT (/mcp) instead of stdio. Loopback unless "
-    "given; any other address needs --tokens.",
+    help="Serve Streamable HTTP at HOST:PORT (/mcp) instead of stdio (port 0: a free one, "
+    "printed on stderr). Loopback unless given; any other address needs --tokens.",
 )
 @click.option(
     "--tokens",
@@ -256,7 +256,7 @@ def real_kubectl(given: Path | None) -> str:
         if b"opsgate gate" in head:
             continue  # our own shim
         return str(candidate)
-    raise UsageError("no kubectl on PATH besides this gate's shim: give --kubectl PATH")
+    raise OpsgateError("no kubectl on PATH besides this gate's shim: give --kubectl PATH")
 
 
 @click.command(
@@ -402,6 +402,8 @@ def _carry_out(agent_gate: AgentGate, planned: Proposed) -> int:
         click.echo(f"opsgate: {service}: {describe_masked(answer['operation'])}: {outcome}")
         if answer.get("detail"):
             note(escape(answer["detail"]))
+        if answer.get("retry_after"):
+            note(f"retry after {escape(str(answer['retry_after']))} (the service's cooldown)")
         code = _GATE_EXIT.get(outcome, 1)
         if code != 0:
             return code
