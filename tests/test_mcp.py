@@ -433,7 +433,11 @@ def _managed_opa(state: Path) -> int:
         and str(state) in (p / "cmdline").read_bytes().decode(errors="replace")
         and "mcp" in (p / "cmdline").read_bytes().decode(errors="replace")
     )
-    [opa] = [c for c in _children(server) if b"opa" in Path(f"/proc/{c}/cmdline").read_bytes()]
+    [opa] = [
+        c
+        for c in _children(server)
+        if Path(Path(f"/proc/{c}/cmdline").read_bytes().split(b"\0")[0].decode()).name == "opa"
+    ]
     return opa
 
 
