@@ -238,7 +238,14 @@ class Busy(AgentError):
 
 
 class CallQueue:
-    """One call at a time; at most ``size`` waiting; beyond that, Busy at once."""
+    """One call at a time; at most ``size`` waiting; beyond that, Busy at once.
+
+    A call that may change something runs in a worker thread, so the server keeps
+    reading and answers "busy" while it waits on the cluster. A read-only call (a few
+    milliseconds: the state, an observation, one OPA query) runs on the event loop
+    itself, in its turn: a thread hop and the GIL hand-offs around it cost as much as
+    the call (scripts/bench_mcp.py).
+    """
 
     def __init__(self, size: int = DEFAULT_QUEUE) -> None:
         self.size = size
@@ -247,8 +254,8 @@ class CallQueue:
         self.refused = 0
         self._lock = anyio.Lock()
 
-    async def run(self, work: Callable[[], Any]) -> Any:
-        """Run ``work`` in a worker thread when its turn comes (Busy if the queue is full)."""
+    async def run(self, work: Callable[[], Any], *, in_loop: bool = False) -> Any:
+        """Run ``work`` when its turn comes (Busy if the queue is full)."""
         if self.waiting >= self.size:
             self.refused += 1
             raise Busy(
@@ -259,6 +266,8 @@ class CallQueue:
         try:
             async with self._lock:
                 self.ran += 1
+                if in_loop:
+                    return work()
                 return await anyio.to_thread.run_sync(work)
         finally:
             self.waiting -= 1
@@ -356,7 +365,9 @@ def build_server(gate_for: GateFor, queue: CallQueue | None = None) -> Server[An
             problem = _argument_problem(spec, arguments)
             if problem is not None:
                 return _error(problem)
-            answer = await queue.run(partial(_dispatch, gate, spec.name, arguments))
+            answer = await queue.run(
+                partial(_dispatch, gate, spec.name, arguments), in_loop=spec.read_only
+            )
             return _result(answer)
         except OpsgateError as e:
             # OPA down, state unreadable, busy: the agent is told; nothing ran

@@ -571,7 +571,7 @@ def test_a_managed_opa_that_died_is_restarted_before_the_next_call(tmp_path: Pat
         _answer(await client.call_tool("check_operation", SCALE_FRONTEND))
         opa = _managed_opa(state)
         os.kill(opa, signal.SIGKILL)
-        while Path(f"/proc/{opa}").exists() and "Z" not in _status(opa):
+        while not _dead(opa):  # every thread of it gone: until then its parent can't reap it
             await asyncio.sleep(0.05)
         return _answer(await client.call_tool("request_operation", SCALE_FRONTEND))
 
@@ -580,11 +580,18 @@ def test_a_managed_opa_that_died_is_restarted_before_the_next_call(tmp_path: Pat
     assert [e for e in _audit(state) if e["event"] == "opa_restarted"]
 
 
-def _status(pid: int) -> str:
+def _dead(pid: int) -> bool:
+    """A zombie whose threads have all exited (a Go program's leader turns zombie first)."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2]
+        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+        threads = [
+            line
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+            if line.startswith("Threads:")
+        ]
     except OSError:
-        return "Z"
+        return True
+    return state == "Z" and threads in ([], ["Threads:\t1"])
 
 
 def test_an_agent_can_not_be_named_as_the_runner(run_cli: RunCli, tmp_path: Path) -> None:
