@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from engine import operations
-from engine.cluster import ClusterError, NotFoundError
+from engine.cluster import ClusterError, ConflictError, NotFoundError
 from engine.cluster.kubernetes import RESTART_ANNOTATION, KubernetesCluster
 from engine.verify import verify, verify_rollback
 from tests.kube.conftest import NAMESPACE, Admin, now, runner_requests
@@ -361,7 +361,16 @@ def test_pods_that_cannot_run_fail_verification(
     [failed] = [c for c in verification.checks if c.passed is False]
     assert failed.name == "pods_ready"
     assert pending[0]["metadata"]["name"] in failed.observed
-    runner_cluster.undo(target, applied)
+    # the deployment controller may write the Deployment between our read and our patch:
+    # the write is refused (ConflictError) and, as the runner's next tick does, read again
+    for attempt in range(5):
+        try:
+            runner_cluster.undo(target, applied)
+            break
+        except ConflictError:
+            if attempt == 4:
+                raise
+            time.sleep(0.2)
     cluster_admin.wait_rolled_out(deployment_name)
     assert verify_rollback(applied.inverse or {}, runner_cluster.observe(target)).outcome == "pass"
 
