@@ -1313,9 +1313,10 @@ def _scalar_text(loader: yaml.SafeLoader, node: yaml.Node) -> str:
     return str(node.value)
 
 
-def _construct_int(loader: yaml.SafeLoader, node: yaml.Node) -> int:
-    text = _scalar_text(loader, node)
-    if not _PLAIN_INT.fullmatch(text) or len(text) > 20:
+def _plain_number(node: yaml.Node, pattern: re.Pattern[str], longest: int) -> str:
+    """The scalar's text when kubectl reads it as PyYAML does (plain decimal), else an error."""
+    text = str(node.value)
+    if not pattern.fullmatch(text) or len(text) > longest:
         raise yaml.constructor.ConstructorError(
             None,
             None,
@@ -1323,20 +1324,15 @@ def _construct_int(loader: yaml.SafeLoader, node: yaml.Node) -> int:
             "decimal, or quote it",
             node.start_mark,
         )
-    return int(text)
+    return text
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.Node) -> int:
+    return int(_plain_number(node, _PLAIN_INT, 20))
 
 
 def _construct_float(loader: yaml.SafeLoader, node: yaml.Node) -> float:
-    text = _scalar_text(loader, node)
-    if not _PLAIN_FLOAT.fullmatch(text) or len(text) > 40:
-        raise yaml.constructor.ConstructorError(
-            None,
-            None,
-            f"number {_q(text)} is read differently by kubectl: write it in plain "
-            "decimal, or quote it",
-            node.start_mark,
-        )
-    return float(text)
+    return float(_plain_number(node, _PLAIN_FLOAT, 40))
 
 
 def _construct_bool(loader: yaml.SafeLoader, node: yaml.Node) -> bool:
